@@ -1,0 +1,16 @@
+"""lossless: companion package of the book on "lossless" compression of deep networks.
+
+Submodules are imported explicitly (``from lossless import data, activations``); this
+file imports none of them, so each can be used on its own.
+
+- ``lossless.data``: K-class Gaussian mixtures, samples and their statistics; IDX loader.
+- ``lossless.activations``: activation objects and their Gaussian moments.
+- ``lossless.kernels``: exact (infinite-width) and empirical CK/NTK matrices.
+- ``lossless.networks``: the torch MLP of the book and its weight distributions.
+- ``lossless.theory``: the asymptotic equivalents of the CK/NTK.
+- ``lossless.compress``: the ternary compression construction.
+- ``lossless.spectra`` / ``lossless.plotting``: spectral helpers and figures.
+"""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]
