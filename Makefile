@@ -9,13 +9,15 @@ SHELL := /bin/bash
 VENV ?= $(HOME)/.venvs/lossless
 PYTHON_BOOT ?= python3
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.lossless-requirements.stamp
+# One stamp per checkout: `make` in another clone re-installs `-e .` from that clone,
+# so the venv never silently imports a different copy of the package.
+STAMP := $(VENV)/.lossless-requirements-$(shell printf '%s' "$(CURDIR)" | md5sum | cut -c1-12).stamp
 APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver fonts-dejavu-core
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with .ci/nbval_sanitize.cfg
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help install apt test unit nbval book execute lab browser-test clean
+.PHONY: help install apt assets test unit nbval book execute lab browser-test clean
 
 help:
 	@echo "make test          install everything, run unit tests and nbval over every chapter"
@@ -43,6 +45,7 @@ $(STAMP): requirements.txt pyproject.toml
 	[ -x "$(PY)" ] || $(PYTHON_BOOT) -m venv "$(VENV)"
 	"$(PY)" -m pip install -q --upgrade pip
 	"$(PY)" -m pip install -q -r requirements.txt
+	rm -f "$(VENV)"/.lossless-requirements-*.stamp
 	touch "$(STAMP)"
 
 install: apt $(STAMP)
@@ -59,9 +62,58 @@ test: install
 	"$(PY)" -m pytest -q $(NBVAL_FLAGS) -p no:cacheprovider book
 
 # Executes the chapters (cached) and writes _build/html; any warning or cell error fails.
-book: install
+book: install assets
 	"$(VENV)/bin/jupyter-book" build . -W -n --keep-going
 	@echo "book written to $(CURDIR)/_build/html/index.html"
+
+# Offline assets: MathJax 3, require.js, the ipywidgets HTML manager and Font Awesome 4.7
+# (for matplotlib's to_jshtml buttons), pinned in .ci/assets/package-lock.json and
+# installed from the npm registry with `npm ci`, plus .ci/assets/widgets-setup.js, are
+# copied to _build/assets/_static/offline/; `html_extra_path` (_config.yml) puts them
+# in _build/html/_static/offline/, so the pages load nothing from a CDN.
+NPM_DIR := .ci/assets
+NPM_STAMP := $(NPM_DIR)/node_modules/.lossless-npm.stamp
+ASSETS_DIR := _build/assets/_static/offline
+
+$(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
+	command -v npm >/dev/null || { echo "npm is needed for the book's offline assets: apt-get install -y npm" >&2; exit 1; }
+	npm ci --prefix "$(NPM_DIR)" --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch "$(NPM_STAMP)"
+
+assets: $(NPM_STAMP)
+	modules="$(NPM_DIR)/node_modules"
+	rm -rf "$(ASSETS_DIR)"
+	mkdir -p "$(ASSETS_DIR)"/{mathjax,requirejs,html-manager,font-awesome}
+	cp -R "$$modules/mathjax/es5/." "$(ASSETS_DIR)/mathjax/"
+	cp "$$modules/mathjax/LICENSE" "$(ASSETS_DIR)/mathjax/"
+	cp "$$modules/requirejs/require.js" "$(ASSETS_DIR)/requirejs/"
+	# embed-amd.js plus the Font Awesome files it loads relative to itself
+	find "$$modules/@jupyter-widgets/html-manager/dist" -maxdepth 1 -type f \
+	  \( -name embed-amd.js -o -name '*.woff2' -o -name '*.woff' -o -name '*.ttf' -o -name '*.eot' -o -name '*.svg' \) \
+	  -exec cp {} "$(ASSETS_DIR)/html-manager/" \;
+	cp -R "$$modules/font-awesome/css" "$$modules/font-awesome/fonts" "$(ASSETS_DIR)/font-awesome/"
+	for pkg in mathjax requirejs @jupyter-widgets/html-manager font-awesome; do  # name, version, licence
+	  cp "$$modules/$$pkg/package.json" "$(ASSETS_DIR)/$${pkg#@jupyter-widgets/}/package.json"
+	done
+	cp "$(NPM_DIR)/widgets-setup.js" "$(ASSETS_DIR)/"
+	# Sphinx copies html_extra_path only when it writes a page: refresh an existing build too
+	if [ -d _build/html/_static ]; then
+	  rm -rf _build/html/_static/offline
+	  cp -R "$(ASSETS_DIR)" _build/html/_static/offline
+	fi
+	echo "offline assets: $$(find "$(ASSETS_DIR)" -type f | wc -l) files in $(ASSETS_DIR)"
+
+# Serves _build/html on 127.0.0.1 and checks every page in headless Chromium (Debian's);
+# screenshots go to _build/screenshots/. Run after `make book`.
+BROWSER_STAMP := $(VENV)/.lossless-browser-requirements.stamp
+
+$(BROWSER_STAMP): requirements-browser.txt $(STAMP)
+	"$(PY)" -m pip install -q -r requirements-browser.txt
+	touch "$(BROWSER_STAMP)"
+
+browser-test: install $(BROWSER_STAMP)
+	@[ -f _build/html/index.html ] || { echo "no _build/html/index.html: run make book first" >&2; exit 2; }
+	"$(PY)" .ci/browser_test.py --html _build/html --screenshots _build/screenshots
 
 execute: install
 	@[ -n "$(NB)" ] || { echo "usage: make execute NB=book/NN_name.ipynb" >&2; exit 2; }

@@ -1,0 +1,283 @@
+"""Spectral helpers: eigen-decompositions, the Marchenko-Pastur law, spikes, alignments.
+
+Normalisation used throughout (code notation, samples in rows): the Gram matrix
+``X @ X.T`` of shape ``(n, n)`` with rows ``x_i = z_i / sqrt(p)``, ``z_i ~ N(0, sigma2 I_p)``
+and ``ratio = n / p``. Its eigenvalue distribution is the Marchenko-Pastur law of ratio
+``n/p`` (a sample covariance of dimension ``n`` from ``p`` samples); with the paper's
+``c = p / n`` and samples in columns, it is the *companion* of the Marchenko-Pastur law
+of the ``p x p`` matrix (``X.T @ X`` in code).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "eigh_desc",
+    "marchenko_pastur_support",
+    "marchenko_pastur_density",
+    "relative_opnorm_error",
+    "eigenvector_alignment",
+    "label_alignment",
+    "loglog_slope",
+    "SpikePrediction",
+    "gram_spike_predictions",
+]
+
+
+def _square_symmetric(K, name: str) -> np.ndarray:
+    A = np.asarray(K, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {A.shape}")
+    if not np.all(np.isfinite(A)):
+        raise ValueError(f"{name} must contain only finite values, got NaN or inf")
+    scale = max(1.0, float(np.abs(A).max())) if A.size else 1.0
+    if A.size and np.abs(A - A.T).max() > 1e-8 * scale:
+        raise ValueError(
+            f"{name} must be symmetric, max |K - K^T| = {np.abs(A - A.T).max():.3g}"
+        )
+    return A
+
+
+def eigh_desc(K) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of a symmetric matrix, eigenvalues in decreasing order.
+
+    Parameters
+    ----------
+    K : array_like, shape (n, n)
+        Symmetric (checked to relative tolerance 1e-8).
+
+    Returns
+    -------
+    vals : ndarray, shape (n,)
+        Decreasing eigenvalues.
+    vecs : ndarray, shape (n, n)
+        Orthonormal eigenvectors as columns, ``vecs[:, k]`` for ``vals[k]``.
+    """
+    A = _square_symmetric(K, "K")
+    vals, vecs = np.linalg.eigh(A)
+    return vals[::-1].copy(), vecs[:, ::-1].copy()
+
+
+def _check_ratio_sigma(ratio: float, sigma2: float) -> None:
+    if not np.isfinite(ratio) or ratio <= 0:
+        raise ValueError(f"ratio (n/p) must be positive and finite, got {ratio}")
+    if not np.isfinite(sigma2) or sigma2 <= 0:
+        raise ValueError(f"sigma2 must be positive and finite, got {sigma2}")
+
+
+def marchenko_pastur_support(ratio: float, sigma2: float = 1.0) -> tuple[float, float]:
+    """Edges ``sigma2 (1 -+ sqrt(ratio))^2`` of the bulk of ``X @ X.T``.
+
+    Parameters
+    ----------
+    ratio : float
+        ``n / p``.
+    sigma2 : float
+        Noise variance per coordinate of ``z_i``.
+    """
+    _check_ratio_sigma(ratio, sigma2)
+    r = np.sqrt(ratio)
+    return sigma2 * (1 - r) ** 2, sigma2 * (1 + r) ** 2
+
+
+def marchenko_pastur_density(x, ratio: float, sigma2: float = 1.0) -> np.ndarray:
+    """Density of the eigenvalues of the Gram matrix ``X @ X.T`` (continuous part).
+
+    For ``X`` of shape ``(n, p)`` with rows ``x_i = z_i / sqrt(p)``, ``z_i ~ N(0,
+    sigma2 I_p)``, and ``ratio = n / p``, the empirical eigenvalue distribution of the
+    ``n x n`` matrix ``X @ X.T`` tends to
+
+        f(x) = sqrt((b - x)(x - a)) / (2 pi sigma2 ratio x)   on [a, b],
+        a, b = sigma2 (1 -+ sqrt(ratio))^2,
+
+    plus, when ``ratio > 1`` (``n > p``), an atom of mass ``1 - 1/ratio`` at zero (the
+    Gram matrix has rank ``p``), which this function does not include: the density
+    integrates to ``min(1, 1/ratio)``. With the paper's ``c = p/n`` this is the
+    companion of the Marchenko-Pastur law of ``X^T X`` (Marchenko & Pastur, 1967).
+
+    Parameters
+    ----------
+    x : array_like
+        Points where to evaluate.
+    ratio : float
+        ``n / p``.
+    sigma2 : float
+        Variance of the entries of ``z_i``.
+
+    Returns
+    -------
+    ndarray, shape of ``x``
+    """
+    a, b = marchenko_pastur_support(ratio, sigma2)
+    x = np.asarray(x, dtype=np.float64)
+    out = np.zeros_like(x)
+    inside = (x > a) & (x < b)
+    xi = x[inside]
+    out[inside] = np.sqrt((b - xi) * (xi - a)) / (2 * np.pi * sigma2 * ratio * xi)
+    return out
+
+
+def relative_opnorm_error(K, K_ref) -> float:
+    """``||K - K_ref|| / ||K_ref||`` in operator (spectral) norm.
+
+    Parameters
+    ----------
+    K, K_ref : array_like, shape (n, m)
+        Same shape; symmetric matrices use ``eigvalsh``, others the SVD.
+    """
+    A = np.asarray(K, dtype=np.float64)
+    B = np.asarray(K_ref, dtype=np.float64)
+    if A.ndim != 2 or A.shape != B.shape:
+        raise ValueError(f"K and K_ref must be matrices of one shape, got {A.shape} and {B.shape}")
+    if not (np.all(np.isfinite(A)) and np.all(np.isfinite(B))):
+        raise ValueError("K and K_ref must contain only finite values")
+
+    def opnorm(C: np.ndarray) -> float:
+        if C.shape[0] == C.shape[1] and np.allclose(C, C.T, rtol=0, atol=1e-12 * max(1.0, np.abs(C).max())):
+            return float(np.abs(np.linalg.eigvalsh(C)).max())
+        return float(np.linalg.norm(C, ord=2))
+
+    ref = opnorm(B)
+    if ref == 0:
+        raise ValueError("K_ref has zero operator norm; the relative error is undefined")
+    return opnorm(A - B) / ref
+
+
+def eigenvector_alignment(u, v) -> float:
+    """``|<u, v>| / (||u|| ||v||)``, i.e. ``|<u, v>|`` for unit vectors; in [0, 1].
+
+    Parameters
+    ----------
+    u, v : array_like, shape (n,)
+    """
+    u = np.asarray(u, dtype=np.float64).ravel()
+    v = np.asarray(v, dtype=np.float64).ravel()
+    if u.shape != v.shape:
+        raise ValueError(f"u and v must have one length, got {u.size} and {v.size}")
+    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+    if nu == 0 or nv == 0:
+        raise ValueError("u and v must be non-zero vectors")
+    return float(min(1.0, abs(u @ v) / (nu * nv)))
+
+
+def label_alignment(u, labels) -> float:
+    """How much of ``u`` lies in the span of the centred class indicators; in [0, 1].
+
+    ``||P u|| / ||u||`` with ``P`` the orthogonal projector on the span of
+    ``j_a - (n_a/n) 1``, ``a = 0..K-1`` (class indicators with the constant vector
+    removed). For two classes this is :func:`eigenvector_alignment` of ``u`` with the
+    centred label vector (``+-1`` for balanced classes).
+
+    Parameters
+    ----------
+    u : array_like, shape (n,)
+    labels : array_like of int, shape (n,)
+    """
+    u = np.asarray(u, dtype=np.float64).ravel()
+    labels = np.asarray(labels)
+    if labels.shape != u.shape:
+        raise ValueError(f"labels must have the shape of u {u.shape}, got {labels.shape}")
+    nu = np.linalg.norm(u)
+    if nu == 0:
+        raise ValueError("u must be a non-zero vector")
+    classes = np.unique(labels)
+    if classes.size < 2:
+        raise ValueError("labels must contain at least two classes")
+    J = (labels[:, None] == classes[None, :]).astype(np.float64)
+    J -= J.mean(axis=0)
+    Q, _ = np.linalg.qr(J[:, :-1])  # K-1 columns span the centred indicators
+    return float(min(1.0, np.linalg.norm(Q.T @ u) / nu))
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of ``log y`` against ``log x`` (the rate of a power law).
+
+    Parameters
+    ----------
+    x, y : array_like, shape (m,)
+        Positive, ``m >= 2``.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if x.shape != y.shape or x.size < 2:
+        raise ValueError(f"x and y must have one length >= 2, got {x.size} and {y.size}")
+    if np.any(~np.isfinite(x)) or np.any(~np.isfinite(y)) or np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("x and y must be positive and finite")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+class SpikePrediction(NamedTuple):
+    """Spiked-model limits for the Gram matrix (see :func:`gram_spike_predictions`).
+
+    Attributes
+    ----------
+    signals : ndarray, shape (r,)
+        Signal strengths ``theta_k^2`` (decreasing), the non-zero eigenvalues of
+        ``D^{1/2} M^T M D^{1/2}``, ``D = diag(proportions)``.
+    eigenvalues : ndarray, shape (r,)
+        Limits of the isolated eigenvalues of ``X @ X.T``; NaN when undetectable.
+    alignments : ndarray, shape (r,)
+        Limits of ``|<u_hat_k, u_k>|`` between the sample eigenvector and the population
+        direction ``u_k`` in the span of the class indicators; NaN when undetectable.
+    """
+
+    signals: np.ndarray
+    eigenvalues: np.ndarray
+    alignments: np.ndarray
+
+
+def gram_spike_predictions(M, proportions, ratio: float, sigma2: float = 1.0) -> SpikePrediction:
+    """Isolated eigenvalues of ``X @ X.T`` created by the class means (spiked model).
+
+    For ``X = (J M^T + sigma Z) / sqrt(p)`` with ``Z`` i.i.d. standard Gaussian (the
+    mixture with covariances ``sigma2 I``), ``J M^T / sqrt(n)`` has singular values
+    ``theta_k``. With ``s_k = theta_k^2 / sigma2`` and ``r = ratio = n/p``, a spike is
+    visible iff ``s_k > 1/sqrt(r)`` (the BBP phase transition); then
+
+        lambda_k -> sigma2 r (1 + s_k)(1 + 1/(r s_k)),
+        |<u_hat_k, u_k>|^2 -> (s_k^2 - 1/r) / (s_k (s_k + 1)).
+
+    At the threshold ``lambda_k`` equals the bulk edge ``sigma2 (1 + sqrt(r))^2`` and
+    the alignment vanishes. For class-dependent covariances this is an approximation
+    with ``sigma2 = tr C° / p``.
+
+    Parameters
+    ----------
+    M : array_like, shape (p, K)
+        Unscaled means as columns.
+    proportions : array_like, shape (K,)
+        Class proportions ``n_a / n``.
+    ratio : float
+        ``n / p``.
+    sigma2 : float
+        Noise variance.
+
+    Returns
+    -------
+    SpikePrediction
+    """
+    _check_ratio_sigma(ratio, sigma2)
+    M = np.asarray(M, dtype=np.float64)
+    c = np.asarray(proportions, dtype=np.float64)
+    if M.ndim != 2 or c.shape != (M.shape[1],):
+        raise ValueError(
+            f"M must have shape (p, K) and proportions (K,), got {M.shape} and {c.shape}"
+        )
+    if np.any(c < 0):
+        raise ValueError(f"proportions must be non-negative, got {c.tolist()}")
+    d = np.sqrt(c)
+    S = d[:, None] * (M.T @ M) * d[None, :]
+    theta2 = np.linalg.eigvalsh(S)[::-1]
+    theta2 = theta2[theta2 > 1e-12 * max(1.0, float(np.abs(theta2).max(initial=0.0)))]
+    s = theta2 / sigma2
+    r = ratio
+    visible = s > 1 / np.sqrt(r)
+    eig = np.full(s.shape, np.nan)
+    align = np.full(s.shape, np.nan)
+    sv = s[visible]
+    eig[visible] = sigma2 * r * (1 + sv) * (1 + 1 / (r * sv))
+    align[visible] = np.sqrt((sv**2 - 1 / r) / (sv * (sv + 1)))
+    return SpikePrediction(signals=theta2, eigenvalues=eig, alignments=align)
