@@ -14,7 +14,6 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lossless-requirements-$(shell printf '%s' "$(CURDIR)" | md5sum | cut -c1-12).stamp
 APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver fonts-dejavu-core
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with .ci/nbval_sanitize.cfg
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: help install apt assets test unit nbval book execute lab browser-test clean
@@ -28,7 +27,7 @@ help:
 
 # System packages (Debian): Fashion-MNIST data, Chromium for the browser test, fonts.
 apt:
-	missing=""
+	@missing=""
 	for pkg in $(APT_PACKAGES); do
 	  dpkg -s "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"
 	done
@@ -51,14 +50,14 @@ $(STAMP): requirements.txt pyproject.toml
 install: apt $(STAMP)
 
 unit: install
-	"$(PY)" -m pytest -q tests
+	MPLBACKEND=Agg "$(PY)" -m pytest -q tests
 
 nbval: install
 	"$(PY)" -m pytest -q $(NBVAL_FLAGS) book
 
 # The README's test command: unit tests, then every chapter notebook under nbval.
 test: install
-	"$(PY)" -m pytest -q tests
+	MPLBACKEND=Agg "$(PY)" -m pytest -q tests
 	"$(PY)" -m pytest -q $(NBVAL_FLAGS) -p no:cacheprovider book
 
 # Executes the chapters (cached) and writes _build/html; any warning or cell error fails.

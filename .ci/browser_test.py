@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""Check every page of the built book in headless Chromium, offline.
+
+Serves ``_build/html`` on 127.0.0.1 (a ``http.server`` on a free port, started and
+stopped here), opens every HTML page of the build in Debian's ``/usr/bin/chromium``
+through Playwright, and fails on
+
+- an HTTP error (the page or any resource it loads) or a broken internal link or anchor,
+- a console error or an uncaught JavaScript exception,
+- an image that did not load (``naturalWidth == 0``),
+- math left untypeset (raw ``$$``, ``\\(``, ``\\[`` or ``\\begin{`` in the visible text,
+  a Sphinx ``.math`` element without an ``mjx-container``, or a MathJax error),
+- a saved ipywidgets view that the embedded widget manager did not render,
+- any request to a host other than the local server (logged and blocked),
+- a ``to_jshtml`` animation slider (``.animation input[type=range]``) that does not
+  change the frame shown when moved.
+
+A full-page screenshot of each page goes to ``--screenshots``. Exit status 0 when every
+page passes, 1 otherwise, 2 on a usage error. Usage::
+
+    python .ci/browser_test.py --html _build/html --screenshots _build/screenshots
+
+Playwright (PyPI) drives the browser: its request routing blocks and logs foreign
+requests, its console/pageerror/response events and full-page screenshots are what this
+test needs, with bounded waits; it talks to Debian's Chromium over a pipe
+(``executable_path``), so no browser is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    # Belt and braces: whatever escapes the request routing below (browser-internal
+    # traffic) goes to a closed local port instead of the network. Loopback is bypassed.
+    "--proxy-server=http://127.0.0.1:9",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+META_REFRESH = re.compile(r"""<meta[^>]+http-equiv=["']?refresh""", re.IGNORECASE)
+
+# Text that must not survive typesetting (outside code, scripts and rendered math).
+RAW_MATH_MARKERS = ("$$", "\\(", "\\)", "\\[", "\\]", "\\begin{")
+
+# JavaScript run in the page after load. Each returns plain JSON.
+JS_WAIT_MATHJAX = """async (ms) => {
+  const mj = window.MathJax;
+  if (!mj) return 'absent';
+  if (!mj.startup || !mj.startup.promise) return 'not-started';
+  const timeout = new Promise(r => setTimeout(() => r('timeout'), ms));
+  try { return await Promise.race([mj.startup.promise.then(() => 'done'), timeout]); }
+  catch (e) { return 'error: ' + e; }
+}"""
+
+JS_MATH_REPORT = """(markers) => {
+  const skip = 'script,style,noscript,pre,code,textarea,mjx-container,.highlight,.MathJax';
+  const raw = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!el || el.closest(skip)) continue;
+    const style = window.getComputedStyle(el);
+    if (style.display === 'none' || style.visibility === 'hidden') continue;
+    const t = n.textContent;
+    for (const m of markers) {
+      const i = t.indexOf(m);
+      if (i >= 0) { raw.push(t.slice(Math.max(0, i - 30), i + 50).replace(/\\s+/g, ' ')); break; }
+    }
+  }
+  const mathEls = Array.from(document.querySelectorAll('.math'))
+    .filter(e => !e.closest('pre,code,.highlight') && !e.parentElement.closest('.math'));
+  const untypeset = mathEls.filter(e => !e.querySelector('mjx-container'))
+    .map(e => e.textContent.trim().slice(0, 60));
+  const errors = Array.from(document.querySelectorAll('mjx-merror'))
+    .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 80));
+  return {raw: raw.slice(0, 5), nraw: raw.length, nmath: mathEls.length,
+          untypeset: untypeset.slice(0, 5), nuntypeset: untypeset.length,
+          ncontainers: document.querySelectorAll('mjx-container').length,
+          errors: errors.slice(0, 5)};
+}"""
+
+JS_EAGER_IMAGES = """() => {
+  for (const img of document.images) { if (img.loading === 'lazy') img.loading = 'eager'; }
+}"""
+
+JS_IMAGES_SETTLED = """() => Array.from(document.images).every(i => i.complete)"""
+
+JS_BROKEN_IMAGES = """() => Array.from(document.images)
+  .filter(i => !(i.complete && i.naturalWidth > 0))
+  .map(i => (i.currentSrc || i.src || i.outerHTML).slice(0, 120))"""
+
+JS_WIDGETS = """() => {
+  const views = Array.from(document.querySelectorAll(
+    'script[type="application/vnd.jupyter.widget-view+json"]'));
+  const unrendered = views.filter(v => {
+    const prev = v.previousElementSibling;
+    return !(prev && prev.classList.contains('widget-subarea') && prev.childElementCount > 0);
+  });
+  return {views: views.length, unrendered: unrendered.length,
+          state: !!document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]'),
+          requirejs: typeof window.requirejs === 'function'};
+}"""
+
+JS_ANIMATIONS = """() => Array.from(document.querySelectorAll('.animation')).map((a, k) => {
+  const slider = a.querySelector('input[type=range]');
+  const img = a.querySelector('img');
+  if (!slider) return {k, slider: false};
+  slider.setAttribute('data-browser-test', String(k));
+  return {k, slider: true, img: !!img, min: slider.min, max: slider.max, value: slider.value};
+})"""
+
+JS_FRAME = """(k) => {
+  const a = document.querySelectorAll('.animation')[k];
+  const img = a.querySelector('img');
+  const s = a.querySelector('input[type=range]');
+  return {src: img ? img.src : null, value: s.value};
+}"""
+
+JS_STOP_ANIMATION = """(k) => {
+  const a = document.querySelectorAll('.animation')[k];
+  const pause = a.querySelector('button[title="Pause"], button[onclick*="pause_animation"]');
+  if (pause) pause.click();
+}"""
+
+JS_LINKS_AND_IDS = """() => ({
+  links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+  ids: Array.from(document.querySelectorAll('[id],a[name]')).map(e => e.id || e.name),
+})"""
+
+
+@dataclass
+class PageResult:
+    """What was checked on one page and what went wrong."""
+
+    path: str
+    problems: list[str] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    screenshot: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files from the build directory, no request log on stderr."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def start_server(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Serve ``root`` on 127.0.0.1 at a free port; returns the server and its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def discover_pages(root: Path) -> list[str]:
+    """Every ``.html`` file of the build, relative, except Sphinx's support folders."""
+    pages = []
+    for path in sorted(root.rglob("*.html")):
+        rel = path.relative_to(root)
+        if any(part.startswith(("_", ".")) for part in rel.parts[:-1]):
+            continue  # _static, _sources, _images, ... hold assets, not pages
+        pages.append(rel.as_posix())
+    return pages
+
+
+def url_to_rel(url: str, base: str) -> str | None:
+    """The build-relative path of a local URL (``index.html`` for ``/``), else None."""
+    if not url.startswith(base):
+        return None
+    rel = unquote(urlsplit(url).path)[len(urlsplit(base).path):]
+    if rel == "" or rel.endswith("/"):
+        rel += "index.html"
+    return rel
+
+
+def screenshot_name(rel: str) -> str:
+    return rel.removesuffix(".html").replace("/", "__") + ".png"
+
+
+def check_page(context, base: str, rel: str, shots: Path, timeout_ms: int,
+               foreign: list[tuple[str, str]], redirects: bool = False,
+               ) -> tuple[PageResult, list[str], set[str]]:
+    """Open one page and run every check; returns the result, its links and its ids.
+
+    A page that ``redirects`` (meta refresh) is checked where it lands.
+    """
+    result = PageResult(rel)
+    started = time.monotonic()
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    console_errors: list[str] = []
+    http_errors: list[str] = []
+    failed: list[str] = []
+
+    def on_console(msg) -> None:
+        if msg.type == "error":
+            loc = msg.location or {}
+            where = f" ({loc.get('url', '')}:{loc.get('lineNumber', '')})" if loc.get("url") else ""
+            console_errors.append(f"{msg.text[:300]}{where}")
+
+    def on_response(response) -> None:
+        if response.status >= 400:
+            http_errors.append(f"HTTP {response.status} {response.url}")
+
+    def on_failed(request) -> None:
+        if request.url.startswith(base):  # foreign ones are reported by the router
+            failed.append(f"{request.failure} {request.url}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: console_errors.append(f"uncaught: {str(exc)[:300]}"))
+    page.on("response", on_response)
+    page.on("requestfailed", on_failed)
+    page.on("websocket", lambda ws: foreign.append((rel, f"websocket {ws.url}")))
+    links: list[str] = []
+    ids: set[str] = set()
+    try:
+        response = page.goto(base + rel, wait_until="load", timeout=timeout_ms)
+        if response is None or response.status >= 400:
+            result.problems.append(f"page itself: HTTP {response.status if response else 'none'}")
+        elif redirects:  # e.g. the root index.html: a meta refresh to the first page
+            page.wait_for_url(lambda url: url != base + rel, timeout=timeout_ms)
+            page.wait_for_load_state("load", timeout=timeout_ms)
+            result.stats["redirect"] = 1
+        try:
+            page.wait_for_load_state("networkidle", timeout=min(timeout_ms, 10_000))
+        except Exception:  # noqa: BLE001 - a page that keeps polling is still checked
+            pass
+
+        # Math: wait for MathJax, then look for leftovers and errors.
+        state = page.evaluate(JS_WAIT_MATHJAX, timeout_ms)
+        math = page.evaluate(JS_MATH_REPORT, list(RAW_MATH_MARKERS))
+        result.stats["math"] = math["nmath"]
+        if math["nmath"] and state != "done":
+            result.problems.append(f"MathJax did not finish ({state}) on a page with "
+                                   f"{math['nmath']} math elements")
+        if math["nuntypeset"]:
+            result.problems.append(f"{math['nuntypeset']} math element(s) not typeset, e.g. "
+                                   f"{math['untypeset']}")
+        if math["nraw"]:
+            result.problems.append(f"raw TeX in the visible text ({math['nraw']}x), e.g. "
+                                   f"{math['raw']}")
+        if math["errors"]:
+            result.problems.append(f"MathJax errors: {math['errors']}")
+
+        # Images: load lazy ones, wait (bounded), then every one must have pixels.
+        page.evaluate(JS_EAGER_IMAGES)
+        try:
+            page.wait_for_function(JS_IMAGES_SETTLED, timeout=timeout_ms)
+        except Exception:  # noqa: BLE001 - reported below as broken images
+            pass
+        broken = page.evaluate(JS_BROKEN_IMAGES)
+        result.stats["images"] = page.evaluate("() => document.images.length")
+        if broken:
+            result.problems.append(f"{len(broken)} image(s) did not load: {broken[:5]}")
+
+        # Saved ipywidgets views: rendered by the embedded html-manager.
+        widgets = page.evaluate(JS_WIDGETS)
+        result.stats["widgets"] = widgets["views"]
+        if widgets["views"]:
+            try:
+                page.wait_for_function(
+                    "() => (" + JS_WIDGETS + ")().unrendered === 0", timeout=timeout_ms)
+            except Exception:  # noqa: BLE001
+                widgets = page.evaluate(JS_WIDGETS)
+                result.problems.append(
+                    f"{widgets['unrendered']} of {widgets['views']} widget view(s) not rendered "
+                    f"(state saved: {widgets['state']}, require.js loaded: {widgets['requirejs']})")
+
+        # to_jshtml animations: moving the slider must change the frame shown.
+        animations = page.evaluate(JS_ANIMATIONS)
+        result.stats["sliders"] = sum(a["slider"] for a in animations)
+        for anim in animations:
+            if not anim["slider"]:
+                continue
+            k = anim["k"]
+            if not anim["img"] or int(anim["max"]) <= int(anim["min"]):
+                result.problems.append(f"animation {k}: no frame image or a single-frame slider")
+                continue
+            page.evaluate(JS_STOP_ANIMATION, k)
+            slider = page.locator(f'input[type=range][data-browser-test="{k}"]')
+            slider.scroll_into_view_if_needed()
+            slider.focus()
+            page.keyboard.press("Home")
+            before = page.evaluate(JS_FRAME, k)
+            page.keyboard.press("End")  # a real key event: fires the slider's oninput
+            page.wait_for_timeout(200)
+            after = page.evaluate(JS_FRAME, k)
+            if after["value"] == before["value"]:
+                result.problems.append(f"animation {k}: the slider did not move "
+                                       f"(value {before['value']})")
+            elif after["src"] == before["src"]:
+                result.problems.append(f"animation {k}: slider moved {before['value']} -> "
+                                       f"{after['value']} but the frame image did not change")
+            page.keyboard.press("Home")
+
+        found = page.evaluate(JS_LINKS_AND_IDS)
+        links, ids = found["links"], set(found["ids"])
+        result.stats["links"] = len(links)
+
+        shot = shots / screenshot_name(rel)
+        page.evaluate("() => { if (document.activeElement) document.activeElement.blur();"
+                      " window.scrollTo(0, 0); }")
+        page.screenshot(path=str(shot), full_page=True, timeout=timeout_ms)
+        result.screenshot = str(shot)
+    except Exception as exc:  # noqa: BLE001 - one bad page must not stop the run
+        result.problems.append(f"could not check the page: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:300]}")
+    finally:
+        page.close()
+    result.problems += [f"console: {e}" for e in console_errors]
+    result.problems += http_errors
+    result.problems += [f"request failed: {f}" for f in failed]
+    result.seconds = time.monotonic() - started
+    return result, links, ids
+
+
+def http_status(url: str) -> int:
+    """Status of a local URL fetched directly (for link targets that are not pages)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--html", type=Path, default=Path("_build/html"),
+                        help="the built book (default: _build/html)")
+    parser.add_argument("--screenshots", type=Path, default=Path("_build/screenshots"),
+                        help="where to save one full-page PNG per page")
+    parser.add_argument("--chromium", default=CHROMIUM, help=f"browser binary ({CHROMIUM})")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds allowed for each wait on a page (default 30)")
+    args = parser.parse_args(argv)
+
+    root = args.html.resolve()
+    if not (root / "index.html").is_file():
+        print(f"browser-test: no index.html in {root}; build the book first (make book)",
+              file=sys.stderr)
+        return 2
+    if not Path(args.chromium).is_file():
+        print(f"browser-test: no browser at {args.chromium} (apt-get install chromium)",
+              file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright  # after the cheap checks
+
+    shots = args.screenshots.resolve()
+    if shots.exists():
+        shutil.rmtree(shots)
+    shots.mkdir(parents=True)
+    timeout_ms = int(args.timeout * 1000)
+
+    pages = discover_pages(root)
+    server, base = start_server(root)
+    origin = base.rstrip("/")
+    foreign: list[tuple[str, str]] = []
+    current = {"page": "(startup)"}
+    results: list[PageResult] = []
+    all_links: dict[str, set[str]] = {}  # link target (with fragment) -> pages linking it
+    page_ids: dict[str, set[str]] = {}
+    link_problems: list[tuple[str, str]] = []  # (source page, problem)
+    n_internal = 0
+    profile = tempfile.mkdtemp(prefix="lossless-chromium-")
+    print(f"browser-test: {len(pages)} pages under {root}, served at {base}")
+    try:
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                profile, executable_path=args.chromium, headless=True,
+                args=CHROMIUM_ARGS, viewport=VIEWPORT, service_workers="block",
+                timeout=timeout_ms)
+
+            def router(route) -> None:
+                url = route.request.url
+                if url.startswith(origin + "/") or url == origin:
+                    route.continue_()
+                else:
+                    foreign.append((current["page"], f"{route.request.method} {url}"))
+                    route.abort("blockedbyclient")
+
+            context.route("**/*", router)
+            for rel in pages:
+                current["page"] = rel
+                redirects = bool(META_REFRESH.search((root / rel).read_text(errors="replace")))
+                result, links, ids = check_page(context, base, rel, shots, timeout_ms, foreign,
+                                                redirects)
+                page_ids[rel] = ids
+                for link in links:
+                    all_links.setdefault(link, set()).add(rel)
+                for page_name, request in foreign:
+                    if page_name == rel:
+                        result.problems.append(f"blocked request to a foreign host: {request}")
+                results.append(result)
+                flag = "ok  " if result.ok else "FAIL"
+                stats = ", ".join(f"{k} {v}" for k, v in result.stats.items())
+                print(f"  {flag} {rel}  ({stats}; {result.seconds:.1f} s)", flush=True)
+                for problem in result.problems:
+                    print(f"       - {problem}", flush=True)
+            context.close()
+
+        # Internal links and anchors, now that every page's ids are known.
+        status_cache: dict[str, int] = {}
+        for link, sources in sorted(all_links.items()):
+            if not link.startswith(base):
+                continue
+            n_internal += 1
+            target, fragment = urldefrag(link)
+            rel = url_to_rel(target, base)
+            if rel in page_ids:
+                if fragment and unquote(fragment) not in page_ids[rel]:
+                    link_problems += [(s, f"link to a missing anchor: {rel}#{fragment}")
+                                      for s in sorted(sources)]
+                continue
+            if target not in status_cache:
+                status_cache[target] = http_status(target)
+            if status_cache[target] >= 400:
+                link_problems += [(s, f"broken link: {rel} (HTTP {status_cache[target]})")
+                                  for s in sorted(sources)]
+    finally:
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+    by_path = {r.path: r for r in results}
+    for source, problem in link_problems:
+        print(f"  FAIL {source}: {problem}")
+        by_path[source].problems.append(problem)
+    failed = [r for r in results if not r.ok]
+    print(f"browser-test: {len(results)} pages checked, {n_internal} internal links "
+          f"({len(link_problems)} broken), {len(foreign)} foreign request(s) blocked, "
+          f"screenshots in {shots}")
+    if foreign:
+        hosts = sorted({urlsplit(req.split(' ', 1)[1]).netloc for _, req in foreign})
+        print(f"browser-test: foreign hosts requested: {', '.join(hosts)}")
+    for r in failed:
+        print(f"browser-test: FAILED {r.path}: {len(r.problems)} problem(s)")
+    print(f"browser-test: {len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed or not results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
