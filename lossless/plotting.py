@@ -17,6 +17,12 @@ __all__ = [
     "eigenvector_plot",
     "error_vs_size",
     "gram_demo_plot",
+    "compression_overlay_plot",
+    "spectrum_comparison_plot",
+    "overlaid_spectra",
+    "equivalence_plot",
+    "accuracy_memory_plot",
+    "accuracy_memory_grid",
 ]
 
 CLASS_COLORS = ("C0", "C3", "C2", "C1", "C4", "C5", "C6", "C7", "C8", "C9")
@@ -190,4 +196,277 @@ def gram_demo_plot(axes, demo):
     ax2.set_xlabel(r"$\|x_i\|^2$")
     ax2.set_ylabel("density")
     ax2.legend(frameon=False)
+    return axes
+
+
+def compression_overlay_plot(axes, overlay, *, bins: int = 60):
+    """Original against compressed CK (a :class:`lossless.compress.SpectraOverlay`).
+
+    Left: both spectra as densities on shared bins over the bulk, the leading
+    eigenvalue of each marked by a triangle at the bottom (it may lie far to the
+    right). Right: the leading eigenvectors, the original coloured by class, the
+    compressed one as black dots on top.
+
+    Parameters
+    ----------
+    axes : sequence of two matplotlib.axes.Axes
+    overlay : lossless.compress.SpectraOverlay
+    bins : int
+        Number of shared bins.
+
+    Returns
+    -------
+    the same axes
+    """
+    ax0, ax1 = axes
+    a, b = overlay.eigvals_original, overlay.eigvals_compressed
+    bulk = np.concatenate([a[1:], b[1:]])
+    edges = np.histogram_bin_edges(bulk, bins)
+    spectrum_histogram(ax0, a, bins=edges, color="C0", label="original")
+    label = "compressed − shift" if overlay.shift_corrected else "compressed"
+    spectrum_histogram(ax0, b, bins=edges, color="C1", label=label)
+    ax0.plot([a[0]], [0], "v", color="C0", ms=7, clip_on=False)
+    ax0.plot([b[0]], [0], "^", color="C1", ms=7, clip_on=False)
+    lo, hi = min(edges[0], a[0], b[0]), max(edges[-1], a[0], b[0])
+    ax0.set_xlim(lo - 0.02 * (hi - lo), hi + 0.04 * (hi - lo))
+    ax0.set_xlabel("eigenvalue")
+    ax0.set_ylabel("density")
+    eigenvector_plot(ax1, overlay.vector_original, overlay.labels, markersize=3.0)
+    order = np.argsort(overlay.labels, kind="stable")
+    ax1.plot(np.arange(order.size), np.asarray(overlay.vector_compressed)[order], ".",
+             color="k", ms=1.5, label="compressed")
+    ax1.set_ylabel("leading eigenvector entry")
+    return axes
+
+
+def spectrum_comparison_plot(axes, comparison, labels=None, *, bins: int = 40):
+    """Empirical against exact kernel (a :class:`lossless.kernels.SpectrumComparison`).
+
+    Left: both spectra as densities on shared bins over the bulk (every eigenvalue but
+    the largest of each), the largest eigenvalue of each marked by a triangle at the
+    bottom. Right (when ``labels`` are given): the leading eigenvectors, the exact one
+    coloured by class, the empirical one (sign-aligned) as black dots on top.
+
+    Parameters
+    ----------
+    axes : matplotlib.axes.Axes or sequence of two Axes
+        One axis: spectra only.
+    comparison : lossless.kernels.SpectrumComparison
+    labels : array_like of int, shape (n,), optional
+        Class of each sample, for the eigenvector panel.
+    bins : int
+        Number of shared bins.
+
+    Returns
+    -------
+    the same axes
+    """
+    ax0 = axes[0] if isinstance(axes, (list, tuple, np.ndarray)) else axes
+    a, b = np.asarray(comparison.exact), np.asarray(comparison.empirical)
+    edges = np.histogram_bin_edges(np.concatenate([a[1:], b[1:]]), bins)
+    spectrum_histogram(ax0, a, bins=edges, color="C0", label="exact")
+    spectrum_histogram(ax0, b, bins=edges, color="C1", label="empirical")
+    ax0.plot([a[0]], [0], "v", color="C0", ms=7, clip_on=False)
+    ax0.plot([b[0]], [0], "^", color="C1", ms=7, clip_on=False)
+    lo, hi = min(edges[0], a[0], b[0]), max(edges[-1], a[0], b[0])
+    ax0.set_xlim(lo - 0.02 * (hi - lo), hi + 0.04 * (hi - lo))
+    if labels is not None and ax0 is not axes:
+        ax1 = axes[1]
+        u = np.asarray(comparison.exact_vectors)[:, 0]
+        v = np.asarray(comparison.empirical_vectors)[:, 0]
+        v = v if u @ v >= 0 else -v
+        labels = np.asarray(labels)
+        eigenvector_plot(ax1, u, labels, markersize=3.0)
+        order = np.argsort(labels, kind="stable")
+        ax1.plot(np.arange(order.size), v[order], ".", color="k", ms=1.5, label="empirical")
+        ax1.set_ylabel("leading eigenvector entry")
+    return axes
+
+
+def overlaid_spectra(ax, eigvals, eigvals_other, *, bins: int = 50, n_spikes: int = 2,
+                     labels: Sequence[str] = ("exact $K$", r"equivalent $\tilde K$"),
+                     clip_atom: bool = True):
+    """Two spectra as densities on shared bins, isolated eigenvalues as triangles.
+
+    The ``n_spikes`` largest eigenvalues of each spectrum are drawn as markers at the
+    bottom (down: first, up: second) rather than in the histogram. When one bin holds a
+    large fraction of the eigenvalues (the atom of a kernel with rank-deficient Gram
+    part, e.g. ``n - p`` eigenvalues at the identity shift when ``n > p``) and
+    ``clip_atom`` is true, the vertical axis is cut at twice the 90th percentile of the
+    non-empty bars (when the tallest bar exceeds three times that) so that the bulk
+    stays readable, and the cut is noted on the axis.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    eigvals, eigvals_other : array_like, shape (n,)
+        Eigenvalues in decreasing order.
+    bins : int
+        Number of shared bins.
+    n_spikes : int
+        Leading eigenvalues drawn as markers.
+    labels : pair of str
+        Legend entries.
+    clip_atom : bool
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    a = np.sort(np.asarray(eigvals, dtype=float).ravel())[::-1]
+    b = np.sort(np.asarray(eigvals_other, dtype=float).ravel())[::-1]
+    k = max(0, int(n_spikes))
+    edges = np.histogram_bin_edges(np.concatenate([a[k:], b[k:]]), bins)
+    spectrum_histogram(ax, a[k:], bins=edges, color="C0", label=labels[0])
+    spectrum_histogram(ax, b[k:], bins=edges, color="C1", label=labels[1])
+    if k:
+        ax.plot(a[:k], np.zeros(k), "v", color="C0", ms=7, clip_on=False)
+        ax.plot(b[:k], np.zeros(k), "^", color="C1", ms=7, clip_on=False)
+        lo, hi = min(edges[0], a[k - 1], b[k - 1]), max(edges[-1], a[0], b[0])
+        ax.set_xlim(lo - 0.02 * (hi - lo), hi + 0.04 * (hi - lo))
+    if clip_atom:
+        heights = np.concatenate([np.histogram(a[k:], edges, density=True)[0],
+                                  np.histogram(b[k:], edges, density=True)[0]])
+        heights = heights[heights > 0]
+        typical = float(np.percentile(heights, 90)) if heights.size else 0.0
+        if typical > 0 and heights.max() > 3 * typical:
+            ax.set_ylim(0, 2 * typical)
+            ax.text(0.98, 0.72, "tallest bars cut", transform=ax.transAxes, fontsize=8,
+                    ha="right", va="top", color="0.35")
+    return ax
+
+
+def equivalence_plot(axes, comparison, *, bins: int = 50, n_spikes: int = 2):
+    """Draw a :class:`lossless.theory.SpectralComparison` (exact K against K̃).
+
+    Left: both spectra by :func:`overlaid_spectra` (shared bins over the bulk, the
+    ``n_spikes`` largest eigenvalues of each as triangles, down: exact, up: equivalent).
+    Right: the leading eigenvector of K coloured by class, that of K̃ (sign-aligned) as
+    black dots.
+
+    Parameters
+    ----------
+    axes : sequence of two matplotlib.axes.Axes
+    comparison : lossless.theory.SpectralComparison
+    bins : int
+        Number of shared bins.
+    n_spikes : int
+        Number of leading eigenvalues drawn as markers rather than in the histogram.
+
+    Returns
+    -------
+    the same axes
+    """
+    ax0, ax1 = axes
+    overlaid_spectra(ax0, comparison.eigvals, comparison.eigvals_equivalent, bins=bins,
+                     n_spikes=n_spikes)
+    u = np.asarray(comparison.vectors, dtype=float)[:, 0]
+    v = np.asarray(comparison.vectors_equivalent, dtype=float)[:, 0]
+    v = v if u @ v >= 0 else -v
+    labels = np.asarray(comparison.labels)
+    eigenvector_plot(ax1, u, labels, markersize=3.0)
+    order = np.argsort(labels, kind="stable")
+    ax1.plot(np.arange(order.size), v[order], ".", color="k", ms=1.2)
+    ax1.set_ylabel("leading eigenvector entry")
+    return axes
+
+
+def accuracy_memory_plot(ax, curves, *, spread: str = "std", reference: str | None = "dense",
+                         markers: str = "osD^v<>ph*", xlabel: str | None = None):
+    """Test accuracy against memory (bits, log scale), one line per method.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    curves : dict
+        ``label -> {"bits", "mean", "std", "min", "max"}`` (ndarrays), as returned by
+        :func:`lossless.practice.accuracy_memory_curves`.
+    spread : {"std", "range"}
+        Error bars: one standard deviation, or the min-max range over the seeds.
+    reference : str or None
+        Label of a curve drawn as a single point with a dotted horizontal line at its
+        mean (the dense original), if present.
+    markers : str
+        Marker cycle, one per curve.
+    xlabel : str, optional
+        Default ``"memory of the hidden weights (bits)"``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if spread not in ("std", "range"):
+        raise ValueError(f"spread must be 'std' or 'range', got {spread!r}")
+    for i, (label, c) in enumerate(curves.items()):
+        bits = np.asarray(c["bits"], dtype=float)
+        mean = np.asarray(c["mean"], dtype=float)
+        if spread == "std":
+            err = np.nan_to_num(np.asarray(c["std"], dtype=float))
+        else:
+            err = np.vstack([mean - np.asarray(c["min"]), np.asarray(c["max"]) - mean])
+        color = f"C{i % 10}"
+        if label == reference:
+            ax.axhline(float(mean[0]), color=color, ls=":", lw=1)
+        ax.errorbar(bits, mean, yerr=err, marker=markers[i % len(markers)], ms=4, lw=1,
+                    capsize=2, color=color, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel or "memory of the hidden weights (bits)")
+    ax.set_ylabel("test accuracy")
+    _legend_if_several(ax)
+    return ax
+
+
+def accuracy_memory_grid(axes, curves, *, row_labels: Sequence[str] | None = None,
+                         column_labels: Sequence[str] | None = None,
+                         clip: Sequence[str] = ("narrow dense",), margin: float = 0.02):
+    """A grid of :func:`accuracy_memory_plot` panels (rows: data sets, columns: accountings).
+
+    Each row shares its y-range, fitted to the curves whose label does not start with
+    one of ``clip`` (so that a much worse baseline does not squash the others); points of
+    the clipped curves below the frame are announced in the panel. The panels carry no
+    legend: add one for the figure, e.g. from ``axes[0, 0].get_legend_handles_labels()``.
+
+    Parameters
+    ----------
+    axes : 2-D array of matplotlib.axes.Axes, shape (rows, columns)
+    curves : nested list, ``curves[i][j]`` a dict as taken by :func:`accuracy_memory_plot`
+    row_labels : sequence of str, optional
+        Written in the lower left corner of each panel of a row.
+    column_labels : sequence of str, optional
+        x-axis labels of the columns.
+    clip : sequence of str
+        Label prefixes left out of the y-range.
+    margin : float
+        Added below and above the fitted range.
+
+    Returns
+    -------
+    the same axes
+    """
+    axes = np.asarray(axes, dtype=object).reshape(len(curves), -1)
+    for i, row in enumerate(curves):
+        lo, hi = np.inf, -np.inf
+        for j, cell in enumerate(row):
+            ax = axes[i, j]
+            accuracy_memory_plot(ax, cell)
+            if column_labels is not None:
+                ax.set_xlabel(column_labels[j])
+            if row_labels is not None:
+                ax.text(0.02, 0.04, row_labels[i], transform=ax.transAxes, fontsize=9)
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+            for label, c in cell.items():
+                if not any(label.startswith(prefix) for prefix in clip):
+                    err = np.nan_to_num(np.asarray(c["std"], dtype=float))
+                    lo = min(lo, float(np.min(np.asarray(c["mean"]) - err)))
+                    hi = max(hi, float(np.max(np.asarray(c["mean"]) + err)))
+        if np.isfinite(lo):
+            for j, cell in enumerate(row):
+                ax = axes[i, j]
+                ax.set_ylim(lo - margin, hi + margin)
+                below = [label for label, c in cell.items()
+                         if np.min(np.asarray(c["mean"])) < lo - margin]
+                if below:
+                    ax.text(0.98, 0.04, "below the frame: " + ", ".join(below),
+                            transform=ax.transAxes, fontsize=7, ha="right", color="0.35")
     return axes

@@ -1,0 +1,1885 @@
+"""The ternary compression construction of math-spec §5.
+
+Sparse ternary weights, two-threshold ternary activations solved layer by layer so that
+the compressed network has the same asymptotic CK/NTK as the original up to an identity
+shift (:func:`compress` -> :class:`CompressionPlan`), and the packed network itself
+(:class:`CompressedMLP`) with an honest memory account.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import numbers
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import brentq, minimize_scalar
+from scipy.special import erfc
+
+from lossless import activations
+from lossless.activations import Activation, Moments
+from lossless.networks import ternary_weights
+
+__all__ = [
+    "ternary_weights",
+    "CompressionError",
+    "Candidate",
+    "LayerSolution",
+    "CompressionPlan",
+    "solve_layer",
+    "compress",
+    "ternary_shape_moments",
+    "hermite_energy",
+    "LevelsSolution",
+    "last_layer_levels",
+    "MemoryReport",
+    "memory_report",
+    "pack_ternary",
+    "unpack_ternary",
+    "CompressedMLP",
+    "SpectraOverlay",
+    "opnorm",
+    "layer_mismatch",
+    "overlay_spectra",
+]
+
+
+class CompressionError(ValueError):
+    """A layer's targets are out of reach of the two-threshold family (or the solver
+    failed): the message says which equation fails and why."""
+
+
+# =====================================================================================
+# closed-form Gaussian moments of the two-threshold family
+#
+# At input scale τ with standardized thresholds x = s_-/τ < y = s_+/τ and a = b/τ, the
+# activation σ(t) = b (1[t > s_+] + η 1[t < s_-]) has (math-spec §3, Stein for steps)
+#     g1 = a c1,   g2 τ = a c2,   h = a² cH,   v = b² var,   m = b mean,
+# where c1, c2, cH, var, mean depend on (x, y, η) only: see `ternary_shape_moments`.
+# The solver therefore works in the dimensionless targets
+#     T1 = g1²,  T2 = g2² τ_c²,  TH = h      (all three scale like a²).
+# =====================================================================================
+
+_SQRT2 = math.sqrt(2.0)
+_SQRT2PI = math.sqrt(2.0 * math.pi)
+_SPAN = 40.0  # bracket width on an unbounded side: the Gaussian density is 0 beyond
+#: Largest |threshold| / τ considered: beyond 10 standard deviations a threshold is
+#: never crossed in practice (P < 1e-23) and the closed forms lose all relative accuracy.
+MAX_STANDARDIZED_THRESHOLD = 10.0
+
+
+def _phi(u: np.ndarray) -> np.ndarray:
+    u = np.asarray(u, dtype=float)
+    with np.errstate(over="ignore", under="ignore"):
+        return np.exp(-0.5 * u * u) / _SQRT2PI
+
+
+def _uphi(u: np.ndarray) -> np.ndarray:
+    u = np.asarray(u, dtype=float)
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        out = u * _phi(u)
+    return np.where(np.isfinite(u), out, 0.0)
+
+
+def _upper(u: np.ndarray) -> np.ndarray:
+    return 0.5 * erfc(np.asarray(u, dtype=float) / _SQRT2)
+
+
+def _lower(u: np.ndarray) -> np.ndarray:
+    return 0.5 * erfc(-np.asarray(u, dtype=float) / _SQRT2)
+
+
+def ternary_shape_moments(x: Any, y: Any, odd: bool) -> dict[str, np.ndarray]:
+    r"""Dimensionless Gaussian moments of the unit two-threshold step.
+
+    For ``s(ξ) = 1[ξ > y] + η 1[ξ < x]`` with ``η = -1`` (``odd``) or ``+1``, and
+    ``ξ ~ N(0, 1)``:
+
+    - ``mean = E[s] = Q(y) + η Φ(x)``
+    - ``c1 = E[ξ s] = φ(y) − η φ(x)``
+    - ``c2 = E[(ξ²−1) s] = y φ(y) − η x φ(x)``
+    - ``cH = E[(ξ²−1)(s − mean)²] = (y φ(y) − x φ(x)) − 2 mean c2``
+    - ``var = Var s = Q(y) + Φ(x) − mean²``
+
+    so that ``σ(t) = b s(t/τ)`` has ``g1 = (b/τ) c1``, ``g2 = (b/τ²) c2``,
+    ``h = (b/τ)² cH``, ``v = b² var``, ``m = b mean`` at scale τ.
+
+    Parameters
+    ----------
+    x, y : float or ndarray (broadcastable)
+        Standardized thresholds ``s_-/τ`` and ``s_+/τ`` (``x = -inf`` or ``y = +inf``
+        allowed: a single step).
+    odd : bool
+        Sign pattern: values ``{-1, 0, 1}`` (True) or ``{0, 1}`` (False).
+
+    Returns
+    -------
+    dict of ndarray
+        Keys ``c1, c2, cH, var, mean``.
+    """
+    eta = -1.0 if odd else 1.0
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    px, py = _phi(x), _phi(y)
+    ux, uy = _uphi(x), _uphi(y)
+    p_hi, p_lo = _upper(y), _lower(x)
+    # middle mass without cancellation in either tail
+    p_mid = np.where(y <= 0.0, _lower(y) - p_lo,
+                     np.where(x >= 0.0, _upper(x) - p_hi, 1.0 - p_hi - p_lo))
+    mean = p_hi + eta * p_lo
+    c2 = uy - eta * ux
+    # variance of the three-point law (values eta, 0, 1), as a sum of positive terms
+    var = p_hi * p_mid + p_lo * p_mid + (1.0 - eta) ** 2 * p_hi * p_lo
+    return {
+        "c1": py - eta * px,
+        "c2": c2,
+        "cH": (uy - ux) - 2.0 * mean * c2,
+        "var": var,
+        "mean": mean,
+    }
+
+
+def _shape_jacobian(x: float, y: float, eta: float) -> dict[str, tuple[float, float]]:
+    """(d/dx, d/dy) of c1, c2, cH, var of :func:`ternary_shape_moments` (finite x, y)."""
+    px, py = float(_phi(x)), float(_phi(y))
+    mean = float(_upper(y) + eta * _lower(x))
+    c2 = y * py - eta * x * px
+    dc1 = (eta * x * px, -y * py)
+    dc2 = (-eta * (1.0 - x * x) * px, (1.0 - y * y) * py)
+    dmean = (eta * px, -py)
+    dd2 = (-(1.0 - x * x) * px, (1.0 - y * y) * py)
+    dprob = (px, -py)
+    return {
+        "c1": dc1,
+        "c2": dc2,
+        "cH": tuple(dd2[k] - 2.0 * (dmean[k] * c2 + mean * dc2[k]) for k in range(2)),
+        "var": tuple(dprob[k] - 2.0 * mean * dmean[k] for k in range(2)),
+    }
+
+
+# -------------------------------------------------------------------------------------
+# the curve on which g1² : g2² is matched
+#
+# With (ca, sa) ∝ (√T1, ±√T2) (unit vector, ca ≥ 0), the direction equation
+# c2 ca − c1 sa = 0 reads ψ(y) = η ψ(x) with ψ(u) = φ(u) (u ca − sa). For ca > 0, ψ has
+# a minimum at u1 < u0 = sa/ca and a maximum at u2 > u0 (u1 u2 = −1), with monotone
+# pieces A = (−∞, u1) ↓, B = (u1, u0) ↑ (values in (ψ_min, 0)) and C = (u0, u2) ↑,
+# D = (u2, ∞) ↓ (values in (0, ψ_max)). Every solution with x < y lies on one of the
+# branches, parametrized by the level λ = |ψ|:
+#   even (η = +1): (x, y) ∈ A × B at level −λ, or C × D at level +λ;
+#   odd  (η = −1): x ∈ A or B at level −λ and y ∈ C or D at level +λ (four branches).
+# For ca = 0 (g1 = 0) only the even pattern works, with x = −y.
+# -------------------------------------------------------------------------------------
+
+
+class _Psi:
+    """ψ(u) = φ(u)(u ca − sa) and its monotone pieces."""
+
+    def __init__(self, ca: float, sa: float) -> None:
+        self.ca, self.sa = float(ca), float(sa)
+        if self.ca > 0.0:
+            root = math.hypot(self.sa, 2.0 * self.ca)
+            if self.sa >= 0.0:
+                u2 = (self.sa + root) / (2.0 * self.ca)
+                u1 = -1.0 / u2
+            else:
+                u1 = (self.sa - root) / (2.0 * self.ca)
+                u2 = -1.0 / u1
+            self.u0 = self.sa / self.ca
+            self.u1, self.u2 = u1, u2
+            self.psi_min = self.scalar(u1)
+            self.psi_max = self.scalar(u2)
+            # piece -> (lo, hi, increasing); unbounded sides cut at _SPAN
+            self.pieces = {
+                "A": (u1 - _SPAN, u1, False),
+                "B": (u1, min(self.u0, u1 + _SPAN), True),
+                "C": (max(self.u0, u2 - _SPAN), u2, True),
+                "D": (u2, u2 + _SPAN, False),
+            }
+
+    def scalar(self, u: float) -> float:
+        return math.exp(-0.5 * u * u) / _SQRT2PI * (u * self.ca - self.sa)
+
+    def derivative(self, u: float) -> float:
+        return math.exp(-0.5 * u * u) / _SQRT2PI * (self.ca - u * (u * self.ca - self.sa))
+
+    def invert(self, piece: str, level: np.ndarray) -> np.ndarray:
+        """Vectorized bisection for ψ(u) = level on a monotone piece."""
+        lo0, hi0, increasing = self.pieces[piece]
+        level = np.asarray(level, dtype=float)
+        lo = np.full(level.shape, lo0)
+        hi = np.full(level.shape, hi0)
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            val = _phi(mid) * (mid * self.ca - self.sa)
+            below = (val < level) if increasing else (val > level)
+            lo = np.where(below, mid, lo)
+            hi = np.where(below, hi, mid)
+        return 0.5 * (lo + hi)
+
+    def invert_scalar(self, piece: str, level: float) -> float:
+        lo, hi, increasing = self.pieces[piece]
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if mid == lo or mid == hi:
+                break
+            val = self.scalar(mid)
+            if (val < level) == increasing:
+                lo = mid
+            else:
+                hi = mid
+        return 0.5 * (lo + hi)
+
+
+# A fixed grid of the branch parameter w = λ/Λ ∈ (0, 1): geometric towards 0 (a
+# threshold runs off to infinity like sqrt(2 log 1/w)) and towards 1 (turning point).
+_W_GRID = np.unique(np.concatenate([
+    np.geomspace(1e-40, 1e-3, 160),
+    np.linspace(1e-3, 1.0 - 1e-3, 240),
+    1.0 - np.geomspace(1e-3, 1e-13, 100),
+]))
+# For the g1 = 0 branch the parameter is the threshold y itself (x = −y).
+_Y_GRID = np.concatenate([np.geomspace(1e-8, 1e-2, 40), np.linspace(1e-2, 12.0, 400)[1:]])
+
+
+@dataclass(frozen=True)
+class _Branch:
+    """One branch of the direction curve: parameter w -> (x, y)."""
+
+    psi: _Psi | None
+    odd: bool
+    x_piece: str
+    y_piece: str
+    x_sign: float  # ψ(x) = x_sign · λ
+    y_sign: float
+    span: float  # Λ: levels λ = w Λ
+    grid: np.ndarray
+
+    @property
+    def label(self) -> str:
+        if self.psi is None:
+            return "even, x = -y"
+        return f"{'odd' if self.odd else 'even'} {self.x_piece}{self.y_piece}"
+
+    def points(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = np.asarray(w, dtype=float)
+        if self.psi is None:
+            return -w, w
+        lam = w * self.span
+        return (self.psi.invert(self.x_piece, self.x_sign * lam),
+                self.psi.invert(self.y_piece, self.y_sign * lam))
+
+    def point(self, w: float) -> tuple[float, float]:
+        if self.psi is None:
+            return -float(w), float(w)
+        lam = float(w) * self.span
+        return (self.psi.invert_scalar(self.x_piece, self.x_sign * lam),
+                self.psi.invert_scalar(self.y_piece, self.y_sign * lam))
+
+
+def _branches(ca: float, sa: float, odd: bool) -> list[_Branch]:
+    if ca <= 0.0:
+        if odd:
+            return []  # c1 = φ(y) + φ(x) > 0: the odd pattern cannot have g1 = 0
+        return [_Branch(None, False, "", "", 0.0, 0.0, 1.0, _Y_GRID)]
+    psi = _Psi(ca, sa)
+    tiny = 1e-300
+    out = []
+    if odd:
+        span = min(psi.psi_max, -psi.psi_min)
+        if span > tiny:
+            for xp in "AB":
+                for yp in "CD":
+                    out.append(_Branch(psi, True, xp, yp, -1.0, 1.0, span, _W_GRID))
+    else:
+        if -psi.psi_min > tiny:
+            out.append(_Branch(psi, False, "A", "B", -1.0, -1.0, -psi.psi_min, _W_GRID))
+        if psi.psi_max > tiny:
+            out.append(_Branch(psi, False, "C", "D", 1.0, 1.0, psi.psi_max, _W_GRID))
+    return out
+
+
+def _directions(T1: float, T2: float) -> list[tuple[float, float]]:
+    """Unit vectors (ca, sa) ∝ (√T1, ±√T2): the two sign choices of g2/g1."""
+    norm = math.sqrt(T1 + T2)
+    ca, sa = math.sqrt(T1) / norm, math.sqrt(T2) / norm
+    if sa == 0.0 or ca == 0.0:
+        return [(ca, sa)]
+    return [(ca, sa), (ca, -sa)]
+
+
+# -------------------------------------------------------------------------------------
+# candidate solutions and their quality
+# -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One solution of the moment equations for one layer.
+
+    Attributes
+    ----------
+    odd : bool
+        Sign pattern (values ``{-b, 0, b}`` if True, ``{0, b}`` otherwise).
+    x, y : float
+        Standardized thresholds ``s_-/τ_c``, ``s_+/τ_c``.
+    scale : float
+        ``b``.
+    variance : float
+        Output variance ``v = Var σ(τ_c ξ)`` (the compressed ``τ_ℓ²``).
+    residual : float
+        Largest relative residual of the matched equations.
+    branch : str
+        Which branch of the direction curve it lies on (diagnostic).
+    """
+
+    odd: bool
+    x: float
+    y: float
+    scale: float
+    variance: float
+    residual: float
+    branch: str
+
+
+def _relative(achieved: float, target: float, scale: float) -> float:
+    den = abs(target) if abs(target) > 1e-12 * scale else scale
+    return abs(achieved - target) / den
+
+
+class _Targets:
+    """Dimensionless targets of one layer at the compressed input scale τ_c."""
+
+    def __init__(self, g1sq: float, g2sq: float, h: float, tau_c: float) -> None:
+        self.T1 = float(g1sq)
+        self.T2 = float(g2sq) * tau_c**2
+        self.TH = float(h)
+        self.tau_c = float(tau_c)
+        self.S = self.T1 + self.T2
+        self.kappa = self.TH / self.S if self.S > 0 else math.nan
+
+    def evaluate(self, x: float, y: float, odd: bool) -> dict[str, float] | None:
+        """Scale b and achieved dimensionless moments at thresholds (x, y) (None at a
+        degenerate point where g1 = g2 = 0)."""
+        mom = ternary_shape_moments(x, y, odd)
+        c1, c2, cH = float(mom["c1"]), float(mom["c2"]), float(mom["cH"])
+        N = c1 * c1 + c2 * c2
+        if not N > 1e-300:
+            return None
+        a2 = self.S / N
+        return {
+            "scale": math.sqrt(a2) * self.tau_c,
+            "A1": a2 * c1 * c1,
+            "A2": a2 * c2 * c2,
+            "AH": a2 * cH,
+            "g1": math.sqrt(a2) * c1,
+            "g2": math.sqrt(a2) * c2 / self.tau_c,
+            "variance": a2 * self.tau_c**2 * float(mom["var"]),
+            "mean": math.sqrt(a2) * self.tau_c * float(mom["mean"]),
+        }
+
+    def residuals(self, ev: dict[str, float], match_h: bool) -> dict[str, float]:
+        out = {
+            "g1^2": _relative(ev["A1"], self.T1, self.S),
+            "g2^2": _relative(ev["A2"], self.T2, self.S),
+        }
+        if match_h:
+            out["h"] = _relative(ev["AH"], self.TH, self.S)
+        return out
+
+
+def _direction_and_h(x: float, y: float, odd: bool, ca: float, sa: float,
+                     kappa: float) -> tuple[np.ndarray, np.ndarray]:
+    """F = (c2 ca − c1 sa, cH/N − κ) and its Jacobian in (x, y)."""
+    eta = -1.0 if odd else 1.0
+    mom = ternary_shape_moments(x, y, odd)
+    c1, c2, cH = float(mom["c1"]), float(mom["c2"]), float(mom["cH"])
+    N = c1 * c1 + c2 * c2
+    if not (N > 0.0 and max(abs(x), abs(y)) <= 2.0 * MAX_STANDARDIZED_THRESHOLD):
+        # degenerate point (both thresholds far in one tail)
+        return np.full(2, np.nan), np.full((2, 2), np.nan)
+    jac = _shape_jacobian(x, y, eta)
+    F = np.array([c2 * ca - c1 * sa, cH / N - kappa])
+    J = np.empty((2, 2))
+    with np.errstate(all="ignore"):
+        for k in range(2):
+            dN = 2.0 * (c1 * jac["c1"][k] + c2 * jac["c2"][k])
+            J[0, k] = jac["c2"][k] * ca - jac["c1"][k] * sa
+            J[1, k] = (jac["cH"][k] * N - cH * dN) / (N * N)
+    return F, J
+
+
+def _polish(x: float, y: float, odd: bool, ca: float, sa: float, kappa: float,
+            symmetric: bool) -> tuple[float, float]:
+    """A few Newton steps on the direction and h equations (analytic Jacobian)."""
+    if symmetric:  # x = −y: one unknown, the direction equation holds exactly
+        for _ in range(6):
+            F, J = _direction_and_h(-y, y, odd, ca, sa, kappa)
+            d = J[1, 1] - J[1, 0]
+            if not (math.isfinite(d) and d != 0.0 and math.isfinite(F[1])):
+                break
+            y_new = y - F[1] / d
+            if not 0.0 < y_new < 2.0 * MAX_STANDARDIZED_THRESHOLD:
+                break
+            F_new = _direction_and_h(-y_new, y_new, odd, ca, sa, kappa)[0][1]
+            if not abs(F_new) < abs(F[1]):
+                break
+            y = y_new
+        return -y, y
+    for _ in range(6):
+        F, J = _direction_and_h(x, y, odd, ca, sa, kappa)
+        if not (np.all(np.isfinite(F)) and np.all(np.isfinite(J))):
+            break
+        try:
+            step = np.linalg.solve(J, F)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(step)):
+            break
+        xn, yn = x - step[0], y - step[1]
+        if not (xn < yn) or max(abs(xn), abs(yn)) > 2.0 * MAX_STANDARDIZED_THRESHOLD:
+            break
+        Fn, _ = _direction_and_h(xn, yn, odd, ca, sa, kappa)
+        if not np.max(np.abs(Fn)) < np.max(np.abs(F)):
+            break
+        x, y = xn, yn
+    return x, y
+
+
+def _scan_branch(branch: _Branch, targets: _Targets, match_h: bool,
+                 tau_target2: float | None) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """Roots on one branch (hidden layer), or the best point (last layer).
+
+    Returns the list of (x, y) found and the values of the scanned quantity (for the
+    reachable-range diagnostics).
+    """
+    grid = branch.grid
+    xs, ys = branch.points(grid)
+    mom = ternary_shape_moments(xs, ys, branch.odd)
+    N = mom["c1"] ** 2 + mom["c2"] ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if match_h:
+            values = mom["cH"] / N - targets.kappa
+        else:
+            values = targets.S * targets.tau_c**2 * mom["var"] / N - tau_target2
+    ok = (np.isfinite(values) & (xs < ys) & (np.abs(xs) <= MAX_STANDARDIZED_THRESHOLD)
+          & (np.abs(ys) <= MAX_STANDARDIZED_THRESHOLD))
+    found: list[tuple[float, float]] = []
+
+    def f(w: float) -> float:
+        x, y = branch.point(w)
+        m = ternary_shape_moments(x, y, branch.odd)
+        n = float(m["c1"] ** 2 + m["c2"] ** 2)
+        if not n > 0.0:
+            return math.inf
+        if match_h:
+            return float(m["cH"]) / n - targets.kappa
+        return targets.S * targets.tau_c**2 * float(m["var"]) / n - tau_target2
+
+    sign_change = ok[:-1] & ok[1:] & (np.sign(values[:-1]) * np.sign(values[1:]) <= 0)
+    for i in np.flatnonzero(sign_change):
+        lo, hi = grid[i], grid[i + 1]
+        f_lo, f_hi = f(lo), f(hi)  # the scalar path may round differently
+        if f_lo == 0.0 or f_hi == 0.0 or np.sign(f_lo) == np.sign(f_hi):
+            w = lo if abs(f_lo) <= abs(f_hi) else hi  # a touching zero: keep the closer end
+        else:
+            w = brentq(f, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=200)
+        found.append(branch.point(w))
+    if match_h and np.any(ok):
+        # a root at the end of a branch (e.g. a single step, one threshold at infinity)
+        # shows no sign change: offer the closest grid point if it is an end of the
+        # valid range; the residual test decides
+        valid = np.flatnonzero(ok)
+        i = int(valid[np.argmin(np.abs(values[valid]))])
+        if i in (valid[0], valid[-1]):
+            found.append(branch.point(grid[i]))
+    if not match_h and not found and np.any(ok):
+        # no exact match of τ_L²: the point of the branch closest to it (v > τ_L² on
+        # the whole branch, so this is the minimum of v), refined between neighbours
+        absval = np.where(ok, np.abs(values), np.inf)
+        i = int(np.argmin(absval))
+        w = grid[i]
+        if 0 < i < len(grid) - 1 and np.isfinite(absval[i - 1]) and np.isfinite(absval[i + 1]):
+            res = minimize_scalar(lambda t: abs(f(t)), bounds=(grid[i - 1], grid[i + 1]),
+                                  method="bounded",
+                                  options={"xatol": 1e-10 * grid[i] + 1e-300})
+            if abs(f(res.x)) <= absval[i]:
+                w = res.x
+        found.append(branch.point(w))
+    return found, np.where(ok, values, np.nan)
+
+
+def _polish_direction(x: float, y: float, odd: bool, ca: float, sa: float) -> tuple[float, float]:
+    """Newton steps on the direction equation in y alone (x fixed)."""
+    if ca <= 0.0:
+        return x, y
+    psi = _Psi(ca, sa)
+    eta = -1.0 if odd else 1.0
+    for _ in range(4):
+        F = psi.scalar(y) - eta * psi.scalar(x)
+        d = psi.derivative(y)
+        if d == 0.0 or F == 0.0:
+            break
+        yn = y - F / d
+        if not (yn > x) or abs(psi.scalar(yn) - eta * psi.scalar(x)) >= abs(F):
+            break
+        y = yn
+    return x, y
+
+
+def _sign_mismatch(ev: dict[str, float], g1: float, g2: float) -> int:
+    """How many of (g1, g2) have the opposite sign to the original's (ties: 0)."""
+    return int(ev["g1"] * g1 < 0) + int(ev["g2"] * g2 < 0)
+
+
+@dataclass(frozen=True)
+class LayerSolution:
+    """The solved two-threshold activation of one layer, with its diagnostics.
+
+    Attributes
+    ----------
+    index : int
+        Layer ℓ (1-based).
+    original : Activation
+        σ_ℓ of the original network.
+    ternary : activations.Ternary
+        The compressed activation (absolute thresholds ``s_minus < s_plus``, ``scale``
+        ``b`` and ``odd``).
+    tau_in : float
+        Original input scale τ_{ℓ−1} (where the targets are evaluated).
+    tau_in_compressed : float
+        Compressed input scale τ^c_{ℓ−1} (where the equations are solved).
+    target : Moments
+        ``σ_ℓ.moments(τ_{ℓ−1})``.
+    achieved : dict
+        ``g1, g2, h, m, v`` of the ternary activation at τ^c_{ℓ−1} (closed form).
+    residuals : dict
+        Relative residual of each matched equation: keys ``"g1^2"``, ``"g2^2"`` and,
+        for hidden layers, ``"h"`` (relative to the target, or to ``g1² + τ_c² g2²``
+        when the target vanishes).
+    matched : tuple of str
+        Equations imposed: ``("g1^2", "g2^2", "h")`` or ``("g1^2", "g2^2", "tau^2")``
+        (last layer: τ_L² as close as possible).
+    candidates : tuple of Candidate
+        Every root found (both patterns, both signs of g2/g1), best first.
+    """
+
+    index: int
+    original: Activation
+    ternary: Any
+    tau_in: float
+    tau_in_compressed: float
+    target: Moments
+    achieved: dict
+    residuals: dict
+    matched: tuple
+    candidates: tuple
+
+    @property
+    def max_residual(self) -> float:
+        return max(self.residuals.values())
+
+    @property
+    def variance(self) -> float:
+        """Output variance of the compressed layer, ``(τ^c_ℓ)²``."""
+        return float(self.achieved["v"])
+
+
+def solve_layer(target: Moments, tau_c: float, *, match_h: bool = True,
+                tau_target: float | None = None, index: int = 1,
+                original: Activation | None = None, tau_in: float | None = None,
+                tol: float = 1e-10) -> LayerSolution:
+    r"""Two-threshold activation matching one layer's moments at the scale ``tau_c``.
+
+    Solves, for both sign patterns (odd ``{-b, 0, b}``, even ``{0, b}``) and both signs
+    of ``g2/g1``,
+
+    - ``g1²(σ, τ_c) = g1²``, ``g2²(σ, τ_c) = g2²``, ``h(σ, τ_c) = h`` (``match_h``), or
+    - the first two, with ``Var σ(τ_c ξ)`` as close as possible to ``tau_target²``
+      (``match_h=False``, the last layer),
+
+    by reducing the direction equation ``g1 : g2`` to one-parameter branches (closed
+    form, see the module comments), scanning each branch on a fixed grid, bracketing
+    with ``brentq`` and polishing with Newton steps (analytic Jacobian). The scale
+    ``b`` then follows in closed form. Among the feasible roots, the one with the
+    smallest output variance is kept (ties: the signs of the original ``g1, g2``).
+
+    Parameters
+    ----------
+    target : Moments
+        Original moments ``σ_ℓ.moments(τ_{ℓ−1})``.
+    tau_c : float
+        The compressed network's input scale τ^c_{ℓ−1} > 0.
+    match_h : bool, default True
+        Hidden layer (three equations) or last layer (two, plus closest τ).
+    tau_target : float, optional
+        Original τ_ℓ (required when ``match_h=False``).
+    index, original, tau_in : optional
+        Layer number, original activation and original input scale (for the record
+        and the error messages).
+    tol : float, default 1e-10
+        Largest relative residual accepted.
+
+    Returns
+    -------
+    LayerSolution
+
+    Raises
+    ------
+    CompressionError
+        If no root has a residual below ``tol``: the message says which equation
+        cannot be met and the range the family reaches.
+    """
+    if not (isinstance(tau_c, numbers.Real) and math.isfinite(tau_c) and tau_c > 0):
+        raise ValueError(f"tau_c must be a finite number > 0, got {tau_c!r}")
+    if not match_h:
+        if tau_target is None or not (math.isfinite(tau_target) and tau_target > 0):
+            raise ValueError(
+                f"tau_target must be a finite number > 0 for the last layer, got {tau_target!r}")
+    g1, g2, h = float(target.g1), float(target.g2), float(target.h)
+    if not all(math.isfinite(v) for v in (g1, g2, h)):
+        raise ValueError(f"target moments must be finite, got g1={g1}, g2={g2}, h={h}")
+    name = f"layer {index}" + (f" ({_label(original)})" if original is not None else "")
+    tg = _Targets(g1 * g1, g2 * g2, h, tau_c)
+    if tg.S <= 1e-300:
+        raise CompressionError(
+            f"{name}: g1 = g2 = 0 at scale {tau_in if tau_in is not None else tau_c:.4g}; "
+            "a two-threshold step always has (g1, g2) != (0, 0) (for the odd pattern "
+            "g1 > 0, for the even one g1 = 0 forces x = -y and then g2 != 0), so the "
+            "equations for g1² and g2² cannot both hold")
+    tau_target2 = None if match_h else float(tau_target) ** 2
+
+    raw: list[tuple[float, float, bool, str]] = []
+    ranges: dict[str, list[float]] = {"odd": [], "even": []}
+    for ca, sa in _directions(tg.T1, tg.T2):
+        for odd in (True, False):
+            for branch in _branches(ca, sa, odd):
+                found, values = _scan_branch(branch, tg, match_h, tau_target2)
+                finite = values[np.isfinite(values)]
+                if finite.size:
+                    ranges["odd" if odd else "even"] += [float(finite.min()), float(finite.max())]
+                for x, y in found:
+                    if match_h:
+                        x, y = _polish(x, y, odd, ca, sa, tg.kappa, symmetric=branch.psi is None)
+                    else:
+                        x, y = _polish_direction(x, y, odd, ca, sa)
+                    raw.append((float(x), float(y), odd, branch.label))
+
+    candidates = []
+    for x, y, odd, label in raw:
+        if not (x < y) or max(abs(x), abs(y)) > MAX_STANDARDIZED_THRESHOLD:
+            continue
+        ev = tg.evaluate(x, y, odd)
+        if ev is None or not all(math.isfinite(v) for v in ev.values()):
+            continue
+        res = tg.residuals(ev, match_h)
+        candidates.append((Candidate(odd, x, y, ev["scale"], ev["variance"], max(res.values()),
+                                     label), ev, res))
+    feasible = [c for c in candidates if c[0].residual <= tol and math.isfinite(c[0].residual)]
+
+    if not feasible:
+        raise CompressionError(_infeasible_message(name, tg, match_h, ranges, candidates))
+
+    # the same root reached from two brackets: keep the most accurate copy
+    feasible.sort(key=lambda item: item[0].residual)
+    unique_items: list = []
+    for item in feasible:
+        c = item[0]
+        if not any(c.odd == u[0].odd and abs(c.x - u[0].x) < 1e-7 and abs(c.y - u[0].y) < 1e-7
+                   for u in unique_items):
+            unique_items.append(item)
+
+    def primary(item) -> float:
+        cand = item[0]
+        return cand.variance if match_h else abs(cand.variance - tau_target2)
+
+    best_primary = min(primary(item) for item in unique_items)
+    tol_primary = 1e-9 * max(abs(best_primary), 1e-300)
+    # ties in the primary criterion (mirror images) go to the signs of the original g
+    # and then to the more accurate root
+    ordered = sorted(unique_items, key=lambda item: (
+        primary(item) > best_primary + tol_primary, _sign_mismatch(item[1], g1, g2),
+        item[0].residual, primary(item), max(abs(item[0].x), abs(item[0].y))))
+    best, ev, res = ordered[0]
+    unique = [item[0] for item in ordered[:1]] + sorted(
+        (item[0] for item in ordered[1:]), key=lambda c: (c.variance, c.residual))
+    ternary = activations.Ternary(best.x * tau_c, best.y * tau_c, best.scale, best.odd)
+    achieved = {"g1": ev["g1"], "g2": ev["g2"], "h": ev["AH"], "m": ev["mean"],
+                "v": ev["variance"]}
+    matched = ("g1^2", "g2^2", "h") if match_h else ("g1^2", "g2^2", "tau^2")
+    return LayerSolution(index=index, original=original, ternary=ternary,
+                         tau_in=float(tau_in) if tau_in is not None else math.nan,
+                         tau_in_compressed=float(tau_c), target=target, achieved=achieved,
+                         residuals=res, matched=matched, candidates=tuple(unique))
+
+
+def _label(act: Any) -> str:
+    return str(getattr(act, "name", type(act).__name__))
+
+
+def _infeasible_message(name: str, tg: _Targets, match_h: bool, ranges: dict,
+                        candidates: list) -> str:
+    best = min((c[0].residual for c in candidates), default=math.inf)
+    if not match_h:
+        return (f"{name}: no two-threshold activation matches g1² = {tg.T1:.4g} and "
+                f"g2² τ_c² = {tg.T2:.4g} (best relative residual {best:.3g})")
+    parts = []
+    for pattern, vals in ranges.items():
+        if vals:
+            lo, hi = min(vals) + tg.kappa, max(vals) + tg.kappa
+            parts.append(f"[{lo:.4g}, {hi:.4g}] ({pattern} pattern)")
+        else:
+            reason = ("g1 = 0 forces the even pattern" if pattern == "odd" and tg.T1 == 0
+                      else "no branch")
+            parts.append(f"nothing ({pattern} pattern: {reason})")
+    return (
+        f"{name}: equation h fails. On the curve where g1² : g2² τ_c² = "
+        f"{tg.T1:.4g} : {tg.T2:.4g} is matched, two-threshold activations reach "
+        f"h / (g1² + τ_c² g2²) in {' and '.join(parts)}, but the target is "
+        f"{tg.kappa:.4g} (h = {tg.TH:.4g})"
+        + (f"; best relative residual {best:.3g}" if math.isfinite(best) else "")
+        + ". The family cannot produce this ratio of h to the linear and quadratic energies.")
+
+
+# =====================================================================================
+# the plan for a whole network
+# =====================================================================================
+
+
+def _check_layers(layers: Any) -> list[Activation]:
+    if isinstance(layers, Activation):
+        raise TypeError("layers must be a list of Activation objects (one per layer), got a "
+                        f"single Activation {layers!r}; wrap it in a list")
+    if not isinstance(layers, Sequence) or isinstance(layers, (str, bytes)):
+        raise TypeError(
+            f"layers must be a non-empty list of Activation objects, got {type(layers).__name__}")
+    if len(layers) == 0:
+        raise ValueError("layers must contain at least one Activation, got an empty list")
+    for i, act in enumerate(layers):
+        if not isinstance(act, Activation):
+            raise TypeError(f"layers[{i}] must be a lossless.activations.Activation, got {act!r}")
+    return list(layers)
+
+
+def _check_positive(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+_LAST_LAYER_MODES = ("closest_tau", "match_h")
+
+
+@dataclass(frozen=True)
+class CompressionPlan:
+    """The compressed network's activations and how well they match (math-spec §5).
+
+    Attributes
+    ----------
+    original_layers : list of Activation
+        σ_1..σ_L of the original network.
+    layers : list of activations.Ternary
+        The compressed activations (thresholds and scale in absolute units of the
+        pre-activation, whose scale is τ^c_{ℓ−1}).
+    tau0 : float
+        Input scale τ_0 (shared by both networks).
+    solutions : tuple of LayerSolution
+        Per-layer details (targets, achieved moments, all roots found).
+    tau, tau_compressed : ndarray, shape (L+1,)
+        τ_0..τ_L of the original and of the compressed network (not squared).
+    kappa2 : ndarray, shape (L+1,)
+        κ_0²..κ_L² of the original network (``inf`` from a layer with a jump on).
+    elapsed : float
+        Seconds spent solving (not part of the repr).
+    """
+
+    original_layers: list
+    layers: list
+    tau0: float
+    solutions: tuple
+    tau: np.ndarray
+    tau_compressed: np.ndarray
+    kappa2: np.ndarray
+    last_layer: str = "closest_tau"
+    elapsed: float = field(default=0.0, compare=False)
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    @property
+    def residuals(self) -> np.ndarray:
+        """ndarray, shape (L, 3): relative residuals of (g1², g2², h) per layer.
+
+        NaN where an equation is not imposed (h at the last layer with
+        ``last_layer="closest_tau"``).
+        """
+        return np.array([[s.residuals.get(k, np.nan) for k in ("g1^2", "g2^2", "h")]
+                         for s in self.solutions])
+
+    @property
+    def max_residual(self) -> float:
+        """Largest relative residual over all imposed equations."""
+        return float(np.nanmax(self.residuals))
+
+    @property
+    def shift(self) -> float:
+        """CK identity shift ``(τ^c_L)² − τ_L²``: K_CK^c ≈ K_CK + shift · I_n."""
+        return float(self.tau_compressed[-1] ** 2 - self.tau[-1] ** 2)
+
+    @property
+    def tau_mismatch(self) -> np.ndarray:
+        """ndarray, shape (L+1,): ``(τ^c_ℓ)² − τ_ℓ²`` at every layer."""
+        return self.tau_compressed**2 - self.tau**2
+
+    def surrogates(self) -> list[Activation]:
+        """Affine straight-through derivatives ``s_ℓ(t) = g1 + g2 t`` of the compressed
+        layers (``g1, g2`` of the ternary activation at τ^c_{ℓ−1}).
+
+        They have ``E[s] = g1`` and ``E[s'] = g2``, so the NTK coefficients β of the
+        compressed network equal the original's, and the smallest possible
+        ``q = E[s²] = g1² + τ_c² g2²`` among such surrogates; pass them as
+        ``surrogates=`` to :func:`lossless.theory.coefficients` or
+        :func:`lossless.kernels.exact_ntk`.
+        """
+        return [activations.get("quadratic", a=0.0, b=float(s.achieved["g2"]),
+                                c=float(s.achieved["g1"])) for s in self.solutions]
+
+    def kappa2_compressed(self, surrogates: Sequence[Any] | None = None) -> np.ndarray:
+        """κ_0²..κ_L² of the compressed network (``inf`` without surrogates: q = ∞).
+
+        Parameters
+        ----------
+        surrogates : list, optional
+            One straight-through derivative per layer (see :meth:`surrogates`); any
+            Activation or callable accepted by :func:`lossless.theory.coefficients`.
+        """
+        from lossless import theory
+
+        return theory.coefficients(self.layers, self.tau0, surrogates=surrogates).kappa2
+
+    def ntk_shift(self, surrogates: Sequence[Any] | None = None) -> float:
+        """NTK identity shift ``(κ^c_L)² − κ_L²`` (``inf`` without surrogates).
+
+        Off the diagonal the NTKs agree (the β match); on the diagonal the compressed
+        network's exact NTK is infinite (a step has q = E[σ'²] = ∞), and with
+        straight-through derivatives its κ depends on them.
+        """
+        return float(self.kappa2_compressed(surrogates)[-1] - self.kappa2[-1])
+
+    # -- conversions -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python summary (JSON-serializable)."""
+        def num(v: float) -> float | None:
+            return None if not math.isfinite(v) else float(v)
+
+        return {
+            "tau0": self.tau0,
+            "last_layer": self.last_layer,
+            "original": [_label(a) for a in self.original_layers],
+            "odd": [bool(t.odd) for t in self.layers],
+            "s_minus": [float(t.s_minus) for t in self.layers],
+            "s_plus": [float(t.s_plus) for t in self.layers],
+            "scale": [float(t.scale) for t in self.layers],
+            "residuals": [{k: float(v) for k, v in s.residuals.items()} for s in self.solutions],
+            "tau": [float(t) for t in self.tau],
+            "tau_compressed": [float(t) for t in self.tau_compressed],
+            "kappa2": [num(k) for k in self.kappa2],
+            "shift": self.shift,
+        }
+
+    def _rows(self) -> list[list[str]]:
+        rows = []
+        for s, t in zip(self.solutions, self.layers):
+            rows.append([
+                str(s.index), _label(s.original), "odd" if t.odd else "even",
+                f"{t.s_minus:.4g}", f"{t.s_plus:.4g}", f"{t.scale:.4g}",
+                f"{self.tau[s.index]:.4g}", f"{self.tau_compressed[s.index]:.4g}",
+                f"{s.max_residual:.1e}", "+".join(s.matched).replace("^2", "²"),
+            ])
+        return rows
+
+    _HEADER = ("ℓ", "original", "pattern", "s₋", "s₊", "b", "τ_ℓ", "τᶜ_ℓ", "residual",
+               "matched")
+
+    def __repr__(self) -> str:
+        rows = self._rows()
+        widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(self._HEADER)]
+        lines = [f"CompressionPlan(L={self.depth}, tau0={self.tau0:.4g}, "
+                 f"shift (τᶜ_L² − τ_L²) = {self.shift:.4g})",
+                 "  ".join(h.rjust(w) for h, w in zip(self._HEADER, widths))]
+        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self._HEADER)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                       for r in self._rows())
+        return (f"<p>CompressionPlan (L = {self.depth}, τ<sub>0</sub> = {self.tau0:.4g}, "
+                f"identity shift τᶜ<sub>L</sub>² − τ<sub>L</sub>² = {self.shift:.4g})</p>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def compress(layers: Sequence[Activation], tau0: float, *,
+             last_layer: str = "closest_tau", tol: float = 1e-10) -> CompressionPlan:
+    r"""Solve the ternary activations of the compressed network, layer by layer.
+
+    Layer ℓ is solved at the compressed network's own input scale τ^c_{ℓ−1} (which
+    the previous compressed layers produce), against the original moments at τ_{ℓ−1}:
+    hidden layers match ``g1², g2², h``; the last layer matches ``g1², g2²`` and makes
+    ``(τ^c_L)²`` as close to ``τ_L²`` as the family allows (``last_layer="closest_tau"``)
+    or matches ``h`` too (``"match_h"``). Every α and β of the two networks then agree
+    (math-spec §4–5) and their CKs differ asymptotically by ``shift · I_n`` only.
+
+    Parameters
+    ----------
+    layers : list of Activation, length L
+        The original network's activations.
+    tau0 : float
+        τ_0 = sqrt(mean_i ‖x_i‖²) (not squared), > 0.
+    last_layer : {"closest_tau", "match_h"}
+        What the last layer matches besides ``g1², g2²``.
+    tol : float, default 1e-10
+        Largest relative residual accepted per equation.
+
+    Returns
+    -------
+    CompressionPlan
+
+    Raises
+    ------
+    CompressionError
+        When some layer's targets are out of reach of the two-threshold family (the
+        message names the layer and the equation).
+    """
+    start = time.perf_counter()
+    layers = _check_layers(layers)
+    tau0 = _check_positive(tau0, "tau0")
+    if last_layer not in _LAST_LAYER_MODES:
+        raise ValueError(f"last_layer must be one of {_LAST_LAYER_MODES}, got {last_layer!r}")
+    tol = _check_positive(tol, "tol")
+    tau, tau_c = [tau0], [tau0]
+    kappa2 = [tau0**2]
+    solutions, ternaries = [], []
+    L = len(layers)
+    for index, act in enumerate(layers, start=1):
+        target = act.moments(tau[-1])
+        if not (math.isfinite(target.v) and target.v > 0):
+            raise CompressionError(
+                f"layer {index} ({_label(act)}) has output variance {target.v!r} at scale "
+                f"{tau[-1]:.4g}: nothing to compress")
+        tau_next = math.sqrt(target.v)
+        last = index == L
+        sol = solve_layer(target, tau_c[-1], match_h=not last or last_layer == "match_h",
+                          tau_target=tau_next, index=index, original=act, tau_in=tau[-1],
+                          tol=tol)
+        solutions.append(sol)
+        ternaries.append(sol.ternary)
+        kappa2.append(target.v + target.q * kappa2[-1] if math.isfinite(target.q) else math.inf)
+        tau.append(tau_next)
+        tau_c.append(math.sqrt(sol.variance))
+    return CompressionPlan(original_layers=layers, layers=ternaries, tau0=tau0,
+                           solutions=tuple(solutions), tau=np.array(tau),
+                           tau_compressed=np.array(tau_c), kappa2=np.array(kappa2),
+                           last_layer=last_layer, elapsed=time.perf_counter() - start)
+
+
+# =====================================================================================
+# the last-layer limit: Hermite energy, and richer piecewise-constant families
+# =====================================================================================
+
+
+def _gauss_panels(breakpoints: Sequence[float], half_width: float = 12.0,
+                  panel: float = 0.5, order: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss-Legendre nodes/weights for E[f(ξ)], ξ ~ N(0, 1), split at the
+    breakpoints (where f may have a kink or a jump)."""
+    cuts = {-half_width, half_width}
+    cuts |= {float(b) for b in breakpoints if -half_width < b < half_width}
+    cuts = sorted(cuts)
+    edges = []
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        m = max(1, int(math.ceil((hi - lo) / panel)))
+        edges.extend(np.linspace(lo, hi, m + 1)[:-1])
+    edges = np.array(edges + [cuts[-1]])
+    z, wz = np.polynomial.legendre.leggauss(order)
+    mid, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * (edges[1:] - edges[:-1])
+    nodes = (mid[:, None] + half[:, None] * z[None, :]).ravel()
+    weights = (half[:, None] * wz[None, :]).ravel() * _phi(nodes)
+    return nodes, weights
+
+
+def hermite_energy(activation: Activation, tau: float, order: int = 12, *,
+                   breakpoints: Sequence[float] = (0.0,)) -> np.ndarray:
+    r"""Hermite energies of ``σ(τξ)``: ``e_k = E[σ(τξ) He_k(ξ)]² / k!``, k = 0..order.
+
+    ``Var σ(τξ) = Σ_{k≥1} e_k``, ``e_1 = τ² g1²``, ``e_2 = τ⁴ g2²/2``: the equivalents
+    only see ``e_1, e_2`` (and h), while a step function carries much more energy in
+    the orders ≥ 3 than a smooth activation, which is why ``τ_L`` cannot be matched
+    with a ternary last layer (math-spec §5).
+
+    Parameters
+    ----------
+    activation : Activation
+        Any activation; a :class:`~lossless.activations.Ternary` uses the closed form
+        ``E[1[ξ > y] He_k(ξ)] = He_{k−1}(y) φ(y)``.
+    tau : float
+        Input scale τ > 0.
+    order : int, default 12
+        Highest order k.
+    breakpoints : sequence of float, default (0,)
+        Points (in units of the pre-activation t) where σ has a kink or a jump; the
+        numerical quadrature (composite Gauss–Legendre on ±12 standard deviations) is
+        split there. Ignored for ternary activations.
+
+    Returns
+    -------
+    ndarray, shape (order + 1,)
+    """
+    tau = _check_positive(tau, "tau")
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 0:
+        raise ValueError(f"order must be an integer >= 0, got {order!r}")
+    from numpy.polynomial import hermite_e
+
+    fact = np.array([math.factorial(k) for k in range(order + 1)], dtype=float)
+    if isinstance(activation, activations.Ternary):
+        eta = -1.0 if activation.odd else 1.0
+        x, y = activation.s_minus / tau, activation.s_plus / tau
+        coef = np.empty(order + 1)
+        coef[0] = float(_upper(y) + eta * _lower(x))
+        for k in range(1, order + 1):
+            e = np.zeros(k)
+            e[k - 1] = 1.0
+            coef[k] = (hermite_e.hermeval(y, e) * float(_phi(y))
+                       - eta * hermite_e.hermeval(x, e) * float(_phi(x)))
+        coef *= activation.scale
+    else:
+        nodes, weights = _gauss_panels([b / tau for b in breakpoints])
+        values = np.asarray(activation(tau * nodes), dtype=float)
+        basis = hermite_e.hermevander(nodes, order)  # (n_nodes, order+1)
+        coef = (weights * values) @ basis
+    return coef**2 / fact
+
+
+@dataclass(frozen=True)
+class LevelsSolution:
+    """A ``levels``-valued piecewise-constant last layer matching ``g1, g2`` exactly
+    with the smallest output variance.
+
+    Attributes
+    ----------
+    levels : int
+        Number of distinct output values (``log2(levels)`` bits per activation).
+    activation : activations.PiecewiseConstant or Ternary
+        The activation (absolute thresholds, scale τ_c).
+    thresholds : ndarray, shape (levels − 1,)
+        Absolute thresholds.
+    values : ndarray, shape (levels,)
+        Output value on each interval (centred: ``E σ(τ_c ξ) = 0``).
+    variance : float
+        The smallest ``Var σ(τ_c ξ)`` with ``g1, g2`` matched.
+    tau_target : float
+        The original ``τ_L``.
+    mismatch : float
+        ``max(variance − τ_L², 0)``: the identity shift left (0 means ``τ_L`` itself
+        can be matched exactly with this many levels).
+    """
+
+    levels: int
+    activation: Any
+    thresholds: np.ndarray
+    values: np.ndarray
+    variance: float
+    tau_target: float
+    mismatch: float
+
+    @property
+    def bits(self) -> float:
+        """Bits per activation output, ``log2(levels)``."""
+        return math.log2(self.levels)
+
+
+def _levels_min_variance(u: np.ndarray, r: np.ndarray) -> tuple[float, np.ndarray]:
+    """Smallest Σ p_j c_j² with Σ p_j c_j = 0, Σ a_j c_j = r1, Σ b_j c_j = r2."""
+    edges = np.concatenate([[-np.inf], np.sort(u), [np.inf]])
+    p = _lower(edges[1:]) - _lower(edges[:-1])
+    ph, uph = _phi(edges), _uphi(edges)
+    a = ph[:-1] - ph[1:]
+    b = uph[:-1] - uph[1:]
+    if np.any(p <= 1e-300):
+        return math.inf, np.zeros_like(p)
+    M = np.vstack([p, a, b])
+    G = (M / p) @ M.T
+    rhs = np.array([0.0, r[0], r[1]])
+    try:
+        lam = np.linalg.solve(G, rhs)
+    except np.linalg.LinAlgError:
+        return math.inf, np.zeros_like(p)
+    c = (M.T @ lam) / p
+    return float(np.sum(p * c * c)), c
+
+
+def last_layer_levels(target: Moments, tau_c: float, tau_target: float,
+                      levels: int) -> LevelsSolution:
+    r"""Richer last layer: ``levels`` output values, ``g1, g2`` matched exactly.
+
+    For fixed standardized thresholds ``u_1 < … < u_{k−1}`` the output values that
+    minimise ``Var σ(τ_c ξ)`` under the two linear constraints ``E[ξ σ] = τ_c g1``,
+    ``E[(ξ²−1) σ] = τ_c² g2`` follow in closed form (a weighted least-norm problem);
+    the thresholds are then optimised (deterministic starts at Gaussian quantiles).
+    As ``levels`` grows the smallest variance decreases towards the Hermite bound
+    ``τ_c² g1² + τ_c⁴ g2²/2``, so the identity shift of the compressed CK shrinks,
+    at a cost of ``log2(levels)`` bits per activation.
+
+    Parameters
+    ----------
+    target : Moments
+        Original last-layer moments at τ_{L−1}.
+    tau_c : float
+        Compressed input scale τ^c_{L−1}.
+    tau_target : float
+        Original τ_L.
+    levels : int
+        Number of output values, >= 2.
+
+    Returns
+    -------
+    LevelsSolution
+    """
+    from scipy.optimize import minimize
+
+    tau_c = _check_positive(tau_c, "tau_c")
+    tau_target = _check_positive(tau_target, "tau_target")
+    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 2:
+        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+    levels = int(levels)
+    r = np.array([tau_c * target.g1, tau_c**2 * target.g2])
+    if not np.all(np.isfinite(r)) or not np.any(r != 0):
+        raise CompressionError("g1 = g2 = 0: nothing for a piecewise-constant layer to match")
+    if levels == 2:
+        if r[0] == 0:
+            raise CompressionError("levels=2 (a single step) cannot match g1 = 0 with g2 != 0")
+        u = np.array([r[1] / r[0]])
+        ph = float(_phi(u[0]))
+        jump = r[0] / ph
+        pu = float(_upper(u[0]))
+        values = np.array([-jump * pu, jump * (1 - pu)])
+        variance = jump**2 * pu * (1 - pu)
+    else:
+        def objective(u: np.ndarray) -> float:
+            value = _levels_min_variance(u, r)[0]
+            return value if math.isfinite(value) else 1e30
+
+        best = None
+        quantiles = np.arange(1, levels) / levels
+        for shift in (0.0, 0.25, -0.25):  # deterministic starts near Gaussian quantiles
+            u0 = np.sqrt(2.0) * _erfinv_vec(2 * quantiles - 1) + shift
+            res = minimize(objective, u0, method="L-BFGS-B",
+                           options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
+            if best is None or res.fun < best.fun:
+                best = res
+            if levels <= 8:  # a derivative-free polish catches the kinks of small families
+                res = minimize(objective, res.x, method="Nelder-Mead",
+                               options={"xatol": 1e-10, "fatol": 1e-15, "maxiter": 2000 * levels})
+                if res.fun < best.fun:
+                    best = res
+        u = np.sort(best.x)
+        variance, values = _levels_min_variance(u, r)
+    thresholds = u * tau_c
+    # σ(t) = Σ_k jump_k 1[t > threshold_k]: the values up to a constant (centring
+    # removes it)
+    act = activations.PiecewiseConstant(thresholds=list(thresholds),
+                                        jumps=list(np.diff(values)))
+    return LevelsSolution(levels=levels, activation=act, thresholds=thresholds,
+                          values=np.asarray(values), variance=float(variance),
+                          tau_target=tau_target,
+                          mismatch=max(float(variance) - tau_target**2, 0.0))
+
+
+def _erfinv_vec(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erfinv
+
+    return erfinv(np.asarray(x, dtype=float))
+
+
+# =====================================================================================
+# memory accounting (math-spec §5: count honestly)
+# =====================================================================================
+
+
+def _binary_entropy(eps: float) -> float:
+    if eps <= 0.0 or eps >= 1.0:
+        return 0.0
+    return -eps * math.log2(eps) - (1.0 - eps) * math.log2(1.0 - eps)
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """Bits needed to store the hidden weights of a network, several ways.
+
+    Attributes
+    ----------
+    n_weights : int
+        Number of hidden weights ``Σ_ℓ d_ℓ d_{ℓ−1}`` (the readout is not included in
+        the bounds; it is in the actual file sizes).
+    sparsity : float
+        ε.
+    rows : tuple of (label, bits, kind)
+        ``kind`` is ``"format"`` (a real storage format), ``"bound"`` (an
+        information-theoretic bound), ``"count"`` (a count that is not a valid code)
+        or ``"actual"`` (measured size of bytes actually written).
+    """
+
+    n_weights: int
+    sparsity: float
+    rows: tuple
+
+    def bits(self, label_start: str) -> float:
+        """Bits of the first row whose label starts with ``label_start``."""
+        for label, bits, _kind in self.rows:
+            if label.startswith(label_start):
+                return bits
+        raise KeyError(f"no row starting with {label_start!r}; rows: "
+                       f"{[r[0] for r in self.rows]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_weights": self.n_weights, "sparsity": self.sparsity,
+                "rows": [{"label": lab, "bits": float(b), "kind": k,
+                          "bits_per_weight": float(b) / self.n_weights}
+                         for lab, b, k in self.rows]}
+
+    def _cells(self) -> list[list[str]]:
+        return [[lab, k, f"{b / self.n_weights:.4g}", f"{b / 8 / 2**20:.4g}"]
+                for lab, b, k in self.rows]
+
+    _HEADER = ("storage", "kind", "bits/weight", "MiB")
+
+    def __repr__(self) -> str:
+        cells = self._cells()
+        widths = [max(len(h), *(len(c[j]) for c in cells)) for j, h in enumerate(self._HEADER)]
+        lines = [f"MemoryReport({self.n_weights} hidden weights, sparsity={self.sparsity:g})",
+                 "  ".join(h.ljust(w) if j < 2 else h.rjust(w)
+                           for j, (h, w) in enumerate(zip(self._HEADER, widths)))]
+        lines += ["  ".join(c.ljust(w) if j < 2 else c.rjust(w)
+                            for j, (c, w) in enumerate(zip(row, widths))) for row in cells]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self._HEADER)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                       for r in self._cells())
+        return (f"<p>{self.n_weights:,} hidden weights, sparsity ε = {self.sparsity:g}</p>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def memory_report(p: int, widths: Sequence[int], sparsity: float) -> MemoryReport:
+    """The storage bounds of math-spec §5 for the hidden weights of a ``p``-input MLP.
+
+    Rows: dense fp32 (32 bits/weight); dense ternary packed in 2 bits; the entropy
+    bound ``H(ε) + (1 − ε)`` bits/weight of i.i.d. sparse ternary weights (no code can
+    do better on average; ``log2 3`` at ε = 1/3); and the authors' count
+    ``(1 − ε)`` bits/weight, which ignores where the zeros are and so is not
+    achievable by any code.
+
+    Parameters
+    ----------
+    p : int
+        Input dimension.
+    widths : sequence of int
+        Hidden widths ``d_1..d_L``.
+    sparsity : float
+        ε in [0, 1).
+    """
+    if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 1:
+        raise ValueError(f"p must be a positive integer, got {p!r}")
+    dims = [int(p)] + _check_widths(widths)
+    eps = _check_sparsity(sparsity)
+    n = sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+    rows = (
+        ("dense fp32", 32.0 * n, "format"),
+        ("ternary, 2-bit packed", 2.0 * n, "format"),
+        ("entropy bound H(ε) + (1 − ε)", n * (_binary_entropy(eps) + 1.0 - eps), "bound"),
+        ("authors' count (1 − ε), ignores zero positions", n * (1.0 - eps), "count"),
+    )
+    return MemoryReport(n_weights=n, sparsity=eps, rows=rows)
+
+
+def _check_widths(widths: Any) -> list[int]:
+    try:
+        dims = list(widths)
+    except TypeError:
+        raise TypeError(f"widths must be a sequence of positive ints, got {widths!r}") from None
+    if not dims or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
+                           for d in dims):
+        raise ValueError(f"widths must be a non-empty sequence of positive ints, got {widths!r}")
+    return [int(d) for d in dims]
+
+
+def _check_sparsity(sparsity: Any) -> float:
+    if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real):
+        raise TypeError(f"sparsity must be a real number in [0, 1), got {sparsity!r}")
+    eps = float(sparsity)
+    if not 0.0 <= eps < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
+    return eps
+
+
+# =====================================================================================
+# the packed network
+# =====================================================================================
+
+# 2-bit codes: 0 -> 0, 1 -> +1, 2 -> -1 (3 unused); four codes per byte, low bits first
+
+
+def pack_ternary(values: torch.Tensor) -> torch.Tensor:
+    """Pack a tensor with entries in {-1, 0, +1} (any sign-like values) into 2 bits each.
+
+    Parameters
+    ----------
+    values : Tensor, any shape
+        Only the sign of each entry is kept (``torch.sign``).
+
+    Returns
+    -------
+    Tensor, dtype uint8, shape (ceil(numel / 4),)
+        Codes ``0 -> 0, +1 -> 1, -1 -> 2``, four per byte, first entry in the low bits.
+    """
+    s = torch.sign(torch.as_tensor(values)).reshape(-1).to(torch.int8)
+    codes = torch.where(s < 0, torch.tensor(2, dtype=torch.uint8),
+                        s.to(torch.uint8))  # -1 -> 2, 0 -> 0, 1 -> 1
+    pad = (-codes.numel()) % 4
+    if pad:
+        codes = torch.cat([codes, torch.zeros(pad, dtype=torch.uint8)])
+    c = codes.reshape(-1, 4)
+    return c[:, 0] | (c[:, 1] << 2) | (c[:, 2] << 4) | (c[:, 3] << 6)
+
+
+def unpack_ternary(packed: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`pack_ternary`: int8 tensor of ``shape`` with entries in {-1, 0, 1}.
+
+    Raises
+    ------
+    ValueError
+        If ``packed`` is not a 1-D uint8 tensor of the right length or holds the unused
+        code 3.
+    """
+    shape = tuple(int(s) for s in shape)
+    numel = math.prod(shape)
+    if packed.dtype != torch.uint8 or packed.ndim != 1 or packed.numel() != -(-numel // 4):
+        raise ValueError(f"packed must be a 1-D uint8 tensor of length ceil({numel}/4) = "
+                         f"{-(-numel // 4)}, got dtype {packed.dtype}, shape {tuple(packed.shape)}")
+    fields = torch.stack([(packed >> (2 * k)) & 3 for k in range(4)], dim=1).reshape(-1)[:numel]
+    if bool((fields == 3).any()):
+        raise ValueError("packed holds the unused 2-bit code 3: not a pack_ternary output")
+    lut = torch.tensor([0, 1, -1, 0], dtype=torch.int8)
+    return lut[fields.long()].reshape(shape)
+
+
+_FORMAT = "lossless.CompressedMLP/1"
+
+
+class CompressedMLP(torch.nn.Module):
+    r"""The compressed network: 2-bit packed ternary weights, ternary activations.
+
+    It computes exactly what :class:`lossless.networks.MLP` computes with the same
+    ternary weights and the :class:`~lossless.activations.Ternary` activations of a
+    :class:`CompressionPlan` (math-spec §2, §5), but stores each ``W_ℓ`` as 2-bit codes
+    (:func:`pack_ternary`) and evaluates layers ℓ ≥ 2 in integer arithmetic: with
+    ``T_{ℓ−1} ∈ {−1, 0, 1}^{n×d}`` the previous layer's ternary outputs (codes) and
+    ``C_ℓ`` the weight codes,
+
+    .. math::
+
+        W_\ell \Sigma_{\ell-1} = \alpha_\ell\, C_\ell T_{\ell-1} + \beta_\ell, \quad
+        \alpha_\ell = \frac{b_{\ell-1}}{\sqrt{(1-\varepsilon) d_{\ell-1}}},\;
+        \beta_\ell = -\frac{m_{\ell-1}}{\sqrt{(1-\varepsilon) d_{\ell-1}}} C_\ell \mathbf 1,
+
+    so the centring becomes a fixed bias, folded (with α) into per-neuron integer
+    thresholds ``(s_± − β)/α`` compared with the integer ``C_ℓ T_{ℓ−1}``.
+
+    Build it with :meth:`from_plan`; weights are drawn in the same order and with the
+    same sampler as ``networks.MLP(..., weights="ternary")`` (``W_1..W_L`` then the
+    readout ``w``), so the same generator seed gives the same network.
+
+    Attributes
+    ----------
+    p : int
+    widths : tuple of int
+    layers : tuple of activations.Ternary
+    tau0 : float
+    sparsity : float
+    taus : tuple of float
+        τ^c_0..τ^c_L of the compressed network (from the ternary moments).
+    centres : tuple of float
+        ``m_ℓ = E[σ_ℓ(τ^c_{ℓ−1} ξ)]``.
+    readout : Tensor, shape (d_L,)
+        The readout ``w`` (float32, stored dense).
+    """
+
+    def __init__(self, p: int, widths: Sequence[int], layers: Sequence[Any], tau0: float, *,
+                 sparsity: float, packed: Sequence[torch.Tensor], readout: torch.Tensor) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 1:
+            raise ValueError(f"p must be a positive integer, got {p!r}")
+        self.p = int(p)
+        self.widths = tuple(_check_widths(widths))
+        layers = list(layers)
+        if len(layers) != len(self.widths):
+            raise ValueError(f"layers must have one Ternary per width ({len(self.widths)}), "
+                             f"got {len(layers)}")
+        for i, act in enumerate(layers):
+            if not isinstance(act, activations.Ternary):
+                raise TypeError(f"layers[{i}] must be an activations.Ternary, got {act!r}")
+        self.layers = tuple(layers)
+        self.tau0 = _check_positive(tau0, "tau0")
+        self.sparsity = _check_sparsity(sparsity)
+        dims = (self.p, *self.widths)
+        packed = list(packed)
+        if len(packed) != len(self.widths):
+            raise ValueError(f"packed must hold one tensor per layer ({len(self.widths)}), "
+                             f"got {len(packed)}")
+        taus = [self.tau0]
+        centres = []
+        for act in self.layers:
+            mom = act.moments(taus[-1])
+            centres.append(float(mom.m))
+            taus.append(math.sqrt(mom.v))
+        self.taus = tuple(taus)
+        self.centres = tuple(centres)
+        self.weight_scale = 1.0 / math.sqrt(1.0 - self.sparsity)
+        for i, buf in enumerate(packed):
+            shape = (dims[i + 1], dims[i])
+            unpack_ternary(buf, shape)  # validates length and codes
+            self.register_buffer(f"packed_{i}", buf.clone(), persistent=True)
+        readout = torch.as_tensor(readout, dtype=torch.float32).reshape(-1)
+        if readout.numel() != dims[-1]:
+            raise ValueError(f"readout must have d_L = {dims[-1]} entries, got {readout.numel()}")
+        self.register_buffer("readout", readout.clone(), persistent=True)
+        # fold centring and scales into per-neuron thresholds (float64 buffers)
+        for i in range(len(self.widths)):
+            act = self.layers[i]
+            if i == 0:
+                alpha = self.weight_scale
+                beta = torch.zeros(dims[1], dtype=torch.float64)
+            else:
+                prev = self.layers[i - 1]
+                norm = self.weight_scale / math.sqrt(dims[i])
+                alpha = prev.scale * norm
+                rowsum = self.codes(i).to(torch.float64).sum(dim=1)
+                beta = -self.centres[i - 1] * norm * rowsum
+            self.register_buffer(f"upper_{i}", (act.s_plus - beta) / alpha, persistent=False)
+            self.register_buffer(f"lower_{i}", (act.s_minus - beta) / alpha, persistent=False)
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_plan(cls, plan: CompressionPlan, p: int, widths: Sequence[int], *,
+                  sparsity: float = 0.0, generator: torch.Generator,
+                  exact_zeros: bool = False) -> "CompressedMLP":
+        """Draw sparse ternary weights for the activations of ``plan``.
+
+        Parameters
+        ----------
+        plan : CompressionPlan
+        p : int
+            Input dimension.
+        widths : sequence of int, length L
+        sparsity : float
+            ε in [0, 1).
+        generator : torch.Generator
+        exact_zeros : bool
+            Exactly ``round(ε N)`` zeros per matrix (see :func:`ternary_weights`).
+        """
+        if not isinstance(plan, CompressionPlan):
+            raise TypeError(f"plan must be a CompressionPlan, got {type(plan).__name__}")
+        dims = [int(p)] + _check_widths(widths)
+        eps = _check_sparsity(sparsity)
+        packed = []
+        for i in range(len(dims) - 1):
+            W = ternary_weights((dims[i + 1], dims[i]), eps, generator, exact_zeros=exact_zeros)
+            packed.append(pack_ternary(W))
+        readout = ternary_weights((dims[-1],), eps, generator, exact_zeros=exact_zeros)
+        return cls(p, widths, plan.layers, plan.tau0, sparsity=eps, packed=packed,
+                   readout=readout)
+
+    # -- weights -----------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        return len(self.widths)
+
+    def codes(self, layer: int) -> torch.Tensor:
+        """Weight codes ``C_ℓ`` (int8, entries in {-1, 0, 1}) of layer ``layer`` (0-based),
+        shape (d_ℓ, d_{ℓ−1}); the weights are ``C_ℓ / sqrt(1 − ε)``."""
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) \
+                or not 0 <= layer < self.depth:
+            raise ValueError(f"layer must be an integer in [0, {self.depth - 1}], got {layer!r}")
+        dims = (self.p, *self.widths)
+        return unpack_ternary(getattr(self, f"packed_{layer}"), (dims[layer + 1], dims[layer]))
+
+    def weights(self, layer: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Dense weights ``W_ℓ = C_ℓ / sqrt(1 − ε)`` of layer ``layer`` (0-based)."""
+        return self.codes(layer).to(dtype) * self.weight_scale
+
+    # -- evaluation --------------------------------------------------------------------
+    def _check_input(self, X: Any) -> torch.Tensor:
+        X = torch.from_numpy(np.ascontiguousarray(X)) if isinstance(X, np.ndarray) \
+            else torch.as_tensor(X)
+        if X.ndim != 2 or X.shape[1] != self.p:
+            raise ValueError(f"X must have shape (n, p) with p = {self.p} (samples in rows), "
+                             f"got {tuple(X.shape)}")
+        return X.to(torch.float64)
+
+    def activation_codes(self, X: Any) -> list[torch.Tensor]:
+        """Ternary outputs ``T_ℓ = σ_ℓ(·)/b_ℓ`` of every layer (int8, values in {-1, 0, 1}
+        for odd layers, {0, 1} for even ones), each of shape (n, d_ℓ)."""
+        H = self._check_input(X)
+        out = []
+        for i, act in enumerate(self.layers):
+            C = self.codes(i)
+            if i == 0:
+                Z = H @ C.to(torch.float64).T
+            else:  # integer-valued products, exact in float32 (|Z| <= d < 2^24)
+                Z = (out[-1].to(torch.float32) @ C.to(torch.float32).T).to(torch.float64)
+            upper = Z > getattr(self, f"upper_{i}")
+            lower = Z < getattr(self, f"lower_{i}")
+            T = upper.to(torch.int8) + (-1 if act.odd else 1) * lower.to(torch.int8)
+            out.append(T)
+        return out
+
+    def features(self, X: Any) -> torch.Tensor:
+        r"""Last-layer features :math:`\Sigma_L`, shape (n, d_L), float64."""
+        T = self.activation_codes(X)[-1].to(torch.float64)
+        act = self.layers[-1]
+        return (act.scale * T - self.centres[-1]) / math.sqrt(self.widths[-1])
+
+    def forward(self, X: Any) -> torch.Tensor:
+        """Output ``f(x_i) = w^T Sigma_L(x_i)``, shape (n,), float64."""
+        return self.features(X) @ self.readout.to(torch.float64)
+
+    def to_reference(self, dtype: torch.dtype = torch.float64) -> Any:
+        """The unpacked reference: a :class:`lossless.networks.MLP` with the same dense
+        ternary weights, activations, τ_0 and readout."""
+        from lossless import networks
+
+        ref = networks.MLP(self.p, self.widths, list(self.layers), self.tau0, weights="ternary",
+                           sparsity=self.sparsity, generator=torch.Generator().manual_seed(0),
+                           dtype=dtype)
+        with torch.no_grad():
+            for i, W in enumerate(ref.hidden):
+                W.copy_(self.weights(i, dtype))
+            ref.readout.copy_(self.readout.to(dtype))
+        return ref
+
+    # -- persistence -------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything :meth:`save` writes (plain types and uint8/float32 tensors)."""
+        return {
+            "format": _FORMAT,
+            "p": self.p,
+            "widths": list(self.widths),
+            "tau0": self.tau0,
+            "sparsity": self.sparsity,
+            "layers": [{"s_minus": a.s_minus, "s_plus": a.s_plus, "scale": a.scale,
+                        "odd": a.odd} for a in self.layers],
+            "packed": [getattr(self, f"packed_{i}") for i in range(self.depth)],
+            "readout": self.readout,
+        }
+
+    def to_bytes(self) -> bytes:
+        """The bytes :meth:`save` writes (``torch.save`` of :meth:`state`)."""
+        buf = io.BytesIO()
+        torch.save(self.state(), buf)
+        return buf.getvalue()
+
+    def save(self, path: str | Path) -> int:
+        """Write the model to ``path``; returns the number of bytes written."""
+        data = self.to_bytes()
+        Path(path).write_bytes(data)
+        return len(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CompressedMLP":
+        """Read a model written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ValueError
+            If the file is not a saved CompressedMLP.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no saved CompressedMLP at {str(path)!r}")
+        try:
+            state = torch.load(path, weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unpickling failure means bad file
+            raise ValueError(f"{str(path)!r} is not a saved CompressedMLP: {err}") from None
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise ValueError(f"{str(path)!r} is not a saved CompressedMLP (format "
+                             f"{state.get('format') if isinstance(state, dict) else None!r}, "
+                             f"expected {_FORMAT!r})")
+        layers = [activations.Ternary(d["s_minus"], d["s_plus"], d["scale"], d["odd"])
+                  for d in state["layers"]]
+        return cls(state["p"], state["widths"], layers, state["tau0"],
+                   sparsity=state["sparsity"], packed=state["packed"], readout=state["readout"])
+
+    # -- memory ------------------------------------------------------------------------
+    def memory_bits(self) -> MemoryReport:
+        """Actual storage of this model next to the bounds of :func:`memory_report`.
+
+        Adds two measured rows: the size of what :meth:`save` writes (packed codes,
+        fp32 readout, thresholds and the container's header), and the packed codes
+        after zlib (deflate, level 9), a general-purpose compressor that gets close to
+        the entropy bound for sparse weights.
+        """
+        base = memory_report(self.p, self.widths, self.sparsity)
+        packed_bytes = sum(getattr(self, f"packed_{i}").numel() for i in range(self.depth))
+        deflated = sum(len(zlib.compress(getattr(self, f"packed_{i}").numpy().tobytes(), 9))
+                       for i in range(self.depth))
+        rows = base.rows + (
+            ("packed codes in memory (actual)", 8.0 * packed_bytes, "actual"),
+            ("saved file incl. fp32 readout and header (actual)", 8.0 * len(self.to_bytes()),
+             "actual"),
+            ("packed codes + zlib deflate (actual)", 8.0 * deflated, "actual"),
+        )
+        return MemoryReport(n_weights=base.n_weights, sparsity=self.sparsity, rows=rows)
+
+    def extra_repr(self) -> str:
+        return (f"p={self.p}, widths={list(self.widths)}, sparsity={self.sparsity}, "
+                f"tau0={self.tau0:.4g}, layers={list(self.layers)}")
+
+
+# =====================================================================================
+# the chapter's widget: original against compressed spectra
+# =====================================================================================
+
+
+@dataclass(frozen=True)
+class SpectraOverlay:
+    """Original against compressed CK spectra on one sample (compute of the widget).
+
+    Attributes
+    ----------
+    labels : ndarray, shape (n,)
+    eigvals_original, eigvals_compressed : ndarray, shape (n,)
+        Decreasing eigenvalues; the compressed ones have the identity shift removed
+        when ``shift_corrected``.
+    vector_original, vector_compressed : ndarray, shape (n,)
+        Leading eigenvectors (the compressed one's sign matched to the original's).
+    shift : float
+        ``(τ^c_L)² − τ_L²`` predicted from the two τ recursions.
+    shift_corrected : bool
+    error : float
+        ``‖K_c − K‖ / ‖K‖`` (``K_c − shift I`` when ``shift_corrected``), operator norm.
+    error_raw, error_corrected : float
+        Both versions.
+    alignment : float
+        ``|⟨u, u_c⟩|`` of the leading eigenvectors.
+    mismatch : list of dict
+        Per layer: relative mismatch of ``g1², g2², h`` (compressed at τ^c_{ℓ−1} against
+        original at τ_{ℓ−1}; ``h`` not needed at the last layer) and both τ_ℓ.
+    width : int or None
+        Finite width of the compressed network (None: exact, infinite width).
+    sparsity : float
+    """
+
+    labels: np.ndarray
+    eigvals_original: np.ndarray
+    eigvals_compressed: np.ndarray
+    vector_original: np.ndarray
+    vector_compressed: np.ndarray
+    shift: float
+    shift_corrected: bool
+    error: float
+    error_raw: float
+    error_corrected: float
+    alignment: float
+    mismatch: list
+    width: int | None
+    sparsity: float
+
+    def corrected(self) -> "SpectraOverlay":
+        """The same comparison with the identity shift removed from the compressed
+        spectrum (no new eigen-decomposition: ``K_c − shift I`` has the same
+        eigenvectors)."""
+        if self.shift_corrected:
+            return self
+        return replace(self, eigvals_compressed=self.eigvals_compressed - self.shift,
+                       shift_corrected=True, error=self.error_corrected)
+
+    def report(self) -> str:
+        """A few lines of text: mismatches per layer, shift, errors (rounded)."""
+        lines = ["layer   g1² mismatch   g2² mismatch   h mismatch      τ_ℓ    τᶜ_ℓ"]
+        for row in self.mismatch:
+            h = "-" if row["h"] is None else f"{row['h']:.1e}"
+            lines.append(f"{row['layer']:>5}   {row['g1^2']:>12.1e}   {row['g2^2']:>12.1e}   "
+                         f"{h:>10}   {row['tau']:.3f}   {row['tau_c']:.3f}")
+        where = "exact (infinite width)" if self.width is None else \
+            f"width {self.width}, sparsity {self.sparsity:g}"
+        lines.append(f"compressed kernel: {where}")
+        lines.append(f"identity shift τᶜ_L² − τ_L² = {self.shift:.4f}")
+        lines.append(f"relative error: {self.error_raw:.3f} raw, {self.error_corrected:.3f} "
+                     f"shift-corrected; leading eigenvector alignment {self.alignment:.3f}")
+        return "\n".join(lines)
+
+
+def opnorm(A: np.ndarray) -> float:
+    """Operator norm of a symmetric matrix: its largest |eigenvalue| (Lanczos for large
+    matrices, started deterministically from the all-ones vector)."""
+    A = np.asarray(A, dtype=float)
+    n = A.shape[0]
+    if n <= 400:
+        return float(np.max(np.abs(np.linalg.eigvalsh(A))))
+    from scipy.sparse.linalg import eigsh
+
+    vals = eigsh(A, k=1, which="LM", v0=np.ones(n), return_eigenvectors=False)
+    return float(abs(vals[0]))
+
+
+def layer_mismatch(original_layers: Sequence[Activation], compressed_layers: Sequence[Activation],
+                   tau0: float) -> list[dict]:
+    """Relative mismatch of the invariants of two networks, layer by layer.
+
+    For each layer ℓ: ``|x_c − x| / |x|`` (or relative to ``g1² + τ_c² g2²`` when
+    ``x`` vanishes) for ``x = g1², g2² τ_c², h`` (original at τ_{ℓ−1}, compressed at
+    τ^c_{ℓ−1}; ``h`` is None at the last layer, where it does not enter), and the
+    two output scales.
+
+    Parameters
+    ----------
+    original_layers, compressed_layers : list of Activation, same length L
+    tau0 : float
+
+    Returns
+    -------
+    list of dict
+        Keys ``layer, g1^2, g2^2, h, tau, tau_c``.
+    """
+    original_layers = _check_layers(original_layers)
+    compressed_layers = _check_layers(compressed_layers)
+    if len(original_layers) != len(compressed_layers):
+        raise ValueError(f"the two networks must have the same depth, got "
+                         f"{len(original_layers)} and {len(compressed_layers)}")
+    tau0 = _check_positive(tau0, "tau0")
+    tau, tau_c = tau0, tau0
+    out = []
+    L = len(original_layers)
+    for ell, (a, c) in enumerate(zip(original_layers, compressed_layers), start=1):
+        mo, mc = a.moments(tau), c.moments(tau_c)
+        scale = mo.g1**2 + tau_c**2 * mo.g2**2
+        row = {
+            "layer": ell,
+            "g1^2": _relative(mc.g1**2, mo.g1**2, scale),
+            "g2^2": _relative(mc.g2**2 * tau_c**2, mo.g2**2 * tau_c**2, scale),
+            "h": None if ell == L else _relative(mc.h, mo.h, scale),
+        }
+        tau, tau_c = math.sqrt(mo.v), math.sqrt(mc.v)
+        row["tau"], row["tau_c"] = tau, tau_c
+        out.append(row)
+    return out
+
+
+def overlay_spectra(sample: Any, original_layers: Sequence[Activation],
+                    compressed_layers: Sequence[Activation], *, width: int | None = None,
+                    sparsity: float = 0.0, generator: torch.Generator | None = None,
+                    shift_corrected: bool = False,
+                    K_original: np.ndarray | None = None,
+                    eigh_original: tuple[np.ndarray, np.ndarray] | None = None,
+                    K_compressed: np.ndarray | None = None,
+                    dtype: torch.dtype = torch.float32) -> SpectraOverlay:
+    """Spectra of the original network's exact CK and of a compressed network's CK.
+
+    The compressed kernel is the exact CK of ``compressed_layers`` (``width=None``) or
+    the empirical CK of one compressed network of that width with sparse ternary
+    weights (``sparsity``, drawn from ``generator``). The original is always the
+    exact CK (pass ``K_original`` to reuse it between calls). The chapter's widget
+    calls this on every redraw.
+
+    Parameters
+    ----------
+    sample : lossless.data.Sample
+        Data ``X`` (n, p), ``labels``, ``tau0``.
+    original_layers, compressed_layers : list of Activation, length L
+    width : int, optional
+        Width of every hidden layer of the compressed network (finite-width kernel).
+    sparsity : float
+        ε of the ternary weights (only used with ``width``).
+    generator : torch.Generator, optional
+        Required with ``width``.
+    shift_corrected : bool
+        Subtract ``shift · I`` from the compressed kernel before comparing.
+    K_original : ndarray, shape (n, n), optional
+        ``kernels.exact_ck(sample.X, original_layers, tau0=sample.tau0)``.
+    eigh_original : (ndarray, ndarray), optional
+        ``numpy.linalg.eigh(K_original)`` (ascending), to reuse between calls.
+    K_compressed : ndarray, shape (n, n), optional
+        The compressed kernel, if already computed (then ``width``, ``sparsity`` and
+        ``generator`` are only recorded).
+    dtype : torch.dtype, default float32
+        Precision of the finite-width network (its fluctuations, of order
+        ``sqrt(n/width)``, dwarf float32 rounding; float32 halves the redraw time).
+
+    Returns
+    -------
+    SpectraOverlay
+    """
+    from lossless import kernels
+
+    X = np.asarray(sample.X, dtype=float)
+    tau0 = float(sample.tau0)
+    original_layers = _check_layers(original_layers)
+    compressed_layers = _check_layers(compressed_layers)
+    eps = _check_sparsity(sparsity)
+    n = X.shape[0]
+    if K_original is None:
+        K_original = kernels.exact_ck(X, original_layers, tau0=tau0)
+    K = np.asarray(K_original, dtype=float)
+    if K.shape != (n, n):
+        raise ValueError(f"K_original must have shape ({n}, {n}), got {K.shape}")
+    if K_compressed is not None:
+        Kc = np.asarray(K_compressed, dtype=float)
+        if Kc.shape != (n, n):
+            raise ValueError(f"K_compressed must have shape ({n}, {n}), got {Kc.shape}")
+    elif width is None:
+        Kc = kernels.exact_ck(X, compressed_layers, tau0=tau0)
+    else:
+        if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
+            raise ValueError(f"width must be a positive integer or None, got {width!r}")
+        if not isinstance(generator, torch.Generator):
+            raise TypeError("generator must be a torch.Generator when width is given, got "
+                            f"{type(generator).__name__}")
+        Kc = kernels.empirical_ck(X, compressed_layers, [int(width)] * len(compressed_layers), 1,
+                                  generator, weights="ternary", sparsity=eps, tau0=tau0,
+                                  dtype=dtype)
+    mismatch = layer_mismatch(original_layers, compressed_layers, tau0)
+    shift = mismatch[-1]["tau_c"] ** 2 - mismatch[-1]["tau"] ** 2
+    vals, vecs = np.linalg.eigh(K) if eigh_original is None else eigh_original
+    norm = float(np.max(np.abs(vals)))
+    D = Kc - K
+    err_raw = opnorm(D) / norm
+    D[np.diag_indices_from(D)] -= shift
+    err_cor = opnorm(D) / norm
+    vals_c, vecs_c = np.linalg.eigh(Kc)
+    if shift_corrected:
+        vals_c = vals_c - shift
+    u, uc = vecs[:, -1], vecs_c[:, -1]
+    if float(u @ uc) < 0:
+        uc = -uc
+    labels = np.asarray(getattr(sample, "labels", np.zeros(n, dtype=int)))
+    return SpectraOverlay(labels=labels, eigvals_original=vals[::-1].copy(),
+                          eigvals_compressed=vals_c[::-1].copy(), vector_original=u.copy(),
+                          vector_compressed=uc.copy(), shift=float(shift),
+                          shift_corrected=bool(shift_corrected),
+                          error=err_cor if shift_corrected else err_raw, error_raw=err_raw,
+                          error_corrected=err_cor, alignment=float(abs(u @ uc)),
+                          mismatch=mismatch, width=None if width is None else int(width),
+                          sparsity=eps)

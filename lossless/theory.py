@@ -1,0 +1,892 @@
+"""Asymptotic equivalents of the conjugate and neural tangent kernels (math-spec §4).
+
+:func:`coefficients` runs the scalar recursion (α, β, τ, κ per layer) from the Gaussian
+moments of the activations; :func:`equivalent_ck` and :func:`equivalent_ntk` assemble
+the n×n matrices K̃ from a :class:`~lossless.data.Sample`, and :func:`compare_spectra`
+puts them against the exact kernels of :mod:`lossless.kernels`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lossless import activations
+from lossless.activations import Activation, Moments
+
+__all__ = [
+    "DerivativeMoments",
+    "LayerCoefficients",
+    "Coefficients",
+    "EquivalentTerms",
+    "SpectralComparison",
+    "coefficients",
+    "ck_terms",
+    "ntk_terms",
+    "equivalent_ck",
+    "equivalent_ntk",
+    "authors_ck_shift",
+    "authors_equivalent_ck",
+    "authors_ntk_shift",
+    "authors_equivalent_ntk",
+    "compare_spectra",
+    "reference_comparison",
+    "hermite_twin",
+]
+
+_DIAGONAL_MODES = ("raise", "nan")
+_KERNELS = ("ck", "ntk")
+
+# ---------------------------------------------------------------------------------
+# validation helpers
+
+
+def _check_tau0(tau0: Any, name: str = "tau0") -> float:
+    if isinstance(tau0, bool) or not isinstance(tau0, numbers.Real):
+        raise TypeError(f"{name} must be a positive real number, got {tau0!r}")
+    value = float(tau0)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {tau0!r}")
+    return value
+
+
+def _check_layers(layers: Any) -> list[Activation]:
+    if isinstance(layers, Activation):
+        raise TypeError(
+            "layers must be a list of Activation objects (one per layer), got a single "
+            f"Activation {layers!r}; wrap it in a list"
+        )
+    if not isinstance(layers, Sequence) or isinstance(layers, (str, bytes)):
+        raise TypeError(
+            f"layers must be a non-empty list of Activation objects, got {type(layers).__name__}"
+        )
+    if len(layers) == 0:
+        raise ValueError("layers must contain at least one Activation, got an empty list")
+    for index, act in enumerate(layers):
+        if not isinstance(act, Activation):
+            raise TypeError(
+                f"layers[{index}] must be an lossless.activations.Activation, got "
+                f"{act!r} ({type(act).__name__}); build one with activations.get(name)"
+            )
+    return list(layers)
+
+
+def _as_surrogate(surrogate: Any, index: int) -> Activation | None:
+    if surrogate is None or isinstance(surrogate, Activation):
+        return surrogate
+    if callable(surrogate):
+        return activations.Custom(surrogate)
+    raise TypeError(
+        f"surrogates[{index}] must be None, an Activation or a callable standing for "
+        f"the derivative, got {surrogate!r}"
+    )
+
+
+def _check_surrogates(surrogates: Any, depth: int) -> list[Activation | None]:
+    if surrogates is None:
+        return [None] * depth
+    if not isinstance(surrogates, Sequence) or isinstance(surrogates, (str, bytes)):
+        raise TypeError(
+            "surrogates must be None or a list with one entry (None, Activation or "
+            f"callable) per layer, got {type(surrogates).__name__}"
+        )
+    if len(surrogates) != depth:
+        raise ValueError(
+            f"surrogates must have one entry per layer ({depth}), got {len(surrogates)}"
+        )
+    return [_as_surrogate(s, i) for i, s in enumerate(surrogates)]
+
+
+def _check_diagonal(diagonal: Any) -> str:
+    if diagonal not in _DIAGONAL_MODES:
+        raise ValueError(f"diagonal must be one of {_DIAGONAL_MODES}, got {diagonal!r}")
+    return diagonal
+
+
+def _check_sample(sample: Any) -> None:
+    missing = [a for a in ("X", "V", "t", "T", "tau0") if not hasattr(sample, a)]
+    if missing:
+        raise TypeError(
+            "sample must be a lossless.data.Sample (with X, V, t, T, tau0), got "
+            f"{type(sample).__name__} lacking {', '.join(missing)}"
+        )
+
+
+# ---------------------------------------------------------------------------------
+# coefficients
+
+
+@dataclass(frozen=True)
+class DerivativeMoments:
+    """Gaussian moments of the derivative σ' (or of its surrogate) at scale τ.
+
+    These are what the NTK recursion needs from ``K'_CK``: ``g1 = E[σ'(τξ)]``,
+    ``g2 = E[σ''(τξ)]`` (both via Stein's identity, so they exist for step functions)
+    and ``q = E[σ'(τξ)²]`` (infinite for an activation with a jump).
+    """
+
+    g1: float
+    g2: float
+    q: float
+    surrogate: bool = False
+
+
+def _derivative_moments(act: Activation, surrogate: Activation | None, tau: float,
+                        moments: Moments) -> DerivativeMoments:
+    if surrogate is None:
+        return DerivativeMoments(g1=moments.g1, g2=moments.g2, q=moments.q)
+    sm = surrogate.moments(tau)
+    # the surrogate s stands for σ' itself: E[s], E[s'] and E[s²] = Var s + (E s)².
+    return DerivativeMoments(g1=sm.m, g2=sm.g1, q=sm.v + sm.m**2, surrogate=True)
+
+
+@dataclass(frozen=True)
+class LayerCoefficients:
+    """The scalars of one layer ℓ of the recursion (layer 0 is the input).
+
+    Attributes
+    ----------
+    index : int
+        ℓ, from 0 (input) to L.
+    activation : Activation or None
+        σ_ℓ (None for ℓ = 0).
+    tau_in : float or None
+        τ_{ℓ-1}, the scale at which the moments are evaluated (None for ℓ = 0).
+    moments : Moments or None
+        ``σ_ℓ.moments(τ_{ℓ-1})`` (None for ℓ = 0).
+    derivative : DerivativeMoments or None
+        Moments of σ_ℓ' (or of its surrogate) used by the NTK (None for ℓ = 0).
+    alpha : tuple of 4 floats
+        (α_ℓ,1, α_ℓ,2, α_ℓ,3, α_ℓ,4).
+    beta : tuple of 3 floats
+        (β_ℓ,1, β_ℓ,2, β_ℓ,3).
+    tau : float
+        τ_ℓ (not squared).
+    kappa2 : float
+        κ_ℓ² (``inf`` once a layer with a jump and no surrogate has been crossed).
+    """
+
+    index: int
+    activation: Activation | None
+    tau_in: float | None
+    moments: Moments | None
+    derivative: DerivativeMoments | None
+    alpha: tuple[float, float, float, float]
+    beta: tuple[float, float, float]
+    tau: float
+    kappa2: float
+
+
+_COLUMNS = (
+    ("layer", "ℓ"), ("activation", "σ"), ("tau_in", "τ_in"), ("g1sq", "g1²"),
+    ("g2sq", "g2²"), ("h", "h"), ("q", "q"), ("alpha1", "α1"), ("alpha2", "α2"),
+    ("alpha3", "α3"), ("alpha4", "α4"), ("beta1", "β1"), ("beta2", "β2"),
+    ("beta3", "β3"), ("tau", "τ"), ("kappa2", "κ²"),
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return f"{float(value):.4g}"
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Per-layer coefficients of the CK/NTK equivalents (math-spec §4), a small table.
+
+    ``rows[0]`` is the input (α_0 = (1, 0, 0, 1), β_0 = (1, 0, 0), κ_0² = τ_0²),
+    ``rows[ℓ]`` layer ℓ = 1..L. Indexing (``coeffs[ℓ]``) returns a
+    :class:`LayerCoefficients`; the array properties stack all rows.
+    """
+
+    tau0: float
+    rows: tuple[LayerCoefficients, ...]
+
+    # -- table access ------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        """L, the number of layers."""
+        return len(self.rows) - 1
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> LayerCoefficients:
+        return self.rows[index]
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """ndarray, shape (L+1, 4): α_ℓ,1..4 for ℓ = 0..L."""
+        return np.array([r.alpha for r in self.rows], dtype=float)
+
+    @property
+    def beta(self) -> np.ndarray:
+        """ndarray, shape (L+1, 3): β_ℓ,1..3 for ℓ = 0..L."""
+        return np.array([r.beta for r in self.rows], dtype=float)
+
+    @property
+    def tau(self) -> np.ndarray:
+        """ndarray, shape (L+1,): τ_0..τ_L (not squared)."""
+        return np.array([r.tau for r in self.rows], dtype=float)
+
+    @property
+    def kappa2(self) -> np.ndarray:
+        """ndarray, shape (L+1,): κ_0²..κ_L²."""
+        return np.array([r.kappa2 for r in self.rows], dtype=float)
+
+    @property
+    def invariants(self) -> np.ndarray:
+        """ndarray, shape (L, 3): (g1², g2², h) of each layer at its input scale.
+
+        With τ_L these fix every α (math-spec §4): two networks with equal invariants
+        (the last layer's h excepted, it never enters) and equal τ_L have the same
+        asymptotic CK.
+        """
+        return np.array([[r.moments.g1**2, r.moments.g2**2, r.moments.h]
+                         for r in self.rows[1:]], dtype=float)
+
+    # -- the pieces of the equivalents -------------------------------------------
+    def _row(self, layer: int | None) -> LayerCoefficients:
+        if layer is None:
+            return self.rows[-1]
+        if not isinstance(layer, numbers.Integral) or not -len(self.rows) <= layer < len(self.rows):
+            raise ValueError(f"layer must be an integer in [0, {self.depth}], got {layer!r}")
+        return self.rows[layer]
+
+    def ck_shift(self, layer: int | None = None) -> float:
+        """Identity coefficient τ_ℓ² − τ_0² α_ℓ,1 of K̃_CK,ℓ (default ℓ = L)."""
+        r = self._row(layer)
+        return r.tau**2 - self.tau0**2 * r.alpha[0]
+
+    def ntk_shift(self, layer: int | None = None) -> float:
+        """Identity coefficient κ_ℓ² − τ_0² β_ℓ,1 of K̃_NTK,ℓ (default ℓ = L)."""
+        r = self._row(layer)
+        return r.kappa2 - self.tau0**2 * r.beta[0]
+
+    def A(self, t: np.ndarray, T: np.ndarray, layer: int | None = None) -> np.ndarray:
+        """The (K+1)×(K+1) matrix A_ℓ of the low-rank part V A_ℓ Vᵀ of K̃_CK,ℓ.
+
+        Parameters
+        ----------
+        t : ndarray, shape (K,)
+            ``t_a = tr C_a° / √p``.
+        T : ndarray, shape (K, K)
+            ``T_ab = tr(C_a C_b) / p``.
+        layer : int, optional
+            ℓ (default L).
+        """
+        r = self._row(layer)
+        return _lowrank_block(r.alpha[1], r.alpha[2], t, T)
+
+    def B(self, t: np.ndarray, T: np.ndarray, layer: int | None = None) -> np.ndarray:
+        """The (K+1)×(K+1) matrix B_ℓ of the low-rank part V B_ℓ Vᵀ of K̃_NTK,ℓ."""
+        r = self._row(layer)
+        return _lowrank_block(r.beta[1], r.beta[2], t, T)
+
+    # -- conversions ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, list]:
+        """Column-oriented plain dict (``{"alpha1": [...], ...}``), one entry per row.
+
+        Keys: ``layer, activation, tau_in, m, g1, g2, h, v, q, ntk_g1, ntk_g2, ntk_q,
+        alpha1..alpha4, beta1..beta3, tau, kappa2`` and the scalar ``tau0`` is repeated
+        in ``tau0``. Entries that do not exist for the input row (moments) are None.
+        """
+        out: dict[str, list] = {k: [] for k in (
+            "layer", "activation", "tau0", "tau_in", "m", "g1", "g2", "h", "v", "q",
+            "ntk_g1", "ntk_g2", "ntk_q", "alpha1", "alpha2", "alpha3", "alpha4",
+            "beta1", "beta2", "beta3", "tau", "kappa2")}
+        for r in self.rows:
+            out["layer"].append(r.index)
+            out["activation"].append(None if r.activation is None else _act_label(r.activation))
+            out["tau0"].append(self.tau0)
+            out["tau_in"].append(r.tau_in)
+            for key in ("m", "g1", "g2", "h", "v", "q"):
+                out[key].append(None if r.moments is None else float(getattr(r.moments, key)))
+            for key in ("g1", "g2", "q"):
+                out["ntk_" + key].append(None if r.derivative is None
+                                         else float(getattr(r.derivative, key)))
+            for k in range(4):
+                out[f"alpha{k + 1}"].append(float(r.alpha[k]))
+            for k in range(3):
+                out[f"beta{k + 1}"].append(float(r.beta[k]))
+            out["tau"].append(float(r.tau))
+            out["kappa2"].append(float(r.kappa2))
+        return out
+
+    def _cells(self) -> list[list[str]]:
+        rows = []
+        for r in self.rows:
+            mom = r.moments
+            rows.append([
+                str(r.index),
+                "input" if r.activation is None else _act_label(r.activation),
+                _fmt(r.tau_in),
+                _fmt(None if mom is None else mom.g1**2),
+                _fmt(None if mom is None else mom.g2**2),
+                _fmt(None if mom is None else mom.h),
+                _fmt(None if r.derivative is None else r.derivative.q),
+                *(_fmt(a) for a in r.alpha),
+                *(_fmt(b) for b in r.beta),
+                _fmt(r.tau),
+                _fmt(r.kappa2),
+            ])
+        return rows
+
+    def __repr__(self) -> str:
+        header = [label for _, label in _COLUMNS]
+        cells = self._cells()
+        widths = [max(len(header[j]), *(len(c[j]) for c in cells)) for j in range(len(header))]
+        lines = [f"Coefficients(L={self.depth}, tau0={self.tau0:.4g})",
+                 "  ".join(h.rjust(w) for h, w in zip(header, widths))]
+        lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(label)}</th>" for _, label in _COLUMNS)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            for row in self._cells()
+        )
+        return (f"<p>Coefficients (L = {self.depth}, τ<sub>0</sub> = {self.tau0:.4g})</p>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def _act_label(act: Activation) -> str:
+    return str(getattr(act, "name", type(act).__name__))
+
+
+def _lowrank_block(c2: float, c3: float, t: np.ndarray, T: np.ndarray) -> np.ndarray:
+    t = np.asarray(t, dtype=float).reshape(-1)
+    T = np.asarray(T, dtype=float)
+    K = t.shape[0]
+    if T.shape != (K, K):
+        raise ValueError(f"T must have shape ({K}, {K}) to match t of shape ({K},), got {T.shape}")
+    A = np.empty((K + 1, K + 1))
+    A[:K, :K] = c2 * np.outer(t, t) + c3 * T
+    A[:K, K] = c2 * t
+    A[K, :K] = c2 * t
+    A[K, K] = c2
+    return A
+
+
+def coefficients(layers: Sequence[Activation], tau0: float, *,
+                 surrogates: Sequence[Activation | Callable | None] | None = None
+                 ) -> Coefficients:
+    """Run the recursion of math-spec §4 for the α, β, τ and κ of every layer.
+
+    Starting from α_0 = (1, 0, 0, 1), β_0 = (1, 0, 0), κ_0² = τ_0², layer ℓ uses the
+    moments of σ_ℓ at scale τ_{ℓ-1}::
+
+        α_ℓ,1 = g1² α_ℓ-1,1
+        α_ℓ,2 = g1² α_ℓ-1,2 + g2² α_ℓ-1,4² / 4
+        α_ℓ,3 = g1² α_ℓ-1,3 + g2² α_ℓ-1,1² / 2
+        α_ℓ,4 = h α_ℓ-1,4 / 2
+        β_ℓ,1 = α_ℓ,1 + ġ1² β_ℓ-1,1
+        β_ℓ,2 = α_ℓ,2 + ġ1² β_ℓ-1,2
+        β_ℓ,3 = α_ℓ,3 + ġ1² β_ℓ-1,3 + ġ2² α_ℓ-1,1 β_ℓ-1,1
+        τ_ℓ² = v,   κ_ℓ² = τ_ℓ² + q̇ κ_ℓ-1²
+
+    where (ġ1, ġ2, q̇) are (g1, g2, q) of σ_ℓ, or (E s, E s', E s²) of the surrogate
+    derivative ``s`` of that layer if one is given (the same convention as
+    :func:`lossless.kernels.exact_ntk`).
+
+    Parameters
+    ----------
+    layers : list of Activation, length L
+        The activation of each layer.
+    tau0 : float
+        τ_0 = sqrt(mean_i ‖x_i‖²) (not squared), > 0.
+    surrogates : list of (None | Activation | callable), length L, optional
+        Straight-through derivative per layer for the NTK (a callable is wrapped in
+        :class:`lossless.activations.Custom`). Only β's ġ and κ are affected.
+
+    Returns
+    -------
+    Coefficients
+        Table with L+1 rows (input, then layers 1..L). ``kappa2`` is ``inf`` from the
+        first layer with a jump and no surrogate on (q = ∞): the NTK diagonal is
+        infinite there; the α, β stay finite.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a malformed ``layers``, ``tau0`` or ``surrogates``.
+    """
+    layers = _check_layers(layers)
+    tau0 = _check_tau0(tau0)
+    surrogates = _check_surrogates(surrogates, len(layers))
+
+    alpha = (1.0, 0.0, 0.0, 1.0)
+    beta = (1.0, 0.0, 0.0)
+    tau = tau0
+    kappa2 = tau0**2
+    rows = [LayerCoefficients(0, None, None, None, None, alpha, beta, tau, kappa2)]
+    for index, (act, sur) in enumerate(zip(layers, surrogates), start=1):
+        mom = act.moments(tau)
+        der = _derivative_moments(act, sur, tau, mom)
+        g1sq, g2sq = mom.g1**2, mom.g2**2
+        a1, a2, a3, a4 = alpha
+        new_alpha = (
+            g1sq * a1,
+            g1sq * a2 + 0.25 * g2sq * a4**2,
+            g1sq * a3 + 0.5 * g2sq * a1**2,
+            0.5 * mom.h * a4,
+        )
+        d1sq, d2sq = der.g1**2, der.g2**2
+        b1, b2, b3 = beta
+        new_beta = (
+            new_alpha[0] + d1sq * b1,
+            new_alpha[1] + d1sq * b2,
+            new_alpha[2] + d1sq * b3 + d2sq * a1 * b1,
+        )
+        if mom.v < 0 or not math.isfinite(mom.v):
+            raise ValueError(
+                f"layers[{index - 1}] ({_act_label(act)}) has variance {mom.v!r} at scale "
+                f"{tau:.4g}; a finite non-negative variance is required"
+            )
+        new_tau = math.sqrt(mom.v)
+        if new_tau == 0.0:
+            raise ValueError(
+                f"layers[{index - 1}] ({_act_label(act)}) is constant at scale {tau:.4g} "
+                "(zero output variance): the next scale τ would be 0"
+            )
+        q = der.q
+        new_kappa2 = math.inf if math.isinf(q) or math.isinf(kappa2) else mom.v + q * kappa2
+        alpha, beta, tau, kappa2 = new_alpha, new_beta, new_tau, new_kappa2
+        rows.append(LayerCoefficients(index, act, rows[-1].tau, mom, der, alpha, beta, tau,
+                                      kappa2))
+    return Coefficients(tau0=tau0, rows=tuple(rows))
+
+
+# ---------------------------------------------------------------------------------
+# equivalents
+
+
+@dataclass(frozen=True)
+class EquivalentTerms:
+    """K̃ = scale · X Xᵀ + V C Vᵀ + shift · I_n, kept factored (never n×n).
+
+    Attributes
+    ----------
+    scale : float
+        α_L,1 (CK) or β_L,1 (NTK).
+    V : ndarray, shape (n, K+1)
+        ``[J/√p, ψ]``.
+    C : ndarray, shape (K+1, K+1)
+        A_L (CK) or B_L (NTK).
+    shift : float
+        τ_L² − τ_0² α_L,1 (CK) or κ_L² − τ_0² β_L,1 (NTK); may be ``inf`` (NTK with
+        jumps).
+    coefficients : Coefficients
+        The recursion the terms came from.
+    """
+
+    scale: float
+    V: np.ndarray
+    C: np.ndarray
+    shift: float
+    coefficients: Coefficients = field(repr=False)
+
+    def matrix(self, X: np.ndarray, *, diagonal: str = "raise") -> np.ndarray:
+        """Assemble the n×n matrix in O(n² p) (one Gram product, one rank-(K+1) update).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, p)
+            The data the terms were built for (rows are samples).
+        diagonal : {"raise", "nan"}
+            What to do with an infinite ``shift``: raise ValueError, or put NaN on the
+            diagonal (the off-diagonal part stays exact).
+        """
+        _check_diagonal(diagonal)
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[0] != self.V.shape[0]:
+            raise ValueError(
+                f"X must have shape (n, p) with n = {self.V.shape[0]}, got {X.shape}"
+            )
+        if math.isinf(self.shift) and diagonal == "raise":
+            raise ValueError(_INFINITE_DIAGONAL)
+        K = X @ X.T
+        K *= self.scale
+        VC = self.V @ self.C
+        K += VC @ self.V.T
+        idx = np.diag_indices_from(K)
+        if math.isinf(self.shift):
+            K[idx] = np.nan
+        else:
+            K[idx] += self.shift
+        return K
+
+
+_INFINITE_DIAGONAL = (
+    "the NTK diagonal is infinite: a layer has an activation with a jump (q = E[σ'(τξ)²] "
+    "= ∞) and no surrogate derivative; pass surrogates=[...] (straight-through "
+    "derivative per layer) or diagonal='nan' to get the exact off-diagonal part with NaN "
+    "on the diagonal"
+)
+
+
+def _sample_parts(sample: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    _check_sample(sample)
+    X = np.asarray(sample.X, dtype=float)
+    V = np.asarray(sample.V, dtype=float)
+    t = np.asarray(sample.t, dtype=float)
+    T = np.asarray(sample.T, dtype=float)
+    return X, V, t, T
+
+
+def ck_terms(sample: Any, layers: Sequence[Activation], *,
+             tau0: float | None = None) -> EquivalentTerms:
+    """Factored K̃_CK,L of ``sample`` (see :func:`equivalent_ck`)."""
+    X, V, t, T = _sample_parts(sample)
+    c = coefficients(layers, sample.tau0 if tau0 is None else tau0)
+    return EquivalentTerms(scale=c[-1].alpha[0], V=V, C=c.A(t, T), shift=c.ck_shift(),
+                           coefficients=c)
+
+
+def ntk_terms(sample: Any, layers: Sequence[Activation], *,
+              surrogates: Sequence[Activation | Callable | None] | None = None,
+              tau0: float | None = None) -> EquivalentTerms:
+    """Factored K̃_NTK,L of ``sample`` (see :func:`equivalent_ntk`)."""
+    X, V, t, T = _sample_parts(sample)
+    c = coefficients(layers, sample.tau0 if tau0 is None else tau0, surrogates=surrogates)
+    return EquivalentTerms(scale=c[-1].beta[0], V=V, C=c.B(t, T), shift=c.ntk_shift(),
+                           coefficients=c)
+
+
+def equivalent_ck(sample: Any, layers: Sequence[Activation], *,
+                  tau0: float | None = None) -> np.ndarray:
+    """Asymptotic equivalent K̃_CK,L of the expected conjugate kernel (math-spec §4).
+
+    ``K̃ = α_L,1 X Xᵀ + V A_L Vᵀ + (τ_L² − τ_0² α_L,1) I_n`` with
+    ``A_L = [[α_L,2 t tᵀ + α_L,3 T, α_L,2 t], [α_L,2 tᵀ, α_L,2]]``; ‖K_CK − K̃‖ → 0 in
+    operator norm as n, p → ∞. Built in O(n² p); nothing larger than n×n is formed.
+
+    Parameters
+    ----------
+    sample : lossless.data.Sample
+        Data ``X`` (n, p) and its statistics ``V`` (n, K+1), ``t`` (K,), ``T`` (K, K),
+        ``tau0`` (population statistics from its mixture, or class estimates).
+    layers : list of Activation, length L
+    tau0 : float, optional
+        Override ``sample.tau0`` (use the same τ_0 as the exact kernel you compare to).
+
+    Returns
+    -------
+    ndarray, shape (n, n)
+    """
+    X, *_ = _sample_parts(sample)
+    return ck_terms(sample, layers, tau0=tau0).matrix(X)
+
+
+def equivalent_ntk(sample: Any, layers: Sequence[Activation], *,
+                   surrogates: Sequence[Activation | Callable | None] | None = None,
+                   diagonal: str = "raise", tau0: float | None = None) -> np.ndarray:
+    """Asymptotic equivalent K̃_NTK,L of the expected NTK (math-spec §4).
+
+    ``K̃ = β_L,1 X Xᵀ + V B_L Vᵀ + (κ_L² − τ_0² β_L,1) I_n``, B_L as A_L with β.
+
+    Parameters
+    ----------
+    sample : lossless.data.Sample
+    layers : list of Activation, length L
+    surrogates : list of (None | Activation | callable), optional
+        Straight-through derivative per layer, as in :func:`lossless.kernels.exact_ntk`.
+    diagonal : {"raise", "nan"}
+        For a layer with a jump and no surrogate, κ² (the diagonal) is infinite:
+        ``"raise"`` raises ValueError, ``"nan"`` returns the off-diagonal equivalent
+        with NaN on the diagonal (what ``exact_ntk(..., diagonal="nan")`` returns).
+    tau0 : float, optional
+        Override ``sample.tau0``.
+
+    Returns
+    -------
+    ndarray, shape (n, n)
+    """
+    _check_diagonal(diagonal)
+    X, *_ = _sample_parts(sample)
+    terms = ntk_terms(sample, layers, surrogates=surrogates, tau0=tau0)
+    return terms.matrix(X, diagonal=diagonal)
+
+
+# ---------------------------------------------------------------------------------
+# the authors' public code (for the book's notes)
+
+
+def authors_ck_shift(coeffs: Coefficients, layer: int | None = None) -> float:
+    """Identity coefficient of K̃_CK in the authors' public code.
+
+    ``tilde_CK.py`` of github.com/Model-Compression/Lossless_Compression uses
+    ``τ_L² − α_L,1 τ_0² − α_L,3 τ_0⁴``: an extra ``−α_L,3 τ_0⁴`` against
+    :meth:`Coefficients.ck_shift`, so its diagonal is off by exactly that (for one ReLU
+    layer ``α_1,3 = g2²/2 = 1/(4π τ_0²)``, i.e. ``τ_0²/(4π)``).
+    """
+    r = coeffs._row(layer)
+    return coeffs.ck_shift(layer) - r.alpha[2] * coeffs.tau0**4
+
+
+def authors_equivalent_ck(sample: Any, layers: Sequence[Activation], *,
+                          tau0: float | None = None) -> np.ndarray:
+    """K̃_CK with the authors' identity term (see :func:`authors_ck_shift`).
+
+    Everything else is as in :func:`equivalent_ck`; the difference is
+    ``−α_L,3 τ_0⁴ I_n``, which does not vanish as p grows.
+    """
+    X, *_ = _sample_parts(sample)
+    terms = ck_terms(sample, layers, tau0=tau0)
+    shifted = EquivalentTerms(terms.scale, terms.V, terms.C,
+                              authors_ck_shift(terms.coefficients), terms.coefficients)
+    return shifted.matrix(X)
+
+
+def authors_ntk_shift(layers: Sequence[Activation], tau0: float) -> float:
+    """Identity coefficient of K̃_NTK in the authors' public code (``tilde_ntk.py``).
+
+    Reproduces its loop: κ² starts at τ_0 (not τ_0²), is updated after τ with both the
+    variance and q evaluated at the *new* scale, ``κ² ← v(τ_ℓ) + q(τ_ℓ) κ²``, and the
+    identity term is ``(κ_L²)² − β_L,1 τ_0² − β_L,3 τ_0⁴`` (κ² squared once more and an
+    extra β_L,3 τ_0⁴). Activations with a jump are refused (their q is infinite).
+    """
+    layers = _check_layers(layers)
+    tau0 = _check_tau0(tau0)
+    for index, act in enumerate(layers):
+        if act.has_jumps:
+            raise ValueError(
+                f"layers[{index}] ({_act_label(act)}) has a jump: the authors' NTK code "
+                "only handles differentiable activations"
+            )
+    c = coefficients(layers, tau0)
+    tau = tau0
+    kappa2 = tau0  # the authors' initialisation (τ_0, not τ_0²)
+    for act in layers:
+        tau = math.sqrt(act.moments(tau).v)
+        later = act.moments(tau)  # evaluated after the update of τ
+        kappa2 = later.v + later.q * kappa2
+    last = c[-1]
+    return kappa2**2 - last.beta[0] * tau0**2 - last.beta[2] * tau0**4
+
+
+def authors_equivalent_ntk(sample: Any, layers: Sequence[Activation], *,
+                           tau0: float | None = None) -> np.ndarray:
+    """K̃_NTK with the authors' identity term (see :func:`authors_ntk_shift`)."""
+    X, *_ = _sample_parts(sample)
+    terms = ntk_terms(sample, layers, tau0=tau0)
+    shift = authors_ntk_shift(layers, terms.coefficients.tau0)
+    return EquivalentTerms(terms.scale, terms.V, terms.C, shift, terms.coefficients).matrix(X)
+
+
+# ---------------------------------------------------------------------------------
+# theory against the exact kernels
+
+
+@dataclass(frozen=True)
+class SpectralComparison:
+    """Exact kernel K against its equivalent K̃ on one sample.
+
+    Attributes
+    ----------
+    kernel : {"ck", "ntk"}
+    labels : ndarray, shape (n,)
+        Class of each sample (samples ordered by class for the mixtures).
+    eigvals, eigvals_equivalent : ndarray, shape (n,)
+        Eigenvalues of K and K̃, in decreasing order.
+    vectors, vectors_equivalent : ndarray, shape (n, k)
+        The k leading eigenvectors (K̃'s signs flipped to match K's).
+    error : float
+        ‖K − K̃‖ / ‖K‖ (operator norm).
+    alignment : ndarray, shape (k,)
+        |⟨u_i, ũ_i⟩| for the k leading eigenvectors.
+    """
+
+    kernel: str
+    labels: np.ndarray
+    eigvals: np.ndarray
+    eigvals_equivalent: np.ndarray
+    vectors: np.ndarray
+    vectors_equivalent: np.ndarray
+    error: float
+    alignment: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.eigvals.shape[0])
+
+    def spikes(self, k: int | None = None) -> np.ndarray:
+        """ndarray, shape (k, 2): leading eigenvalues of (K, K̃), side by side."""
+        k = self.vectors.shape[1] if k is None else int(k)
+        return np.column_stack([self.eigvals[:k], self.eigvals_equivalent[:k]])
+
+
+def compare_spectra(sample: Any, layers: Sequence[Activation], *, kernel: str = "ck",
+                    surrogates: Sequence[Activation | Callable | None] | None = None,
+                    n_vectors: int = 2, exact: np.ndarray | None = None
+                    ) -> SpectralComparison:
+    """Exact expected kernel against its asymptotic equivalent, spectrum and vectors.
+
+    Parameters
+    ----------
+    sample : lossless.data.Sample
+    layers : list of Activation
+    kernel : {"ck", "ntk"}
+    surrogates : list, optional
+        NTK only, as in :func:`equivalent_ntk` (a jump without surrogate raises).
+    n_vectors : int
+        Number k of leading eigenvectors kept (≥ 1).
+    exact : ndarray, shape (n, n), optional
+        The exact kernel, if already computed (``lossless.kernels.exact_ck``/``exact_ntk``
+        at the same τ_0); computed here otherwise.
+
+    Returns
+    -------
+    SpectralComparison
+    """
+    from lossless import kernels, spectra
+
+    if kernel not in _KERNELS:
+        raise ValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
+    if isinstance(n_vectors, bool) or not isinstance(n_vectors, numbers.Integral) or n_vectors < 1:
+        raise ValueError(f"n_vectors must be an integer >= 1, got {n_vectors!r}")
+    X, *_ = _sample_parts(sample)
+    tau0 = float(sample.tau0)
+    if kernel == "ck":
+        K_eq = equivalent_ck(sample, layers, tau0=tau0)
+        K = kernels.exact_ck(X, layers, tau0=tau0) if exact is None else exact
+    else:
+        K_eq = equivalent_ntk(sample, layers, surrogates=surrogates, tau0=tau0)
+        K = (kernels.exact_ntk(X, layers, surrogates=surrogates, tau0=tau0)
+             if exact is None else exact)
+    K = np.asarray(K, dtype=float)
+    if K.shape != K_eq.shape:
+        raise ValueError(f"exact must have shape {K_eq.shape}, got {K.shape}")
+    vals, vecs = spectra.eigh_desc(K)
+    vals_eq, vecs_eq = spectra.eigh_desc(K_eq)
+    k = min(int(n_vectors), K.shape[0])
+    u, w = vecs[:, :k], vecs_eq[:, :k]
+    signs = np.sign(np.sum(u * w, axis=0))
+    signs[signs == 0] = 1.0
+    w = w * signs
+    error = spectra.relative_opnorm_error(K_eq, K)
+    labels = np.asarray(getattr(sample, "labels", np.zeros(K.shape[0], dtype=int)))
+    return SpectralComparison(kernel=kernel, labels=labels, eigvals=vals,
+                              eigvals_equivalent=vals_eq, vectors=u, vectors_equivalent=w,
+                              error=error, alignment=np.abs(np.sum(u * w, axis=0)))
+
+
+def reference_comparison(activation: Activation, depth: int, p: int, *, kernel: str = "ck",
+                         seed: int = 0, n_vectors: int = 2) -> SpectralComparison:
+    """The book's widget computation: ``depth`` layers of ``activation`` on the
+    math-spec §6 reference mixture (two classes, n = 2p), exact kernel against K̃.
+
+    Parameters
+    ----------
+    activation : Activation
+        Used in every layer.
+    depth : int
+        L ≥ 1.
+    p : int
+        Dimension (≥ 8); n = 2p samples.
+    kernel : {"ck", "ntk"}
+    seed : int
+        Seed of the ``numpy.random.Generator`` that draws the sample.
+    """
+    from lossless import data
+
+    if not isinstance(activation, Activation):
+        raise TypeError(f"activation must be an Activation, got {activation!r}")
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 8:
+        raise ValueError(f"p must be an integer >= 8, got {p!r}")
+    rng = np.random.default_rng(seed)
+    sample = data.preset("reference", int(p)).sample(2 * int(p), rng)
+    return compare_spectra(sample, [activation] * int(depth), kernel=kernel,
+                           n_vectors=n_vectors)
+
+
+# ---------------------------------------------------------------------------------
+# a different-looking network with the same equivalents
+
+
+def hermite_twin(layers: Sequence[Activation], tau0: float, *, flip: bool = True
+                 ) -> list[Activation]:
+    """Quartic-polynomial activations with the same CK equivalent as ``layers``.
+
+    For each layer ℓ, with ``u = t / τ_{ℓ-1}`` and Hermite polynomials He_k, the twin
+    is ``σ̃_ℓ(t) = Σ_{k=1..4} d_k He_k(u)`` where d_1 = ∓ g1 τ, d_2 = g2 τ² / 2 (same
+    g1², g2² as σ_ℓ; ``flip=True`` takes the opposite sign of g1, so the curve looks
+    nothing like σ_ℓ), and (d_3, d_4) solve the two equations
+
+        Σ_k k! d_k² = v(σ_ℓ)                      (same τ_ℓ)
+        Σ_k 2k·k! d_k² + 12 d_1 d_3 + 48 d_2 d_4 = h(σ_ℓ) τ²   (same h)
+
+    so every (g1², g2², h, τ) agrees and the α's are identical: the two networks have
+    the same K̃_CK (their NTKs differ only through q, i.e. the identity shift).
+
+    Parameters
+    ----------
+    layers : list of Activation
+    tau0 : float
+    flip : bool
+        Use d_1 = −g1 τ (default) instead of +g1 τ.
+
+    Returns
+    -------
+    list of Activation
+        ``activations.Polynomial`` objects of degree 4 (exact moments and dual kernels).
+
+    Raises
+    ------
+    ValueError
+        If no real (d_3, d_4) exists for some layer (the residual is reported).
+    """
+    from numpy.polynomial import hermite_e
+    from scipy.optimize import least_squares
+
+    layers = _check_layers(layers)
+    tau = _check_tau0(tau0)
+    twins: list[Activation] = []
+    for index, act in enumerate(layers):
+        mom = act.moments(tau)
+        d1 = (-1.0 if flip else 1.0) * mom.g1 * tau
+        d2 = 0.5 * mom.g2 * tau**2
+        rv = mom.v - d1**2 - 2.0 * d2**2          # 6 d3² + 24 d4²
+        rh = mom.h * tau**2 - 2.0 * d1**2 - 8.0 * d2**2  # 36 d3² + 192 d4² + 12 d1 d3 + 48 d2 d4
+        scale = math.sqrt(max(mom.v, 1e-300))
+
+        def residual(z: np.ndarray, rv=rv, rh=rh, d1=d1, d2=d2) -> np.ndarray:
+            d3, d4 = z
+            return np.array([6 * d3**2 + 24 * d4**2 - rv,
+                             36 * d3**2 + 192 * d4**2 + 12 * d1 * d3 + 48 * d2 * d4 - rh])
+
+        best = None
+        for guess in ((1.0, 0.0), (0.0, 1.0), (0.0, -1.0), (-1.0, 0.0), (0.5, 0.5),
+                      (0.5, -0.5), (-0.5, 0.5), (-0.5, -0.5)):
+            z0 = np.array(guess) * 0.1 * scale
+            sol = least_squares(residual, z0, xtol=1e-15, ftol=1e-15, gtol=1e-15)
+            res = float(np.max(np.abs(residual(sol.x))))
+            # prefer the smallest coefficients among exact roots
+            key = (res > 1e-10 * max(1.0, mom.v), float(np.sum(sol.x**2)), res)
+            if best is None or key < best[0]:
+                best = (key, sol.x, res)
+        if best[2] > 1e-10 * max(1.0, mom.v):
+            raise ValueError(
+                f"layers[{index}] ({_act_label(act)}): no quartic twin at scale {tau:.4g} "
+                f"(best residual {best[2]:.3g})"
+            )
+        herm = np.array([0.0, d1, d2, best[1][0], best[1][1]])
+        power = hermite_e.herme2poly(herm) / tau ** np.arange(herm.size)  # in t, not t/τ
+        twins.append(activations.Polynomial(power, name=f"quartic twin of {_act_label(act)}"))
+        tau = math.sqrt(mom.v)
+    return twins

@@ -1,0 +1,427 @@
+"""Tests of lossless.compress: ternary weights, the moment-matching solver, the packed
+network and its memory account (math-spec §5)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+
+from lossless import activations, compress, networks, theory
+from lossless.activations import Moments
+
+ACTIVATIONS = {
+    "relu": lambda: activations.get("relu"),
+    "leaky_relu": lambda: activations.get("leaky_relu", slope=0.1),
+    "abs": lambda: activations.get("abs"),
+    "tanh": lambda: activations.get("tanh"),
+    "erf": lambda: activations.get("erf"),
+    "sigmoid": lambda: activations.get("sigmoid"),
+}
+TAU0 = math.sqrt(1.0 + 1.5 / math.sqrt(512) + 9.0 / 512)  # math-spec §6 at p = 512
+
+
+@pytest.fixture(scope="module")
+def relu3():
+    return compress.compress([activations.get("relu")] * 3, TAU0)
+
+
+# ---------------------------------------------------------------------- ternary weights
+def test_ternary_weights_is_the_networks_sampler():
+    assert compress.ternary_weights is networks.ternary_weights
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.5, 0.9])
+def test_ternary_weights_have_zero_mean_unit_variance_and_sparsity(eps):
+    W = compress.ternary_weights((400, 500), eps, torch.Generator().manual_seed(3))
+    w = W.double().reshape(-1)
+    n = w.numel()
+    values = torch.unique(w)
+    assert set(np.round(values.numpy() * math.sqrt(1 - eps), 6)) <= {-1.0, 0.0, 1.0}
+    assert abs(w.mean().item()) < 5 / math.sqrt(n * (1 - eps))
+    assert abs(w.var().item() - 1.0) < 6 * math.sqrt(2 / ((1 - eps) * n)) + 6 / math.sqrt(n)
+    assert abs((w == 0).double().mean().item() - eps) < 5 * math.sqrt(eps * (1 - eps) / n + 1e-12)
+    # fourth moment: the kurtosis 1/(1-eps) that limits the usable sparsity
+    assert abs((w**4).mean().item() - 1 / (1 - eps)) < 0.05 / (1 - eps)
+
+
+def test_ternary_weights_exact_zero_count_and_bad_sparsity():
+    W = compress.ternary_weights((10, 30), 0.7, torch.Generator().manual_seed(0),
+                                 exact_zeros=True)
+    assert int((W == 0).sum()) == round(0.7 * 300)
+    for bad in (-0.1, 1.0, 1.2):
+        with pytest.raises(ValueError, match="sparsity"):
+            compress.ternary_weights((3, 3), bad, torch.Generator().manual_seed(0))
+
+
+# ------------------------------------------------------------- closed-form step moments
+def _quad_moments(x, y, odd):
+    """Definitions of math-spec §3 by adaptive quadrature (independent of the closed form)."""
+    eta = -1.0 if odd else 1.0
+
+    def E(fn):
+        pts = [-np.inf, x, y, np.inf]
+        dens = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+        return sum(integrate.quad(lambda z: fn(z) * dens(z), a, b, epsabs=1e-14,
+                                  epsrel=1e-12)[0] for a, b in zip(pts[:-1], pts[1:]))
+
+    s = lambda z: float(z > y) + eta * float(z < x)  # noqa: E731
+    mean = E(s)
+    return {"mean": mean, "c1": E(lambda z: z * s(z)), "c2": E(lambda z: (z * z - 1) * s(z)),
+            "cH": E(lambda z: (z * z - 1) * (s(z) - mean) ** 2),
+            "var": E(lambda z: (s(z) - mean) ** 2)}
+
+
+@pytest.mark.parametrize("odd", [True, False])
+@pytest.mark.parametrize("x,y", [(-0.7, 0.4), (0.3, 1.9), (-2.5, -0.2)])
+def test_ternary_shape_moments_against_quadrature_and_activations(x, y, odd):
+    closed = compress.ternary_shape_moments(x, y, odd)
+    quad = _quad_moments(x, y, odd)
+    for key in quad:
+        assert abs(float(closed[key]) - quad[key]) < 1e-9, key
+    # and against the Ternary activation of lossless.activations (scale b, input scale tau)
+    tau, b = 0.8, 1.7
+    mom = activations.Ternary(x * tau, y * tau, b, odd).moments(tau)
+    expected = [b * closed["mean"], b / tau * closed["c1"], b / tau**2 * closed["c2"],
+                (b / tau) ** 2 * closed["cH"], b * b * closed["var"]]
+    np.testing.assert_allclose([mom.m, mom.g1, mom.g2, mom.h, mom.v], expected,
+                               rtol=1e-12, atol=1e-14)
+    assert math.isinf(mom.q)
+
+
+# ---------------------------------------------------------------------------- the solver
+def _rel(a, b, scale):
+    return abs(a - b) / (abs(b) if abs(b) > 1e-12 * scale else scale)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_solver_matches_every_hidden_layer_to_1e10(name, depth):
+    """g1², g2², h of each compressed layer at τ^c equal the original's at τ (checked with
+    the Ternary moments of lossless.activations, not the solver's own formulas)."""
+    layers = [ACTIVATIONS[name]()] * depth
+    plan = compress.compress(layers, TAU0)
+    assert plan.max_residual <= 1e-10
+    for ell, (orig, tern) in enumerate(zip(layers, plan.layers)):
+        target = orig.moments(plan.tau[ell])
+        got = tern.moments(plan.tau_compressed[ell])
+        scale = target.g1**2 + plan.tau_compressed[ell] ** 2 * target.g2**2
+        assert _rel(got.g1**2, target.g1**2, scale) <= 1e-10
+        assert _rel(got.g2**2 * plan.tau_compressed[ell] ** 2,
+                    target.g2**2 * plan.tau_compressed[ell] ** 2, scale) <= 1e-10
+        if ell < depth - 1:
+            assert _rel(got.h, target.h, scale) <= 1e-10
+        assert math.isclose(got.v, plan.tau_compressed[ell + 1] ** 2, rel_tol=1e-12)
+        assert isinstance(tern, activations.Ternary) and tern.s_minus < tern.s_plus
+
+
+def test_solver_is_fast_and_deterministic():
+    layers = [activations.get("relu"), activations.get("tanh"), activations.get("relu"),
+              activations.get("erf")]
+    start = time.perf_counter()
+    plan = compress.compress(layers, TAU0)
+    assert time.perf_counter() - start < 1.0  # typically 0.1 s
+    again = compress.compress(layers, TAU0)
+    assert plan.to_dict() == again.to_dict()
+
+
+def test_reference_values_of_math_spec(relu3):
+    """Three ReLU layers in the §6 setting: τ = (0.61, 0.36, 0.21), τ^c = (0.75, 0.55, 0.41)."""
+    np.testing.assert_allclose(relu3.tau[1:], [0.61, 0.36, 0.21], atol=0.006)
+    np.testing.assert_allclose(relu3.tau_compressed[1:], [0.75, 0.55, 0.41], atol=0.006)
+    assert relu3.shift == pytest.approx(relu3.tau_compressed[-1] ** 2 - relu3.tau[-1] ** 2)
+    assert relu3.shift > 0
+    text = repr(relu3)
+    assert "CompressionPlan(L=3" in text and "odd" in text
+    d = relu3.to_dict()
+    assert d["tau_compressed"] == pytest.approx(list(relu3.tau_compressed))
+    assert len(d["s_minus"]) == 3 and d["shift"] == pytest.approx(relu3.shift)
+
+
+def test_hidden_layers_keep_the_smallest_variance_root(relu3):
+    for sol in relu3.solutions[:-1]:
+        assert sol.variance <= min(c.variance for c in sol.candidates) * (1 + 1e-9)
+        assert len(sol.candidates) >= 2  # both patterns have roots for ReLU
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "abs", "sigmoid"])
+def test_alpha_beta_of_compressed_and_original_agree(name):
+    layers = [ACTIVATIONS[name]()] * 3
+    plan = compress.compress(layers, TAU0)
+    orig = theory.coefficients(layers, TAU0)
+    comp = theory.coefficients(plan.layers, TAU0)
+    for a, b in ((comp.alpha[:, :3], orig.alpha[:, :3]), (comp.beta, orig.beta),
+                 (comp.alpha[:-1, 3], orig.alpha[:-1, 3])):
+        scale = np.max(np.abs(b), axis=-1, keepdims=True) if b.ndim > 1 else np.max(np.abs(b))
+        assert np.all(np.abs(a - b) <= 1e-10 * scale)
+    # the CK equivalents differ by the identity shift only
+    assert comp.ck_shift() - orig.ck_shift() == pytest.approx(plan.shift, rel=1e-12)
+    # the NTK: infinite diagonal without surrogates, finite with the affine ones
+    assert math.isinf(comp.kappa2[-1]) and math.isinf(plan.ntk_shift())
+    sur = theory.coefficients(plan.layers, TAU0, surrogates=plan.surrogates())
+    assert np.all(np.abs(sur.beta - orig.beta) <= 1e-10 * np.max(np.abs(orig.beta), axis=1,
+                                                                  keepdims=True))
+    assert math.isfinite(plan.ntk_shift(plan.surrogates()))
+
+
+def test_last_layer_variance_is_the_smallest_on_the_matching_curve():
+    """Brute force on the curve g1² : g2² fixed: no point has a variance closer to τ_L²."""
+    act = activations.get("relu")
+    tau, tau_c = 0.6, 0.75
+    target = act.moments(tau)
+    tau_L = math.sqrt(target.v)
+    sol = compress.solve_layer(target, tau_c, match_h=False, tau_target=tau_L)
+    best = abs(sol.variance - tau_L**2)
+    r = tau_c * target.g2 / target.g1  # the direction: c2 / c1 = ± r
+    ys = np.linspace(-6, 6, 1201)
+    found = []
+    for odd in (True, False):
+        for sign in (1.0, -1.0):
+            for x in np.linspace(-6, 6, 241):
+                mom = compress.ternary_shape_moments(x, ys, odd)
+                f = mom["c2"] - sign * r * mom["c1"]
+                idx = np.flatnonzero((np.sign(f[:-1]) != np.sign(f[1:])) & (ys[:-1] > x))
+                for i in idx:
+                    y = ys[i] - f[i] * (ys[i + 1] - ys[i]) / (f[i + 1] - f[i])
+                    m = compress.ternary_shape_moments(x, y, odd)
+                    a2 = (target.g1**2 + tau_c**2 * target.g2**2) / (m["c1"] ** 2 + m["c2"] ** 2)
+                    found.append(abs(a2 * tau_c**2 * m["var"] - tau_L**2))
+    assert len(found) > 100
+    assert best <= min(found) * (1 + 1e-3)
+    assert sol.residuals["g1^2"] <= 1e-10 and sol.residuals["g2^2"] <= 1e-10
+    assert "h" not in sol.residuals
+
+
+def test_last_layer_match_h_option():
+    plan = compress.compress([activations.get("relu")] * 2, TAU0, last_layer="match_h")
+    assert plan.residuals.shape == (2, 3) and np.all(plan.residuals <= 1e-10)
+    default = compress.compress([activations.get("relu")] * 2, TAU0)
+    assert np.isnan(default.residuals[-1, 2])
+    assert abs(default.shift) <= abs(plan.shift) + 1e-12
+
+
+def test_out_of_reach_targets_raise_with_the_failing_equation():
+    with pytest.raises(compress.CompressionError, match="equation h fails"):
+        compress.solve_layer(Moments(m=0.0, g1=1.0, g2=0.0, h=-5.0, v=1.0, q=1.0), 1.0)
+    with pytest.raises(compress.CompressionError, match="g1 = g2 = 0"):
+        compress.solve_layer(Moments(m=0.0, g1=0.0, g2=0.0, h=1.0, v=1.0, q=1.0), 1.0)
+
+
+def test_bad_inputs():
+    relu = activations.get("relu")
+    with pytest.raises(ValueError, match="empty"):
+        compress.compress([], 1.0)
+    with pytest.raises(TypeError, match="layers"):
+        compress.compress(relu, 1.0)
+    with pytest.raises(TypeError, match=r"layers\[1\]"):
+        compress.compress([relu, "relu"], 1.0)
+    for bad in (0.0, -1.0, math.inf):
+        with pytest.raises(ValueError, match="tau0"):
+            compress.compress([relu], bad)
+    with pytest.raises(ValueError, match="last_layer"):
+        compress.compress([relu], 1.0, last_layer="exact")
+    with pytest.raises(ValueError, match="tau_target"):
+        compress.solve_layer(relu.moments(1.0), 1.0, match_h=False)
+    with pytest.raises(ValueError, match="tau_c"):
+        compress.solve_layer(relu.moments(1.0), -2.0)
+
+
+# ------------------------------------------------------------- the last-layer limit
+def test_hermite_energy_first_orders_and_closed_form():
+    relu = activations.get("relu")
+    tau = 0.9
+    mom = relu.moments(tau)
+    e = compress.hermite_energy(relu, tau, order=30)
+    assert e[1] == pytest.approx(tau**2 * mom.g1**2, rel=1e-10)
+    assert e[2] == pytest.approx(tau**4 * mom.g2**2 / 2, rel=1e-10)
+    # ReLU energies decay like k^(-5/2): the tail beyond order 30 is below 0.1 %
+    assert e[1:].sum() == pytest.approx(mom.v, rel=1e-3)
+    assert e[1:].sum() < mom.v
+    # ternary: closed form against the generic quadrature split at the thresholds
+    tern = activations.Ternary(-0.4, 0.7, 1.3, True)
+    closed = compress.hermite_energy(tern, tau, order=10)
+    generic = compress.hermite_energy(activations.PiecewiseConstant([-0.4, 0.7], [1.3, 1.3], -1.3),
+                                      tau, order=10, breakpoints=(-0.4, 0.7))
+    np.testing.assert_allclose(closed, generic, rtol=1e-9, atol=1e-13)
+    tm = tern.moments(tau)
+    assert closed[1] == pytest.approx(tau**2 * tm.g1**2, rel=1e-12)
+    assert closed[2] == pytest.approx(tau**4 * tm.g2**2 / 2, rel=1e-12)
+
+
+def test_richer_last_layers_shrink_the_shift(relu3):
+    sol = relu3.solutions[-1]
+    tau_c, tau_L = sol.tau_in_compressed, relu3.tau[-1]
+    results = [compress.last_layer_levels(sol.target, tau_c, tau_L, k) for k in (2, 3, 4, 8)]
+    variances = [r.variance for r in results]
+    assert all(a >= b - 1e-12 for a, b in zip(variances, variances[1:]))
+    # three free levels do at least as well as the two-threshold ternary family
+    assert results[1].variance <= sol.variance * (1 + 1e-6)
+    hermite = tau_c**2 * sol.target.g1**2 + tau_c**4 * sol.target.g2**2 / 2
+    for r in results:
+        assert r.variance >= hermite * (1 - 1e-9)
+        mom = r.activation.moments(tau_c)
+        assert mom.g1 == pytest.approx(sol.target.g1, rel=1e-9)
+        assert mom.g2 == pytest.approx(sol.target.g2, rel=1e-9)
+        assert mom.v == pytest.approx(r.variance, rel=1e-9)
+        assert r.mismatch == pytest.approx(max(r.variance - tau_L**2, 0.0))
+    assert results[-1].bits == 3.0
+
+
+# ------------------------------------------------------------------ packing, the network
+@pytest.mark.parametrize("shape", [(1,), (7, 5), (4, 8), (3, 3, 3)])
+def test_pack_unpack_round_trip(shape):
+    v = torch.randint(-1, 2, shape, generator=torch.Generator().manual_seed(1))
+    packed = compress.pack_ternary(v)
+    assert packed.dtype == torch.uint8 and packed.numel() == -(-v.numel() // 4)
+    assert torch.equal(compress.unpack_ternary(packed, shape), v.to(torch.int8))
+    with pytest.raises(ValueError, match="packed"):
+        compress.unpack_ternary(packed, (v.numel() + 5,))
+    with pytest.raises(ValueError, match="code 3"):
+        compress.unpack_ternary(torch.full_like(packed, 255), shape)
+
+
+@pytest.fixture(scope="module")
+def small_net(relu3):
+    return compress.CompressedMLP.from_plan(relu3, 48, [64, 40, 32], sparsity=0.5,
+                                            generator=torch.Generator().manual_seed(7))
+
+
+def _inputs(n, p, seed=0):
+    X = torch.randn(n, p, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return X * TAU0 / math.sqrt(p)
+
+
+def test_packed_forward_equals_the_dense_reference(relu3, small_net):
+    X = _inputs(50, 48)
+    # the same generator seed gives networks.MLP with identical ternary weights
+    ref = networks.MLP(48, [64, 40, 32], relu3.layers, TAU0, weights="ternary", sparsity=0.5,
+                       generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    for i in range(3):
+        assert torch.equal(ref.hidden[i].detach(), small_net.weights(i))
+    np.testing.assert_allclose(ref.centres, small_net.centres, rtol=1e-13)
+    F, F_ref = small_net.features(X), ref.features(X).detach()
+    assert torch.allclose(F, F_ref, rtol=0, atol=1e-12)
+    assert torch.allclose(small_net(X), small_net.to_reference()(X).detach(), atol=1e-12)
+    codes = small_net.activation_codes(X)
+    assert all(set(torch.unique(c).tolist()) <= {-1, 0, 1} for c in codes)
+    # a plain dense loop as a third, independent evaluation
+    H = X
+    for i, act in enumerate(small_net.layers):
+        H = (act(H @ small_net.weights(i).T) - small_net.centres[i]) / math.sqrt(small_net.widths[i])
+    assert torch.allclose(F, H, rtol=0, atol=1e-12)
+
+
+def test_save_load_round_trip(small_net, tmp_path):
+    path = tmp_path / "net.pt"
+    nbytes = small_net.save(path)
+    assert nbytes == path.stat().st_size
+    loaded = compress.CompressedMLP.load(path)
+    X = _inputs(20, 48, seed=3)
+    assert torch.equal(loaded(X), small_net(X))
+    assert loaded.layers[1].s_plus == small_net.layers[1].s_plus
+    with pytest.raises(FileNotFoundError):
+        compress.CompressedMLP.load(tmp_path / "missing.pt")
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a saved CompressedMLP"):
+        compress.CompressedMLP.load(tmp_path / "other.pt")
+
+
+def test_memory_accounting(small_net):
+    n = 48 * 64 + 64 * 40 + 40 * 32
+    rep = small_net.memory_bits()
+    assert rep.n_weights == n
+    h = -(0.5 * math.log2(0.5)) * 2
+    assert rep.bits("dense fp32") == 32 * n
+    assert rep.bits("ternary, 2-bit") == 2 * n
+    assert rep.bits("entropy bound") == pytest.approx(n * (h + 0.5))
+    assert rep.bits("authors' count") == pytest.approx(0.5 * n)
+    assert rep.bits("packed codes in memory") == 8 * sum(-(-k // 4) for k in (48 * 64, 64 * 40,
+                                                                              40 * 32))
+    assert rep.bits("saved file") == 8 * len(small_net.to_bytes())
+    assert rep.bits("saved file") > rep.bits("ternary, 2-bit")  # readout + header on top
+    assert rep.bits("packed codes + zlib") >= 0.9 * rep.bits("entropy bound")
+    assert "bits/weight" in repr(rep) and len(rep.to_dict()["rows"]) == 7
+    # the bounds alone, for the paper's network size
+    big = compress.memory_report(784, [2000, 2000, 1000], 0.9)
+    assert big.n_weights == 7_568_000
+    assert big.bits("entropy bound") / big.n_weights == pytest.approx(
+        -(0.9 * math.log2(0.9) + 0.1 * math.log2(0.1)) + 0.1)
+    with pytest.raises(ValueError, match="sparsity"):
+        compress.memory_report(10, [5], 1.0)
+    with pytest.raises(ValueError, match="widths"):
+        compress.memory_report(10, [0], 0.1)
+
+
+def test_compressed_mlp_bad_inputs(relu3, small_net):
+    with pytest.raises(ValueError, match="X must have shape"):
+        small_net(torch.zeros(3, 47))
+    with pytest.raises(ValueError, match="sparsity"):
+        compress.CompressedMLP.from_plan(relu3, 8, [4, 4, 4], sparsity=1.0,
+                                         generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="plan"):
+        compress.CompressedMLP.from_plan("plan", 8, [4, 4, 4],
+                                         generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="layer must be"):
+        small_net.codes(3)
+
+
+# ------------------------------------------------------------------- the widget compute
+@pytest.fixture(scope="module")
+def tiny():
+    from lossless import data
+
+    s = data.preset("reference", 32).sample(64, np.random.default_rng(0))
+    layers = [activations.get("relu")] * 2
+    return s, layers, compress.compress(layers, s.tau0)
+
+
+def test_overlay_spectra_exact_and_shift(tiny):
+    s, layers, plan = tiny
+    raw = compress.overlay_spectra(s, layers, plan.layers)
+    corr = compress.overlay_spectra(s, layers, plan.layers, shift_corrected=True)
+    assert raw.shift == pytest.approx(plan.shift, rel=1e-12)
+    np.testing.assert_allclose(corr.eigvals_compressed, raw.eigvals_compressed - plan.shift,
+                               atol=1e-12)
+    assert corr.error == corr.error_corrected < raw.error == raw.error_raw
+    assert corr.alignment > 0.95 and raw.width is None
+    assert all(row["g1^2"] < 1e-10 and row["g2^2"] < 1e-10 for row in raw.mismatch)
+    assert raw.mismatch[0]["h"] < 1e-10 and raw.mismatch[-1]["h"] is None
+    assert "identity shift" in corr.report()
+    # moving a threshold shows up in the mismatch of that layer only
+    t = plan.layers[0]
+    moved = [activations.Ternary(t.s_minus, t.s_plus + 0.3, t.scale, t.odd), plan.layers[1]]
+    mm = compress.layer_mismatch(layers, moved, s.tau0)
+    assert max(mm[0]["g1^2"], mm[0]["g2^2"], mm[0]["h"]) > 1e-3
+
+
+def test_overlay_spectra_finite_width_and_plot(tiny):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lossless import plotting
+
+    s, layers, plan = tiny
+    ov = compress.overlay_spectra(s, layers, plan.layers, width=256, sparsity=0.5,
+                                  generator=torch.Generator().manual_seed(0),
+                                  shift_corrected=True)
+    again = compress.overlay_spectra(s, layers, plan.layers, width=256, sparsity=0.5,
+                                     generator=torch.Generator().manual_seed(0),
+                                     shift_corrected=True)
+    np.testing.assert_array_equal(ov.eigvals_compressed, again.eigvals_compressed)
+    assert ov.width == 256 and ov.sparsity == 0.5 and np.isfinite(ov.error)
+    fig, axes = plt.subplots(1, 2)
+    assert plotting.compression_overlay_plot(axes, ov) is axes
+    plt.close(fig)
+    with pytest.raises(TypeError, match="generator"):
+        compress.overlay_spectra(s, layers, plan.layers, width=16)
+    with pytest.raises(ValueError, match="width"):
+        compress.overlay_spectra(s, layers, plan.layers, width=0,
+                                 generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="same depth"):
+        compress.layer_mismatch(layers, plan.layers[:1], s.tau0)
