@@ -50,14 +50,14 @@ $(STAMP): requirements.txt pyproject.toml
 install: apt $(STAMP)
 
 unit: install
-	MPLBACKEND=Agg "$(PY)" -m pytest -q tests
+	MPLBACKEND=Agg "$(PY)" -m pytest -q -p no:cacheprovider tests
 
 nbval: install
-	"$(PY)" -m pytest -q $(NBVAL_FLAGS) book
+	"$(PY)" -m pytest -q $(NBVAL_FLAGS) -p no:cacheprovider book
 
 # The README's test command: unit tests, then every chapter notebook under nbval.
 test: install
-	MPLBACKEND=Agg "$(PY)" -m pytest -q tests
+	MPLBACKEND=Agg "$(PY)" -m pytest -q -p no:cacheprovider tests
 	"$(PY)" -m pytest -q $(NBVAL_FLAGS) -p no:cacheprovider book
 
 # Executes the chapters (cached) and writes _build/html; any warning or cell error fails.

@@ -44,6 +44,7 @@ __all__ = [
     "Custom",
     "get",
     "names",
+    "check_layers",
     "quadrature_moments",
     "DualExpectations",
     "AccuracyWarning",
@@ -1140,6 +1141,38 @@ _REGISTRY: dict[str, Callable[..., Activation]] = {
 def names() -> list[str]:
     """Names accepted by :func:`get`."""
     return list(_REGISTRY)
+
+
+
+def check_layers(layers: Any, name: str = "layers") -> list[Activation]:
+    """Validate a network's list of activations (one per layer) and return it as a list.
+
+    Raises
+    ------
+    TypeError
+        A single Activation instead of a list, something that is not a sequence, or an
+        element that is not an :class:`Activation` (the message names its index).
+    ValueError
+        An empty list.
+    """
+    if isinstance(layers, Activation):
+        raise TypeError(
+            f"{name} must be a list of Activation objects (one per layer), got a single "
+            f"Activation {layers!r}; wrap it in a list"
+        )
+    if not isinstance(layers, Sequence) or isinstance(layers, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a non-empty list of Activation objects, got {type(layers).__name__}"
+        )
+    if len(layers) == 0:
+        raise ValueError(f"{name} must contain at least one Activation, got an empty list")
+    for i, act in enumerate(layers):
+        if not isinstance(act, Activation):
+            raise TypeError(
+                f"{name}[{i}] must be a lossless.activations.Activation (build one with "
+                f"activations.get(name), e.g. activations.get('relu')), got {act!r}"
+            )
+    return list(layers)
 
 
 def get(name: str, **params: Any) -> Activation:

@@ -25,7 +25,7 @@ from scipy.optimize import brentq, minimize_scalar
 from scipy.special import erfc
 
 from lossless import activations
-from lossless.activations import Activation, Moments
+from lossless.activations import Activation, Moments, check_layers
 from lossless.networks import ternary_weights
 
 __all__ = [
@@ -753,19 +753,6 @@ def _infeasible_message(name: str, tg: _Targets, match_h: bool, ranges: dict,
 # =====================================================================================
 
 
-def _check_layers(layers: Any) -> list[Activation]:
-    if isinstance(layers, Activation):
-        raise TypeError("layers must be a list of Activation objects (one per layer), got a "
-                        f"single Activation {layers!r}; wrap it in a list")
-    if not isinstance(layers, Sequence) or isinstance(layers, (str, bytes)):
-        raise TypeError(
-            f"layers must be a non-empty list of Activation objects, got {type(layers).__name__}")
-    if len(layers) == 0:
-        raise ValueError("layers must contain at least one Activation, got an empty list")
-    for i, act in enumerate(layers):
-        if not isinstance(act, Activation):
-            raise TypeError(f"layers[{i}] must be a lossless.activations.Activation, got {act!r}")
-    return list(layers)
 
 
 def _check_positive(value: Any, name: str) -> float:
@@ -963,7 +950,7 @@ def compress(layers: Sequence[Activation], tau0: float, *,
         message names the layer and the equation).
     """
     start = time.perf_counter()
-    layers = _check_layers(layers)
+    layers = check_layers(layers)
     tau0 = _check_positive(tau0, "tau0")
     if last_layer not in _LAST_LAYER_MODES:
         raise ValueError(f"last_layer must be one of {_LAST_LAYER_MODES}, got {last_layer!r}")
@@ -1764,8 +1751,8 @@ def layer_mismatch(original_layers: Sequence[Activation], compressed_layers: Seq
     list of dict
         Keys ``layer, g1^2, g2^2, h, tau, tau_c``.
     """
-    original_layers = _check_layers(original_layers)
-    compressed_layers = _check_layers(compressed_layers)
+    original_layers = check_layers(original_layers, "original_layers")
+    compressed_layers = check_layers(compressed_layers, "compressed_layers")
     if len(original_layers) != len(compressed_layers):
         raise ValueError(f"the two networks must have the same depth, got "
                          f"{len(original_layers)} and {len(compressed_layers)}")
@@ -1836,8 +1823,8 @@ def overlay_spectra(sample: Any, original_layers: Sequence[Activation],
 
     X = np.asarray(sample.X, dtype=float)
     tau0 = float(sample.tau0)
-    original_layers = _check_layers(original_layers)
-    compressed_layers = _check_layers(compressed_layers)
+    original_layers = check_layers(original_layers, "original_layers")
+    compressed_layers = check_layers(compressed_layers, "compressed_layers")
     eps = _check_sparsity(sparsity)
     n = X.shape[0]
     if K_original is None:

@@ -1,6 +1,6 @@
 """Exact (infinite-width) and empirical CK/NTK matrices of deep fully-connected networks.
 
-The exact part (top of this file, helper KERNELS) implements the recursion of
+The exact part (top of this file) implements the recursion of
 math-spec §2 for samples in rows, ``X`` of shape ``(n, p)``:
 
 ``K_CK,0 = X X^T``,  ``K_CK,l(i, j) = E[sigma_l^c(u) sigma_l^c(v)]``,
@@ -20,14 +20,29 @@ so memory stays at one (CK) or two (NTK) n x n float64 arrays plus small blocks.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from lossless import activations as _act
-from lossless.activations import Activation
+from lossless.activations import Activation, check_layers
 
-__all__ = ["layer_scales", "exact_ck", "exact_ntk", "exact_kernels"]
+if TYPE_CHECKING:  # for annotations only
+    import torch
+
+    from lossless.networks import MLP
+
+__all__ = [
+    "layer_scales",
+    "exact_ck",
+    "exact_ntk",
+    "exact_kernels",
+    "empirical_ck",
+    "empirical_ntk",
+    "compare_spectra",
+    "SpectrumComparison",
+]
 
 _DIAGONAL_MODES = ("raise", "nan")
 
@@ -52,24 +67,6 @@ def _check_X(X: Any) -> np.ndarray:
     return arr
 
 
-def _check_layers(layers: Any) -> list[Activation]:
-    if isinstance(layers, Activation):
-        raise TypeError(
-            f"layers must be a list of Activation objects, got a single {layers!r}; wrap it in a list"
-        )
-    if not isinstance(layers, Sequence) or isinstance(layers, (str, bytes)):
-        raise TypeError(
-            f"layers must be a non-empty list of Activation objects, got {type(layers).__name__}"
-        )
-    if len(layers) == 0:
-        raise ValueError("layers must contain at least one Activation, got an empty list")
-    for i, act in enumerate(layers):
-        if not isinstance(act, Activation):
-            raise TypeError(
-                f"layers[{i}] must be a lossless.activations.Activation (e.g. activations.get('relu')), "
-                f"got {act!r}"
-            )
-    return list(layers)
 
 
 def _check_surrogates(surrogates: Any, depth: int) -> list[Activation | None]:
@@ -133,7 +130,7 @@ def layer_scales(layers: Sequence[Activation], tau0: float) -> list[float]:
         If ``tau0`` is not positive and finite, or a layer's output variance is 0
         (a constant activation: the next layer would have no input).
     """
-    layers = _check_layers(layers)
+    layers = check_layers(layers)
     taus = [_act._check_scale(tau0, "tau0")]
     for i, act in enumerate(layers):
         v = act.moments(taus[-1]).v
@@ -300,7 +297,7 @@ def _recursion(
     block_size: int | None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     X = _check_X(X)
-    layers = _check_layers(layers)
+    layers = check_layers(layers)
     if diagonal not in _DIAGONAL_MODES:
         raise ValueError(f"diagonal must be one of {_DIAGONAL_MODES}, got {diagonal!r}")
     surr = _check_surrogates(surrogates, len(layers)) if ntk else [None] * len(layers)
@@ -370,19 +367,9 @@ def _recursion(
 
 
 # ==================================================================================
-# Empirical kernels (helper NETWORKS) go below this line.
+# Empirical (finite-width) kernels. torch is imported inside the functions: the exact
+# part above needs NumPy only, and `from lossless import kernels` stays light.
 # ==================================================================================
-# torch is imported inside the functions: the exact part above needs NumPy only, and
-# `from lossless import kernels` stays light.
-from dataclasses import dataclass  # noqa: E402 (the empirical part is appended below)
-from typing import TYPE_CHECKING  # noqa: E402
-
-if TYPE_CHECKING:  # for annotations only
-    import torch
-
-    from lossless.networks import MLP
-
-__all__ += ["empirical_ck", "empirical_ntk", "compare_spectra", "SpectrumComparison"]
 
 
 def _torch_input(X, dtype) -> "torch.Tensor":

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lossless import activations
-from lossless.activations import Activation, Moments
+from lossless.activations import Activation, Moments, check_layers
 
 __all__ = [
     "DerivativeMoments",
@@ -56,25 +56,6 @@ def _check_tau0(tau0: Any, name: str = "tau0") -> float:
     return value
 
 
-def _check_layers(layers: Any) -> list[Activation]:
-    if isinstance(layers, Activation):
-        raise TypeError(
-            "layers must be a list of Activation objects (one per layer), got a single "
-            f"Activation {layers!r}; wrap it in a list"
-        )
-    if not isinstance(layers, Sequence) or isinstance(layers, (str, bytes)):
-        raise TypeError(
-            f"layers must be a non-empty list of Activation objects, got {type(layers).__name__}"
-        )
-    if len(layers) == 0:
-        raise ValueError("layers must contain at least one Activation, got an empty list")
-    for index, act in enumerate(layers):
-        if not isinstance(act, Activation):
-            raise TypeError(
-                f"layers[{index}] must be an lossless.activations.Activation, got "
-                f"{act!r} ({type(act).__name__}); build one with activations.get(name)"
-            )
-    return list(layers)
 
 
 def _as_surrogate(surrogate: Any, index: int) -> Activation | None:
@@ -424,7 +405,7 @@ def coefficients(layers: Sequence[Activation], tau0: float, *,
     TypeError, ValueError
         On a malformed ``layers``, ``tau0`` or ``surrogates``.
     """
-    layers = _check_layers(layers)
+    layers = check_layers(layers)
     tau0 = _check_tau0(tau0)
     surrogates = _check_surrogates(surrogates, len(layers))
 
@@ -659,7 +640,7 @@ def authors_ntk_shift(layers: Sequence[Activation], tau0: float) -> float:
     identity term is ``(κ_L²)² − β_L,1 τ_0² − β_L,3 τ_0⁴`` (κ² squared once more and an
     extra β_L,3 τ_0⁴). Activations with a jump are refused (their q is infinite).
     """
-    layers = _check_layers(layers)
+    layers = check_layers(layers)
     tau0 = _check_tau0(tau0)
     for index, act in enumerate(layers):
         if act.has_jumps:
@@ -854,7 +835,7 @@ def hermite_twin(layers: Sequence[Activation], tau0: float, *, flip: bool = True
     from numpy.polynomial import hermite_e
     from scipy.optimize import least_squares
 
-    layers = _check_layers(layers)
+    layers = check_layers(layers)
     tau = _check_tau0(tau0)
     twins: list[Activation] = []
     for index, act in enumerate(layers):

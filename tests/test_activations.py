@@ -293,3 +293,16 @@ def test_no_runtime_warnings_on_extreme_inputs():
             act(np.array([-big, -1e10, 0.0, 1e10, big]))
             act.moments(1e-3)
             act.moments(1e3)
+
+
+def test_check_layers_names_the_argument_and_the_bad_element():
+    relu = A.get("relu")
+    assert A.check_layers((relu, relu)) == [relu, relu]
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        A.check_layers(relu)
+    with pytest.raises(ValueError, match="original_layers must contain at least one"):
+        A.check_layers([], "original_layers")
+    with pytest.raises(TypeError, match=r"layers\[1\] must be a lossless.activations.Activation"):
+        A.check_layers([relu, "tanh"])
+    with pytest.raises(TypeError, match="non-empty list"):
+        A.check_layers("relu")
