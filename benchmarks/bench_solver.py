@@ -104,22 +104,14 @@ import numpy as np
 import scipy
 from scipy.optimize import minimize
 
+from bench_compression import SOLVER_ACTIVATIONS, TAU0  # the same cases as its solver sweep
 from lossless import activations, compress
 
 SEED = 0
 TOL = 1e-10  # our solver's default acceptance tolerance (compress(..., tol=1e-10))
 LOOSE = 1e-6  # a looser level, reported as well (SLSQP with finite differences rarely gets to TOL)
-TAU0 = math.sqrt(1.0 + 1.5 / math.sqrt(512) + 9.0 / 512)  # as bench_compression.py
 RESULTS = Path(__file__).resolve().parent / "results" / "solver.json"
 
-MAKERS = {
-    "relu": lambda: activations.get("relu"),
-    "leaky_relu(0.1)": lambda: activations.get("leaky_relu", slope=0.1),
-    "abs": lambda: activations.get("abs"),
-    "tanh": lambda: activations.get("tanh"),
-    "erf": lambda: activations.get("erf"),
-    "sigmoid": lambda: activations.get("sigmoid"),
-}
 
 
 # ------------------------------------------------------------------------ residuals
@@ -298,7 +290,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None,
                         help="timing repeats of our solver (best of; default 5, 2 with --quick)")
     parser.add_argument("--depths", type=int, nargs="*", default=[1, 2, 3, 4])
-    parser.add_argument("--activations", nargs="*", default=list(MAKERS), choices=list(MAKERS))
+    parser.add_argument("--activations", nargs="*", default=list(SOLVER_ACTIVATIONS),
+                        choices=list(SOLVER_ACTIVATIONS))
     parser.add_argument("--last-layer", choices=["match_h", "closest_tau"], default="match_h",
                         help="what the last layer matches (see the docstring)")
     parser.add_argument("--eps", type=float, default=None,
@@ -328,10 +321,10 @@ def main() -> None:
     print("-" * len(head))
     rows = []
     t_all = time.perf_counter()
-    for a_index, name in enumerate(MAKERS):
+    for a_index, name in enumerate(SOLVER_ACTIVATIONS):
         if name not in args.activations:
             continue
-        make = MAKERS[name]
+        make = SOLVER_ACTIVATIONS[name]
         for depth in args.depths:
             ours = ours_network(make, depth, TAU0, args.last_layer, repeats)
             rng = np.random.default_rng([SEED, a_index, depth])

@@ -15,7 +15,6 @@ Mehler–Hermite method in :class:`HermiteDual`.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import TYPE_CHECKING, Any
 

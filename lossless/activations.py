@@ -15,6 +15,7 @@ the two-point Gaussian expectations ("dual kernels") that the exact CK/NTK recur
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
@@ -45,6 +46,8 @@ __all__ = [
     "get",
     "names",
     "check_layers",
+    "check_surrogates",
+    "check_positive",
     "quadrature_moments",
     "DualExpectations",
     "AccuracyWarning",
@@ -1173,6 +1176,63 @@ def check_layers(layers: Any, name: str = "layers") -> list[Activation]:
                 f"activations.get(name), e.g. activations.get('relu')), got {act!r}"
             )
     return list(layers)
+
+
+def check_surrogates(surrogates: Any, depth: int) -> list[Activation | None]:
+    """Validate the per-layer derivative surrogates of an NTK computation.
+
+    ``surrogates`` is None (every layer uses its true derivative) or a list with one entry
+    per layer: None, an :class:`Activation` or a callable ``s`` standing for ``sigma_l'``
+    (wrapped in :class:`Custom`). Returns a list of length ``depth``.
+
+    Raises
+    ------
+    TypeError
+        Not None and not a list, or an entry of another kind (the message names its index).
+    ValueError
+        A list whose length is not ``depth``.
+    """
+    if surrogates is None:
+        return [None] * depth
+    if not isinstance(surrogates, Sequence) or isinstance(surrogates, (str, bytes)):
+        raise TypeError(
+            "surrogates must be None or a list with one entry (None, an Activation or a callable "
+            f"standing for the derivative) per layer, got {type(surrogates).__name__}"
+        )
+    if len(surrogates) != depth:
+        raise ValueError(
+            f"surrogates must have one entry per layer ({depth}), got {len(surrogates)}"
+        )
+    out: list[Activation | None] = []
+    for i, s in enumerate(surrogates):
+        if s is None or isinstance(s, Activation):
+            out.append(s)
+        elif callable(s):
+            out.append(Custom(s, name="surrogate"))
+        else:
+            raise TypeError(
+                f"surrogates[{i}] must be None, an Activation or a callable standing for the "
+                f"derivative, got {s!r}"
+            )
+    return out
+
+
+def check_positive(value: Any, name: str) -> float:
+    """``value`` as a float if it is a finite real number > 0.
+
+    Raises
+    ------
+    TypeError
+        Not a real number (a bool counts as not one); the message names ``name``.
+    ValueError
+        NaN, infinite, zero or negative.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive real number, got {value!r}")
+    out = float(value)
+    if not math.isfinite(out) or out <= 0.0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return out
 
 
 def get(name: str, **params: Any) -> Activation:

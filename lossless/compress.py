@@ -8,7 +8,6 @@ shift (:func:`compress` -> :class:`CompressionPlan`), and the packed network its
 
 from __future__ import annotations
 
-import html
 import io
 import math
 import numbers
@@ -25,7 +24,8 @@ from scipy.optimize import brentq, minimize_scalar
 from scipy.special import erfc
 
 from lossless import activations
-from lossless.activations import Activation, Moments, check_layers
+from lossless._display import html_table, text_table
+from lossless.activations import Activation, Moments, check_layers, check_positive
 from lossless.networks import ternary_weights
 
 __all__ = [
@@ -753,17 +753,6 @@ def _infeasible_message(name: str, tg: _Targets, match_h: bool, ranges: dict,
 # =====================================================================================
 
 
-
-
-def _check_positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
-
-
 _LAST_LAYER_MODES = ("closest_tau", "match_h")
 
 
@@ -900,21 +889,13 @@ class CompressionPlan:
                "matched")
 
     def __repr__(self) -> str:
-        rows = self._rows()
-        widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(self._HEADER)]
-        lines = [f"CompressionPlan(L={self.depth}, tau0={self.tau0:.4g}, "
-                 f"shift (τᶜ_L² − τ_L²) = {self.shift:.4g})",
-                 "  ".join(h.rjust(w) for h, w in zip(self._HEADER, widths))]
-        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-        return "\n".join(lines)
+        return text_table(f"CompressionPlan(L={self.depth}, tau0={self.tau0:.4g}, "
+                          f"shift (τᶜ_L² − τ_L²) = {self.shift:.4g})", self._HEADER, self._rows())
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self._HEADER)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                       for r in self._rows())
-        return (f"<p>CompressionPlan (L = {self.depth}, τ<sub>0</sub> = {self.tau0:.4g}, "
-                f"identity shift τᶜ<sub>L</sub>² − τ<sub>L</sub>² = {self.shift:.4g})</p>"
-                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return html_table(f"CompressionPlan (L = {self.depth}, τ<sub>0</sub> = {self.tau0:.4g}, "
+                          f"identity shift τᶜ<sub>L</sub>² − τ<sub>L</sub>² = {self.shift:.4g})",
+                          self._HEADER, self._rows())
 
 
 def compress(layers: Sequence[Activation], tau0: float, *,
@@ -951,10 +932,10 @@ def compress(layers: Sequence[Activation], tau0: float, *,
     """
     start = time.perf_counter()
     layers = check_layers(layers)
-    tau0 = _check_positive(tau0, "tau0")
+    tau0 = check_positive(tau0, "tau0")
     if last_layer not in _LAST_LAYER_MODES:
         raise ValueError(f"last_layer must be one of {_LAST_LAYER_MODES}, got {last_layer!r}")
-    tol = _check_positive(tol, "tol")
+    tol = check_positive(tol, "tol")
     tau, tau_c = [tau0], [tau0]
     kappa2 = [tau0**2]
     solutions, ternaries = [], []
@@ -1032,7 +1013,7 @@ def hermite_energy(activation: Activation, tau: float, order: int = 12, *,
     -------
     ndarray, shape (order + 1,)
     """
-    tau = _check_positive(tau, "tau")
+    tau = check_positive(tau, "tau")
     if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 0:
         raise ValueError(f"order must be an integer >= 0, got {order!r}")
     from numpy.polynomial import hermite_e
@@ -1144,8 +1125,8 @@ def last_layer_levels(target: Moments, tau_c: float, tau_target: float,
     """
     from scipy.optimize import minimize
 
-    tau_c = _check_positive(tau_c, "tau_c")
-    tau_target = _check_positive(tau_target, "tau_target")
+    tau_c = check_positive(tau_c, "tau_c")
+    tau_target = check_positive(tau_target, "tau_target")
     if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 2:
         raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
     levels = int(levels)
@@ -1251,21 +1232,12 @@ class MemoryReport:
     _HEADER = ("storage", "kind", "bits/weight", "MiB")
 
     def __repr__(self) -> str:
-        cells = self._cells()
-        widths = [max(len(h), *(len(c[j]) for c in cells)) for j, h in enumerate(self._HEADER)]
-        lines = [f"MemoryReport({self.n_weights} hidden weights, sparsity={self.sparsity:g})",
-                 "  ".join(h.ljust(w) if j < 2 else h.rjust(w)
-                           for j, (h, w) in enumerate(zip(self._HEADER, widths)))]
-        lines += ["  ".join(c.ljust(w) if j < 2 else c.rjust(w)
-                            for j, (c, w) in enumerate(zip(row, widths))) for row in cells]
-        return "\n".join(lines)
+        return text_table(f"MemoryReport({self.n_weights} hidden weights, "
+                          f"sparsity={self.sparsity:g})", self._HEADER, self._cells(), left=2)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self._HEADER)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                       for r in self._cells())
-        return (f"<p>{self.n_weights:,} hidden weights, sparsity ε = {self.sparsity:g}</p>"
-                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return html_table(f"{self.n_weights:,} hidden weights, sparsity ε = {self.sparsity:g}",
+                          self._HEADER, self._cells())
 
 
 def memory_report(p: int, widths: Sequence[int], sparsity: float) -> MemoryReport:
@@ -1427,7 +1399,7 @@ class CompressedMLP(torch.nn.Module):
             if not isinstance(act, activations.Ternary):
                 raise TypeError(f"layers[{i}] must be an activations.Ternary, got {act!r}")
         self.layers = tuple(layers)
-        self.tau0 = _check_positive(tau0, "tau0")
+        self.tau0 = check_positive(tau0, "tau0")
         self.sparsity = _check_sparsity(sparsity)
         dims = (self.p, *self.widths)
         packed = list(packed)
@@ -1756,7 +1728,7 @@ def layer_mismatch(original_layers: Sequence[Activation], compressed_layers: Seq
     if len(original_layers) != len(compressed_layers):
         raise ValueError(f"the two networks must have the same depth, got "
                          f"{len(original_layers)} and {len(compressed_layers)}")
-    tau0 = _check_positive(tau0, "tau0")
+    tau0 = check_positive(tau0, "tau0")
     tau, tau_c = tau0, tau0
     out = []
     L = len(original_layers)

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from lossless import activations as _act
-from lossless.activations import Activation, check_layers
+from lossless._display import progress as progress_bar
+from lossless.activations import Activation, check_layers, check_surrogates
 
 if TYPE_CHECKING:  # for annotations only
     import torch
@@ -65,31 +66,6 @@ def _check_X(X: Any) -> np.ndarray:
         bad = int(np.count_nonzero(~np.isfinite(arr)))
         raise ValueError(f"X must be finite, got {bad} non-finite entries (NaN or inf)")
     return arr
-
-
-
-
-def _check_surrogates(surrogates: Any, depth: int) -> list[Activation | None]:
-    if surrogates is None:
-        return [None] * depth
-    if not isinstance(surrogates, Sequence) or isinstance(surrogates, (str, bytes)):
-        raise TypeError(
-            "surrogates must be None or a list with one entry (None, an Activation or a callable "
-            f"standing for the derivative) per layer, got {type(surrogates).__name__}"
-        )
-    if len(surrogates) != depth:
-        raise ValueError(
-            f"surrogates must have one entry per layer ({depth}), got {len(surrogates)}"
-        )
-    out: list[Activation | None] = []
-    for i, s in enumerate(surrogates):
-        if s is None or isinstance(s, Activation):
-            out.append(s)
-        elif callable(s):
-            out.append(_act.Custom(s, name="surrogate"))
-        else:
-            raise TypeError(f"surrogates[{i}] must be None, an Activation or a callable, got {s!r}")
-    return out
 
 
 def _tau0_from(X: np.ndarray, tau0: Any) -> float:
@@ -300,7 +276,7 @@ def _recursion(
     layers = check_layers(layers)
     if diagonal not in _DIAGONAL_MODES:
         raise ValueError(f"diagonal must be one of {_DIAGONAL_MODES}, got {diagonal!r}")
-    surr = _check_surrogates(surrogates, len(layers)) if ntk else [None] * len(layers)
+    surr = check_surrogates(surrogates, len(layers)) if ntk else [None] * len(layers)
     if ntk and diagonal == "raise":
         for i, (act, s) in enumerate(zip(layers, surr)):
             if act.has_jumps and s is None:
@@ -445,11 +421,7 @@ def empirical_ck(
         tau0 = float(torch.sqrt((Xt * Xt).sum(1).mean()))
     n = Xt.shape[0]
     total = torch.zeros(n, n, dtype=dtype)
-    iterator = range(int(draws))
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc="empirical CK", leave=False)
+    iterator = progress_bar(range(int(draws)), progress, "empirical CK")
     with torch.no_grad():
         for _ in iterator:
             net = MLP(
@@ -463,24 +435,9 @@ def empirical_ck(
 
 def _derivative_functions(net: "MLP", surrogates) -> list[Callable]:
     """Per layer, the function used for sigma' (a.e. derivative or a surrogate)."""
-    L = len(net.layers)
-    if surrogates is None:
-        surrogates = [None] * L
-    surrogates = list(surrogates)
-    if len(surrogates) != L:
-        raise ValueError(
-            f"surrogates must have one entry (None, an Activation or a callable) per layer "
-            f"(L = {L}), got {len(surrogates)}"
-        )
-    funcs = []
-    for i, (act, s) in enumerate(zip(net.layers, surrogates)):
-        if s is None:
-            funcs.append(act.derivative)
-        elif callable(s):
-            funcs.append(s)
-        else:
-            raise TypeError(f"surrogates[{i}] must be None, an Activation or a callable, got {s!r}")
-    return funcs
+    checked = check_surrogates(surrogates, len(net.layers))  # raises on bad input
+    raw = checked if surrogates is None else list(surrogates)  # callables as given (torch)
+    return [act.derivative if s is None else r for act, s, r in zip(net.layers, checked, raw)]
 
 
 def empirical_ntk(

@@ -29,6 +29,7 @@ import scipy.optimize
 import torch
 
 from lossless import compress, data, kernels, networks, spectra
+from lossless._display import progress as progress_bar
 from lossless.activations import Activation
 
 __all__ = [
@@ -1434,11 +1435,7 @@ def run_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *
         subset = _kernel_subset(task.n_train, _check_positive_int(n_kernel, "n_kernel"))
         K_ref = kernels.exact_ck(task.X_train[subset], layers, tau0=tau0)
     builders = _network_builders(task, layers, widths, seed, sparsities, baselines, matchings)
-    iterator = builders
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(builders, desc=f"{task.name}, seed {seed}", leave=False)
+    iterator = progress_bar(builders, progress, f"{task.name}, seed {seed}")
     rows = []
     for build in iterator:
         start = time.perf_counter()
@@ -1741,11 +1738,7 @@ def finetune(net: FeatureNetwork, task: Task, generator: torch.Generator, *,
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     accs = [test_accuracy()]
     losses = []
-    iterator = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc=f"finetune {net.method}", leave=False)
+    iterator = progress_bar(range(epochs), progress, f"finetune {net.method}")
     for _ in iterator:
         order = torch.randperm(task.n_train, generator=generator)
         total, count = 0.0, 0
@@ -1799,11 +1792,7 @@ def run_finetune_trial(task: Task, layers: Sequence[Activation], widths: Sequenc
     label = activation if activation is not None else getattr(layers[0], "name", "custom")
     logistic_penalty = _check_real(logistic_penalty, "logistic_penalty")
     builders = _network_builders(task, layers, widths, seed, [sparsity], baselines, matchings)
-    iterator = builders
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(builders, desc=f"fine-tune {task.name}, seed {seed}", leave=False)
+    iterator = progress_bar(builders, progress, f"fine-tune {task.name}, seed {seed}")
     rows = []
     for build in iterator:
         start = time.perf_counter()

@@ -8,7 +8,6 @@ puts them against the exact kernels of :mod:`lossless.kernels`.
 
 from __future__ import annotations
 
-import html
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -18,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from lossless import activations
-from lossless.activations import Activation, Moments, check_layers
+from lossless._display import html_table, text_table
+from lossless.activations import (Activation, Moments, check_layers, check_positive,
+                                  check_surrogates)
 
 __all__ = [
     "DerivativeMoments",
@@ -45,43 +46,6 @@ _KERNELS = ("ck", "ntk")
 
 # ---------------------------------------------------------------------------------
 # validation helpers
-
-
-def _check_tau0(tau0: Any, name: str = "tau0") -> float:
-    if isinstance(tau0, bool) or not isinstance(tau0, numbers.Real):
-        raise TypeError(f"{name} must be a positive real number, got {tau0!r}")
-    value = float(tau0)
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name} must be a finite number > 0, got {tau0!r}")
-    return value
-
-
-
-
-def _as_surrogate(surrogate: Any, index: int) -> Activation | None:
-    if surrogate is None or isinstance(surrogate, Activation):
-        return surrogate
-    if callable(surrogate):
-        return activations.Custom(surrogate)
-    raise TypeError(
-        f"surrogates[{index}] must be None, an Activation or a callable standing for "
-        f"the derivative, got {surrogate!r}"
-    )
-
-
-def _check_surrogates(surrogates: Any, depth: int) -> list[Activation | None]:
-    if surrogates is None:
-        return [None] * depth
-    if not isinstance(surrogates, Sequence) or isinstance(surrogates, (str, bytes)):
-        raise TypeError(
-            "surrogates must be None or a list with one entry (None, Activation or "
-            f"callable) per layer, got {type(surrogates).__name__}"
-        )
-    if len(surrogates) != depth:
-        raise ValueError(
-            f"surrogates must have one entry per layer ({depth}), got {len(surrogates)}"
-        )
-    return [_as_surrogate(s, i) for i, s in enumerate(surrogates)]
 
 
 def _check_diagonal(diagonal: Any) -> str:
@@ -326,22 +290,12 @@ class Coefficients:
         return rows
 
     def __repr__(self) -> str:
-        header = [label for _, label in _COLUMNS]
-        cells = self._cells()
-        widths = [max(len(header[j]), *(len(c[j]) for c in cells)) for j in range(len(header))]
-        lines = [f"Coefficients(L={self.depth}, tau0={self.tau0:.4g})",
-                 "  ".join(h.rjust(w) for h, w in zip(header, widths))]
-        lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
-        return "\n".join(lines)
+        return text_table(f"Coefficients(L={self.depth}, tau0={self.tau0:.4g})",
+                          [label for _, label in _COLUMNS], self._cells())
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(label)}</th>" for _, label in _COLUMNS)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-            for row in self._cells()
-        )
-        return (f"<p>Coefficients (L = {self.depth}, τ<sub>0</sub> = {self.tau0:.4g})</p>"
-                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return html_table(f"Coefficients (L = {self.depth}, τ<sub>0</sub> = {self.tau0:.4g})",
+                          [label for _, label in _COLUMNS], self._cells())
 
 
 def _act_label(act: Activation) -> str:
@@ -406,8 +360,8 @@ def coefficients(layers: Sequence[Activation], tau0: float, *,
         On a malformed ``layers``, ``tau0`` or ``surrogates``.
     """
     layers = check_layers(layers)
-    tau0 = _check_tau0(tau0)
-    surrogates = _check_surrogates(surrogates, len(layers))
+    tau0 = check_positive(tau0, "tau0")
+    surrogates = check_surrogates(surrogates, len(layers))
 
     alpha = (1.0, 0.0, 0.0, 1.0)
     beta = (1.0, 0.0, 0.0)
@@ -641,7 +595,7 @@ def authors_ntk_shift(layers: Sequence[Activation], tau0: float) -> float:
     extra β_L,3 τ_0⁴). Activations with a jump are refused (their q is infinite).
     """
     layers = check_layers(layers)
-    tau0 = _check_tau0(tau0)
+    tau0 = check_positive(tau0, "tau0")
     for index, act in enumerate(layers):
         if act.has_jumps:
             raise ValueError(
@@ -836,7 +790,7 @@ def hermite_twin(layers: Sequence[Activation], tau0: float, *, flip: bool = True
     from scipy.optimize import least_squares
 
     layers = check_layers(layers)
-    tau = _check_tau0(tau0)
+    tau = check_positive(tau0, "tau0")
     twins: list[Activation] = []
     for index, act in enumerate(layers):
         mom = act.moments(tau)

@@ -306,3 +306,31 @@ def test_check_layers_names_the_argument_and_the_bad_element():
         A.check_layers([relu, "tanh"])
     with pytest.raises(TypeError, match="non-empty list"):
         A.check_layers("relu")
+
+
+def test_check_surrogates_wraps_callables_and_names_the_bad_entry():
+    relu = A.get("relu")
+    assert A.check_surrogates(None, 3) == [None, None, None]
+    out = A.check_surrogates([None, relu, np.tanh], 3)
+    assert out[0] is None and out[1] is relu and isinstance(out[2], A.Custom)
+    x = np.linspace(-2, 2, 7)
+    np.testing.assert_allclose(out[2](x), np.tanh(x))
+    with pytest.raises(ValueError, match=r"one entry per layer \(2\), got 3"):
+        A.check_surrogates([None] * 3, 2)
+    with pytest.raises(TypeError, match=r"surrogates\[1\] must be None, an Activation"):
+        A.check_surrogates([None, 1.5], 2)
+    with pytest.raises(TypeError, match="surrogates must be None or a list"):
+        A.check_surrogates("relu", 1)
+
+
+@pytest.mark.parametrize("good", [2, 0.5, np.float64(1e-300), np.int64(3)])
+def test_check_positive_accepts_positive_reals(good):
+    assert A.check_positive(good, "tau0") == float(good)
+
+
+@pytest.mark.parametrize("bad, error", [(True, TypeError), ("1", TypeError), (None, TypeError),
+                                        (0.0, ValueError), (-1, ValueError),
+                                        (math.nan, ValueError), (math.inf, ValueError)])
+def test_check_positive_rejects_with_the_argument_name(bad, error):
+    with pytest.raises(error, match="tau_c must be"):
+        A.check_positive(bad, "tau_c")

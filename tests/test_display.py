@@ -1,0 +1,24 @@
+"""Tests of lossless._display (tables of result objects, optional progress bars)."""
+
+from lossless._display import html_table, progress, text_table
+
+
+def test_text_table_aligns_columns():
+    out = text_table("T(x=1)", ["name", "value"], [["a", "1.5"], ["long name", "22"]], left=1)
+    assert out.splitlines() == ["T(x=1)",
+                                "name       value",
+                                "a            1.5",
+                                "long name     22"]
+
+
+def test_html_table_escapes_header_and_cells_not_the_caption():
+    out = html_table("τ<sub>0</sub> = 1", ["a<b"], [["x&y"]])
+    assert out.startswith("<p>τ<sub>0</sub> = 1</p><table>")
+    assert "<th>a&lt;b</th>" in out and "<td>x&amp;y</td>" in out
+
+
+def test_progress_is_a_passthrough_when_disabled_and_wraps_when_enabled():
+    items = [1, 2, 3]
+    assert progress(items, False, "x") is items
+    bar = progress(items, True, "x")
+    assert bar is not items and list(bar) == items
