@@ -16,7 +16,7 @@ APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver fonts-dejavu-core
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with .ci/nbval_sanitize.cfg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help install apt assets test unit nbval book execute lab browser-test clean
+.PHONY: help install apt assets test unit unit-single-thread nbval book execute lab browser-test clean
 
 help:
 	@echo "make test          install everything, run unit tests and nbval over every chapter"
@@ -51,6 +51,13 @@ install: apt $(STAMP)
 
 unit: install
 	MPLBACKEND=Agg "$(PY)" -m pytest -q -p no:cacheprovider tests
+
+# The unit tests again on one BLAS/OpenMP thread: another summation order than the
+# default run's, so that an assertion that depends on it fails here (CI runs both).
+SINGLE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+  VECLIB_MAXIMUM_THREADS=1 NUMEXPR_NUM_THREADS=1
+unit-single-thread: install
+	$(SINGLE_THREAD) MPLBACKEND=Agg "$(PY)" -m pytest -q -p no:cacheprovider tests
 
 nbval: install
 	"$(PY)" -m pytest -q $(NBVAL_FLAGS) -p no:cacheprovider book

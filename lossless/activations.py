@@ -15,7 +15,6 @@ the two-point Gaussian expectations ("dual kernels") that the exact CK/NTK recur
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
@@ -23,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import special
 
-from lossless import _dual
+from lossless import _checks, _dual
 from lossless import _gaussian as G
 from lossless._dual import AccuracyWarning, DualExpectations
 
@@ -85,30 +84,40 @@ class Moments:
 # ----------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------
+#: Input scales ``tau`` for which every closed form and quadrature is representable in
+#: float64 (``tau**4`` and ``1/tau**2`` stay far from overflow); outside, :meth:`moments`
+#: raises a range error instead of returning NaN or overflowing.
+TAU_RANGE = (1e-100, 1e100)
+
+
 def _check_scale(tau: Any, name: str = "tau") -> float:
-    """A positive finite float, else ValueError naming the argument."""
-    try:
-        value = float(tau)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number, got {tau!r}") from None
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"{name} must be a positive finite number, got {tau!r}")
+    """A positive finite float, else TypeError/ValueError naming the argument."""
+    return _checks.positive(tau, name)
+
+
+def _check_tau(tau: Any, name: str = "tau") -> float:
+    """A scale inside :data:`TAU_RANGE`, else ValueError naming the argument."""
+    value = _check_scale(tau, name)
+    lo, hi = TAU_RANGE
+    if not lo <= value <= hi:
+        raise ValueError(
+            f"{name} must be in [{lo:g}, {hi:g}] (the range where the Gaussian moments are "
+            f"representable in float64), got {value:g}"
+        )
     return value
 
 
 def _check_real(value: Any, name: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}") from None
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    return out
+    return _checks.real(value, name)
+
+
+def _check_vector(value: Any, name: str) -> np.ndarray:
+    return _checks.real_array(value, name, ndim=(0, 1), nonempty=False).ravel()
 
 
 def _check_scales(scales: Any) -> np.ndarray:
-    arr = np.asarray(scales, dtype=float).ravel()
-    if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+    arr = _checks.real_array(scales, "scales", ndim=(0, 1)).ravel()
+    if not np.all(arr > 0):
         raise ValueError(
             "scales must be positive and finite (a sample with zero norm has no direction)"
         )
@@ -121,10 +130,21 @@ def _is_torch(x: Any) -> bool:
 
 
 def _as_float_array(x: Any) -> np.ndarray:
-    x = np.asarray(x)
+    """``x`` as a real floating array (integers promoted to float64); NaN and inf allowed
+    (an activation maps NaN to NaN); complex, boolean, string or object input refused."""
+    x = _checks.real_array(x, "x", nonempty=False, finite=False, dtype=None)
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)
     return x
+
+
+def _keep_nan(x: Any, out: Any) -> Any:
+    """NaN where the input is NaN (step functions would otherwise map NaN to a level)."""
+    if _is_torch(x):
+        import torch
+
+        return torch.where(torch.isnan(x), x, out)
+    return np.where(np.isnan(x), x, out)
 
 
 def _fmt(value: Any) -> str:
@@ -140,6 +160,11 @@ def _fmt(value: Any) -> str:
             + ")"
         )
     return repr(value)
+
+
+def _check_torch_input(x: Any) -> None:
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
 
 
 # ----------------------------------------------------------------------------------
@@ -184,8 +209,13 @@ class Activation:
         Same type and shape as ``x`` (NumPy integers are promoted to float64).
         """
         if _is_torch(x):
-            return self._torch(x)
-        out = self._numpy(_as_float_array(x))
+            _check_torch_input(x)
+            out = self._torch(x)
+            return _keep_nan(x, out) if self.has_jumps else out
+        x = _as_float_array(x)
+        out = self._numpy(x)
+        if self.has_jumps:
+            out = _keep_nan(x, out)
         return out[()] if np.ndim(out) == 0 else out
 
     def derivative(self, x: ArrayLike) -> ArrayLike:
@@ -195,8 +225,13 @@ class Activation:
         Gaussian moments through Stein's identity and make ``q`` infinite.
         """
         if _is_torch(x):
-            return self._torch_derivative(x)
-        out = self._numpy_derivative(_as_float_array(x))
+            _check_torch_input(x)
+            out = self._torch_derivative(x)
+            return _keep_nan(x, out) if self.has_jumps else out
+        x = _as_float_array(x)
+        out = self._numpy_derivative(x)
+        if self.has_jumps:
+            out = _keep_nan(x, out)
         return out[()] if np.ndim(out) == 0 else out
 
     def _numpy(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
@@ -234,20 +269,46 @@ class Activation:
         Numerical moments (no closed form) are remembered per ``tau`` on the instance
         (the recursion asks for the same scale several times).
         """
-        tau = _check_scale(tau)
-        closed = self._closed_moments(tau)
+        tau = _check_tau(tau)
+        closed = self._guarded(self._closed_moments, tau)
         if closed is not None:
-            return closed
+            return self._checked(closed, tau)
         cache = self.__dict__.setdefault("_moments_cache", {})
         if tau not in cache:
             if len(cache) >= 256:
                 cache.clear()
-            cache[tau] = quadrature_moments(self, tau)
+            cache[tau] = self._checked(self._guarded(quadrature_moments, self, tau), tau)
         return cache[tau]
 
     def numerical_moments(self, tau: float) -> Moments:
         """The generic numerical moments (:func:`quadrature_moments`), for any activation."""
-        return quadrature_moments(self, _check_scale(tau))
+        tau = _check_tau(tau)
+        return self._checked(self._guarded(quadrature_moments, self, tau), tau)
+
+    def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a moment computation; float overflow or division by zero -> ValueError."""
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return fn(*args)
+        except (OverflowError, ZeroDivisionError, FloatingPointError) as err:
+            raise ValueError(
+                f"the Gaussian moments of {self!r} at tau = {args[-1]:g} are not representable "
+                f"in float64 ({type(err).__name__}: {err}); use a tau, thresholds and scales "
+                f"of moderate size"
+            ) from None
+
+    def _checked(self, mom: Moments, tau: float) -> Moments:
+        """Refuse NaN/inf moments (``q = inf`` is legitimate only with jumps)."""
+        bad = [k for k, v in mom.to_dict().items() if not math.isfinite(v)]
+        if self.has_jumps and bad == ["q"] and mom.q == math.inf:
+            bad = []
+        if bad:
+            raise ValueError(
+                f"the Gaussian moments of {self!r} at tau = {tau:g} are not finite "
+                f"({', '.join(f'{k}={getattr(mom, k)}' for k in bad)}): the activation returns "
+                f"NaN/inf on the Gaussian's range, or its parameters are too large for float64"
+            )
+        return mom
 
     def _closed_moments(self, tau: float) -> Moments | None:
         return None
@@ -297,6 +358,16 @@ class Activation:
         (:class:`lossless._dual.HermiteDual`); subclasses with closed forms override it.
         """
         return _dual.HermiteDual(self, _check_scales(scales), center, max_correlation)
+
+    def fast_kernel(self) -> Any:
+        """The fast closed-form step of the exact kernel recursion, or None.
+
+        Activations whose dual kernels depend on a pair only through ``(K_ij, K_ii,
+        K_jj)`` by a short formula return a :class:`lossless._fastkernels.FastStep`
+        (then :mod:`lossless.kernels` runs the fused recursion); the others return None
+        and :meth:`dual` is used.
+        """
+        return None
 
     # ---- misc -------------------------------------------------------------------
     def _params(self) -> dict[str, Any]:
@@ -357,7 +428,9 @@ def quadrature_moments(act: Activation, tau: float) -> Moments:
     -------
     Moments
     """
-    tau = _check_scale(tau)
+    tau = _check_tau(tau)
+    if not isinstance(act, Activation):
+        raise TypeError(f"act must be a lossless.activations.Activation, got {act!r}")
     f = act._numpy
     df = act._numpy_derivative
     cuts = sorted({float(r) / tau for r in act.breakpoints if math.isfinite(r / tau)})
@@ -455,9 +528,9 @@ class PiecewiseLinear(Activation):
         *,
         name: str | None = None,
     ) -> None:
-        bp = np.asarray(breakpoints, dtype=float).ravel()
-        sl = np.asarray(slopes, dtype=float).ravel()
-        jp = np.zeros_like(bp) if jumps is None else np.asarray(jumps, dtype=float).ravel()
+        bp = _check_vector(breakpoints, "breakpoints")
+        sl = _check_vector(slopes, "slopes")
+        jp = np.zeros_like(bp) if jumps is None else _check_vector(jumps, "jumps")
         if sl.size != bp.size + 1:
             raise ValueError(
                 f"slopes must have len(breakpoints) + 1 = {bp.size + 1} entries, got {sl.size}"
@@ -565,6 +638,15 @@ class PiecewiseLinear(Activation):
         """Closed-form two-point expectations (see :meth:`Activation.dual`)."""
         return _dual.PiecewiseLinearDual(self, _check_scales(scales), center, max_correlation)
 
+    def fast_kernel(self) -> Any:
+        """Arc-cosine (one kink at 0, or none) or arc-sine (one jump at 0, flat) fast
+        step; None for other breakpoints (see :meth:`Activation.fast_kernel`)."""
+        from lossless import _fastkernels
+
+        return _fastkernels.piecewise_linear_step(
+            self._bp, self._slopes, self._jumps, float(self._intercepts[0])
+        )
+
     def _params(self) -> dict[str, Any]:
         return {
             "breakpoints": self._bp,
@@ -628,8 +710,8 @@ class PiecewiseConstant(PiecewiseLinear):
         *,
         name: str | None = None,
     ) -> None:
-        r = np.asarray(thresholds, dtype=float).ravel()
-        h = np.asarray(jumps, dtype=float).ravel()
+        r = _check_vector(thresholds, "thresholds")
+        h = _check_vector(jumps, "jumps")
         if r.size != h.size:
             raise ValueError(
                 f"thresholds and jumps must have the same length, got {r.size} and {h.size}"
@@ -710,8 +792,7 @@ class Ternary(PiecewiseConstant):
         s_minus = _check_real(s_minus, "s_minus")
         s_plus = _check_real(s_plus, "s_plus")
         scale = _check_scale(scale, "scale")
-        if not isinstance(odd, (bool, np.bool_)):
-            raise ValueError(f"odd must be True or False, got {odd!r}")
+        odd = _checks.flag(odd, "odd")
         if s_minus > s_plus:
             raise ValueError(f"s_minus must be <= s_plus, got s_minus={s_minus}, s_plus={s_plus}")
         self.s_minus = s_minus
@@ -760,8 +841,8 @@ class Polynomial(Activation):
     name = "polynomial"
 
     def __init__(self, coefficients: Sequence[float], *, name: str | None = None) -> None:
-        c = np.asarray(coefficients, dtype=float).ravel()
-        if c.size == 0 or not np.all(np.isfinite(c)):
+        c = _check_vector(coefficients, "coefficients")
+        if c.size == 0:
             raise ValueError(
                 f"coefficients must be a non-empty sequence of finite numbers, got {c.tolist()}"
             )
@@ -901,6 +982,12 @@ class Erf(Activation):
     ) -> DualExpectations:
         """Closed-form (arc-sine) two-point expectations (see :meth:`Activation.dual`)."""
         return _dual.ErfDual(self.sharpness, _check_scales(scales), center)
+
+    def fast_kernel(self) -> Any:
+        """Arc-sine fast step (see :meth:`Activation.fast_kernel`)."""
+        from lossless import _fastkernels
+
+        return _fastkernels.ErfStep(self.sharpness)
 
     def _params(self) -> dict[str, Any]:
         return {"sharpness": self.sharpness}
@@ -1078,9 +1165,9 @@ class Custom(Activation):
             raise TypeError(f"fn must be callable, got {fn!r}")
         if derivative is not None and not callable(derivative):
             raise TypeError(f"derivative must be callable or None, got {derivative!r}")
-        bp = np.asarray(breakpoints, dtype=float).ravel()
-        if not np.all(np.isfinite(bp)):
-            raise ValueError(f"breakpoints must be finite, got {bp.tolist()}")
+        bp = _check_vector(breakpoints, "breakpoints")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {name!r}")
         self.fn = fn
         self._derivative_fn = derivative
         self.exact_derivative = derivative is not None
@@ -1223,16 +1310,12 @@ def check_positive(value: Any, name: str) -> float:
     Raises
     ------
     TypeError
-        Not a real number (a bool counts as not one); the message names ``name``.
+        Not a real number (a bool, a string or a complex number counts as not one); the
+        message names ``name``.
     ValueError
         NaN, infinite, zero or negative.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive real number, got {value!r}")
-    out = float(value)
-    if not math.isfinite(out) or out <= 0.0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return out
+    return _checks.positive(value, name)
 
 
 def get(name: str, **params: Any) -> Activation:

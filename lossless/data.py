@@ -14,12 +14,15 @@ V`` used by the asymptotic equivalents. The second half of the module reads IDX 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
+
+from lossless import _checks
 
 __all__ = [
     "GaussianMixture",
@@ -42,34 +45,30 @@ _PSD_RTOL = 1e-10  # relative tolerance for symmetry and for negative eigenvalue
 
 
 def _finite_array(value, name: str, *, ndim: tuple[int, ...] | None = None) -> np.ndarray:
-    """Convert ``value`` to a float64 array, checking dimension and finiteness."""
-    arr = np.asarray(value, dtype=np.float64)
-    if ndim is not None and arr.ndim not in ndim:
-        raise ValueError(
-            f"{name} must be an array with {' or '.join(map(str, ndim))} dimension(s), "
-            f"got shape {arr.shape}"
-        )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must contain only finite values, got NaN or inf")
-    return arr
+    """``value`` as a finite float64 array of the allowed dimensions (see ``_checks``)."""
+    return _checks.real_array(value, name, ndim=ndim, nonempty=False)
 
 
 def _check_int(value, name: str, *, minimum: int) -> int:
     """Return ``value`` as an int, raising if it is not an integer >= ``minimum``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
+    return _checks.integer(value, name, minimum=minimum)
 
 
 def _check_generator(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "rng must be a numpy.random.Generator (e.g. np.random.default_rng(seed)), "
-            f"got {type(rng).__name__}"
-        )
-    return rng
+    return _checks.numpy_generator(rng, "rng")
+
+
+def _check_labels(labels, n: int) -> np.ndarray:
+    """Integer labels of shape (n,) (integral floats accepted), as int64."""
+    arr = _checks.real_array(labels, "labels", ndim=1, nonempty=False, dtype=None)
+    if arr.shape != (n,):
+        raise ValueError(f"labels must have shape (n,)={(n,)}, got {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise ValueError(f"labels must be integers, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
 
 
 def _class_sizes(n: int, weights: np.ndarray) -> np.ndarray:
@@ -373,15 +372,7 @@ class Sample:
         n, p = X.shape
         if n < 1 or p < 1:
             raise ValueError(f"X must have shape (n, p) with n, p >= 1, got {X.shape}")
-        labels_arr = np.asarray(labels)
-        if labels_arr.shape != (n,):
-            raise ValueError(f"labels must have shape (n,)={(n,)}, got {labels_arr.shape}")
-        if labels_arr.dtype.kind not in "iu":
-            if labels_arr.dtype.kind == "f" and np.all(labels_arr == np.round(labels_arr)):
-                labels_arr = labels_arr.astype(np.int64)
-            else:
-                raise ValueError(f"labels must be integers, got dtype {labels_arr.dtype}")
-        labels_arr = labels_arr.astype(np.int64)
+        labels_arr = _check_labels(labels, n)
         if mixture is not None:
             if not isinstance(mixture, GaussianMixture):
                 raise TypeError(
@@ -442,13 +433,10 @@ class Sample:
         Sample
         """
         X = _finite_array(X, "X", ndim=(2,))
-        labels = np.asarray(labels)
-        if labels.shape != (X.shape[0],):
-            raise ValueError(
-                f"labels must have shape (n,)={(X.shape[0],)}, got {labels.shape}"
-            )
-        if labels.dtype.kind not in "iu":
-            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(f"X must have shape (n, p) with n, p >= 1, got {X.shape}")
+        debias = _checks.flag(debias, "debias")
+        labels = _check_labels(labels, X.shape[0])
         if labels.min() < 0:
             raise ValueError(f"labels must be >= 0, got minimum {labels.min()}")
         K = int(labels.max()) + 1
@@ -599,13 +587,9 @@ def _mixture_from_ingredients(
 ) -> GaussianMixture:
     p = _check_int(p, "p", minimum=2)
     K = _check_int(K, "K", minimum=1)
-    for name, value in (("separation", separation), ("trace_gap", trace_gap), ("shape", shape)):
-        if not np.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value}")
-    if separation < 0:
-        raise ValueError(f"separation must be >= 0, got {separation}")
-    if not -1.0 < shape < 1.0:
-        raise ValueError(f"shape must be in (-1, 1) so that variances stay positive, got {shape}")
+    separation = _checks.real(separation, "separation", low=0.0)
+    trace_gap = _checks.real(trace_gap, "trace_gap")
+    shape = _checks.real(shape, "shape", low=-1.0, high=1.0, low_open=True, high_open=True)
     w = np.full(K, 1.0 / K) if weights is None else _finite_array(weights, "weights", ndim=(1,))
     if w.shape != (K,):
         raise ValueError(f"weights must have shape (K,)={(K,)}, got {w.shape}")
@@ -688,8 +672,8 @@ def preset(name: str, p: int, **params) -> GaussianMixture:
     GaussianMixture
         With scalar covariances when ``shape == 0``, diagonal ones otherwise.
     """
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; allowed: {sorted(PRESETS)}")
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ValueError(f"name must be a preset name, one of {sorted(PRESETS)}; unknown preset {name!r}")
     try:
         return PRESETS[name](p, **params)
     except TypeError as err:  # unexpected keyword
@@ -765,7 +749,7 @@ def load_idx(path) -> np.ndarray:
         raise ValueError(f"{path}: truncated IDX header ({ndim} dimensions announced)")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(raw) - header != expected:
         raise ValueError(
             f"{path}: IDX data length {len(raw) - header} bytes does not match the header "
@@ -792,6 +776,10 @@ def save_idx(path, array, *, compress: bool | None = None) -> Path:
         The path written.
     """
     path = Path(path)
+    if compress is not None:
+        compress = _checks.flag(compress, "compress")
+    if _checks._is_torch(array):
+        array = array.detach().cpu().numpy()
     arr = np.asarray(array)
     codes = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
     key = arr.dtype.newbyteorder("=")
@@ -871,7 +859,7 @@ def load_fashion_mnist(split: str = "train", directory=None) -> tuple[np.ndarray
     ValueError
         For a bad ``split`` or inconsistent files.
     """
-    if split not in _SPLIT_PREFIX:
+    if not isinstance(split, str) or split not in _SPLIT_PREFIX:
         raise ValueError(f"split must be one of {sorted(_SPLIT_PREFIX)}, got {split!r}")
     if directory is None:
         directory = os.environ.get(FASHION_MNIST_ENV) or DEFAULT_FASHION_MNIST_DIR
@@ -914,7 +902,7 @@ def normalize(X, *, mean=None, scale=None) -> np.ndarray:
     -------
     ndarray, shape (n, p), float64
     """
-    Y = _finite_array(X, "X", ndim=(2,))
+    Y = _checks.real_array(X, "X", ndim=2, shape_hint="(n, p)")
     if mean is None:
         mean = Y.mean(axis=0)
     mean = _finite_array(mean, "mean", ndim=(1,))
@@ -922,9 +910,15 @@ def normalize(X, *, mean=None, scale=None) -> np.ndarray:
         raise ValueError(f"mean must have shape (p,)={(Y.shape[1],)}, got {mean.shape}")
     Y = Y - mean
     if scale is None:
-        scale = float(np.sqrt(np.mean(np.einsum("ij,ij->i", Y, Y))))
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"scale must be positive and finite, got {scale}")
+        with np.errstate(over="ignore"):
+            scale = float(np.sqrt(np.mean(np.einsum("ij,ij->i", Y, Y))))
+        if math.isinf(scale):  # squares overflowed: rescale first
+            big = float(np.max(np.abs(Y)))
+            Z = Y / big
+            scale = big * float(np.sqrt(np.mean(np.einsum("ij,ij->i", Z, Z))))
+        if scale == 0.0:
+            raise ValueError("scale of X is 0: X is constant, every centred entry is 0")
+    scale = _checks.positive(scale, "scale")
     return Y / scale
 
 
@@ -955,7 +949,8 @@ def fashion_mnist_sample(
         (global mean of the selection, mean ``||x_i||^2 = 1``), built by
         :meth:`Sample.from_data` (``p = 784``).
     """
-    classes = [int(c) for c in np.atleast_1d(np.asarray(classes))]
+    classes = [_checks.integer(c, f"classes[{i}]", minimum=0, maximum=9)
+               for i, c in enumerate(np.atleast_1d(np.asarray(classes, dtype=object)))]
     if not classes or len(set(classes)) != len(classes) or min(classes) < 0 or max(classes) > 9:
         raise ValueError(f"classes must be distinct integers in 0..9, got {classes}")
     n_per_class = _check_int(n_per_class, "n_per_class", minimum=3)
@@ -1064,8 +1059,8 @@ def gram_spectrum_demo(
     )
 
     p = _check_int(p, "p", minimum=4)
-    if not np.isfinite(ratio) or ratio <= 0:
-        raise ValueError(f"ratio must be positive and finite, got {ratio}")
+    ratio = _checks.positive(ratio, "ratio")
+    seed = _checks.seed(seed)
     n = max(2, int(round(ratio * p)))
     grid_size = _check_int(grid_size, "grid_size", minimum=2)
     mixture = preset("mixed", p, separation=separation, trace_gap=trace_gap, shape=0.0)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Union
 
 import numpy as np
 import torch
 
-from lossless import kernels
+from lossless import _checks, kernels
 
 __all__ = ["gaussian_weights", "ternary_weights", "MLP", "WEIGHT_SAMPLERS"]
 
@@ -25,33 +25,19 @@ WeightSampler = Callable[..., torch.Tensor]
 
 
 def _check_generator(generator: object) -> torch.Generator:
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), "
-            f"got {type(generator).__name__}"
-        )
-    return generator
+    return _checks.torch_generator(generator, "generator")
 
 
 def _check_shape(shape: object) -> tuple[int, ...]:
-    if isinstance(shape, Integral):
+    if isinstance(shape, (Integral, np.integer)) and not isinstance(shape, (bool, np.bool_)):
         shape = (shape,)
-    try:
-        dims = tuple(shape)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
-    if not all(isinstance(d, Integral) and not isinstance(d, bool) and d >= 0 for d in dims):
-        raise ValueError(f"shape must contain non-negative integers, got {shape!r}")
-    return tuple(int(d) for d in dims)
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, torch.Size)):
+        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}")
+    return tuple(_checks.integer(d, f"shape[{i}]", minimum=0) for i, d in enumerate(shape))
 
 
 def _check_sparsity(sparsity: object) -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, Real):
-        raise TypeError(f"sparsity must be a real number in [0, 1), got {sparsity!r}")
-    eps = float(sparsity)
-    if not (0.0 <= eps < 1.0):
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
-    return eps
+    return _checks.fraction(sparsity, "sparsity")
 
 
 def gaussian_weights(
@@ -78,6 +64,7 @@ def gaussian_weights(
     """
     dims = _check_shape(shape)
     _check_generator(generator)
+    dtype = _checks.float_dtype(dtype)
     return torch.randn(dims, generator=generator, dtype=dtype)
 
 
@@ -122,6 +109,8 @@ def ternary_weights(
     dims = _check_shape(shape)
     eps = _check_sparsity(sparsity)
     _check_generator(generator)
+    exact_zeros = _checks.flag(exact_zeros, "exact_zeros")
+    dtype = _checks.float_dtype(dtype)
     scale = 1.0 / math.sqrt(1.0 - eps)
     numel = math.prod(dims)
     if exact_zeros:
@@ -156,35 +145,22 @@ WEIGHT_SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
 
 
 def _as_activation_list(layers: object) -> tuple:
-    try:
-        layers = tuple(layers)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"layers must be a list of Activation objects (one per layer), got {layers!r}"
-        ) from None
-    if not layers:
-        raise ValueError("layers must contain at least one Activation, got an empty list")
-    for i, act in enumerate(layers):
-        if not (callable(act) and hasattr(act, "moments") and hasattr(act, "derivative")):
-            raise TypeError(
-                f"layers[{i}] must be an Activation (from lossless.activations.get), got {act!r}"
-            )
-    return layers
+    from lossless.activations import check_layers
+
+    return tuple(check_layers(layers))
 
 
 def _check_widths(widths: object, n_layers: int) -> tuple[int, ...]:
-    try:
-        dims = tuple(widths)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"widths must be a sequence of positive ints, got {widths!r}") from None
+    dims = _checks.int_sequence(widths, "widths", minimum=1)
     if len(dims) != n_layers:
         raise ValueError(
             f"widths must have one entry per layer (len(layers) = {n_layers}), got {len(dims)}: "
             f"{widths!r}"
         )
-    if not all(isinstance(d, Integral) and not isinstance(d, bool) and d > 0 for d in dims):
-        raise ValueError(f"widths must be positive integers, got {widths!r}")
-    return tuple(int(d) for d in dims)
+    return dims
+
+
+_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
 class MLP(torch.nn.Module):
@@ -251,20 +227,22 @@ class MLP(torch.nn.Module):
         centred: bool = True,
     ) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, Integral) or p <= 0:
-            raise ValueError(f"p must be a positive integer, got {p!r}")
+        p = _checks.integer(p, "p", minimum=1)
         self.layers = _as_activation_list(layers)
         self.widths = _check_widths(widths, len(self.layers))
-        if isinstance(tau0, bool) or not isinstance(tau0, Real) or not (
-            math.isfinite(tau0) and tau0 > 0
-        ):
-            raise ValueError(f"tau0 must be a finite positive number, got {tau0!r}")
+        tau0 = _checks.positive(tau0, "tau0")
         eps = _check_sparsity(sparsity)
+        centred = _checks.flag(centred, "centred")
         if isinstance(weights, str):
             if weights not in WEIGHT_SAMPLERS:
                 raise ValueError(
                     f"weights must be one of {sorted(WEIGHT_SAMPLERS)} or a callable, "
                     f"got {weights!r}"
+                )
+            if weights == "gaussian" and eps != 0.0:
+                raise ValueError(
+                    f"sparsity must be 0 with weights='gaussian' (Gaussian weights have no "
+                    f"zeros; use weights='ternary' for sparse weights), got {sparsity!r}"
                 )
             sampler = WEIGHT_SAMPLERS[weights]
         elif callable(weights):
@@ -272,8 +250,7 @@ class MLP(torch.nn.Module):
         else:
             raise TypeError(f"weights must be a string or a callable, got {weights!r}")
         _check_generator(generator)
-        if not dtype.is_floating_point:
-            raise ValueError(f"dtype must be a floating torch dtype, got {dtype}")
+        dtype = _checks.float_dtype(dtype)
 
         self.p = int(p)
         self.tau0 = float(tau0)
@@ -303,17 +280,23 @@ class MLP(torch.nn.Module):
         return self.readout.dtype
 
     def _as_input(self, X) -> torch.Tensor:
-        if isinstance(X, np.ndarray):
-            X = np.require(X, requirements=["C", "W"])  # torch wants writable memory
-        X = torch.as_tensor(X)
-        if X.ndim != 2 or X.shape[1] != self.p:
-            raise ValueError(
-                f"X must have shape (n, p) with p = {self.p} (samples in rows), "
-                f"got {tuple(X.shape)}"
-            )
-        if not X.is_floating_point():
-            X = X.to(self.dtype)
-        return X.to(self.dtype)
+        if isinstance(X, torch.Tensor):
+            # a tensor may require grad here (input gradients are legitimate)
+            if X.is_complex() or not (X.is_floating_point() or X.dtype in _INT_DTYPES):
+                raise TypeError(f"X must be a real tensor, got dtype {X.dtype}")
+            if X.ndim != 2 or X.shape[1] != self.p or X.shape[0] < 1:
+                raise ValueError(
+                    f"X must have shape (n, p) with n >= 1, p = {self.p} (samples in rows), "
+                    f"got {tuple(X.shape)}"
+                )
+            if X.is_floating_point() and not bool(torch.isfinite(X.detach()).all()):
+                bad = int((~torch.isfinite(X.detach())).sum())
+                raise ValueError(f"X must be finite, got {bad} non-finite entries (NaN or inf)")
+            return X.to(self.dtype)
+        arr = _checks.real_array(
+            X, "X", shape=(None, self.p), dtype=None, shape_hint=f"(n, {self.p})"
+        )
+        return torch.from_numpy(np.require(arr, requirements=["C", "W"])).to(self.dtype)
 
     def pre_activations(self, X) -> list[torch.Tensor]:
         r"""Pre-activations :math:`Z_\ell = \Sigma_{\ell-1} W_\ell^\top` of every layer.

@@ -11,6 +11,8 @@ from typing import Sequence
 import numpy as np
 from matplotlib.ticker import NullLocator
 
+from lossless import _checks
+
 __all__ = [
     "spectrum_histogram",
     "density_curve",
@@ -61,9 +63,7 @@ def spectrum_histogram(ax, eigvals, *, bins=50, label: str | None = None, range=
     -------
     matplotlib.axes.Axes
     """
-    vals = np.asarray(eigvals, dtype=float).ravel()
-    if vals.size == 0:
-        raise ValueError("eigvals must not be empty")
+    vals = _checks.real_array(eigvals, "eigvals", ndim=1, shape_hint="(n,)")
     counts, edges = np.histogram(vals, bins=bins, range=range)
     heights = counts / (vals.size * np.diff(edges))
     ax.stairs(heights, edges, fill=True, alpha=alpha, color=color, label=label,
@@ -76,6 +76,8 @@ def spectrum_histogram(ax, eigvals, *, bins=50, label: str | None = None, range=
 
 def density_curve(ax, x, density, *, label: str | None = None, color="k", **plot_kwargs):
     """A theoretical density drawn over a histogram (``ax.plot`` with book defaults)."""
+    x = _checks.real_array(x, "x", ndim=1, shape_hint="(m,)")
+    density = _checks.real_array(density, "density", shape=(x.size,), shape_hint="(m,)")
     ax.plot(x, density, color=color, lw=1.5, label=label, **plot_kwargs)
     _legend_if_several(ax)
     return ax
@@ -101,8 +103,8 @@ def eigenvector_plot(ax, vec, labels, *, class_names: Sequence[str] | None = Non
     -------
     matplotlib.axes.Axes
     """
-    vec = np.asarray(vec, dtype=float).ravel()
-    labels = np.asarray(labels).ravel()
+    vec = _checks.real_array(vec, "vec", ndim=1, shape_hint="(n,)")
+    labels = _checks.real_array(labels, "labels", ndim=1, dtype=None, shape_hint="(n,)")
     if vec.shape != labels.shape:
         raise ValueError(f"vec and labels must have one length, got {vec.size} and {labels.size}")
     order = np.argsort(labels, kind="stable")
@@ -143,8 +145,13 @@ def error_vs_size(ax, sizes, errors, rate: float | None = -0.5, *, label: str | 
     -------
     matplotlib.axes.Axes
     """
-    sizes = np.asarray(sizes, dtype=float)
-    errors = np.asarray(errors, dtype=float)
+    sizes = _checks.real_array(sizes, "sizes", ndim=1, shape_hint="(m,)")
+    errors = _checks.real_array(errors, "errors", shape=(sizes.size,), shape_hint="(m,)")
+    for name, arr in (("sizes", sizes), ("errors", errors)):
+        if np.any(arr <= 0):
+            raise ValueError(f"{name} must be positive for a log-log plot, got minimum {arr.min():g}")
+    if rate is not None:
+        rate = _checks.real(rate, "rate")
     line = ax.loglog(sizes, errors, marker=marker, label=label, **plot_kwargs)[0]
     if rate is not None:
         ref = errors[0] * (sizes / sizes[0]) ** rate
@@ -313,9 +320,10 @@ def overlaid_spectra(ax, eigvals, eigvals_other, *, bins: int = 50, n_spikes: in
     -------
     matplotlib.axes.Axes
     """
-    a = np.sort(np.asarray(eigvals, dtype=float).ravel())[::-1]
-    b = np.sort(np.asarray(eigvals_other, dtype=float).ravel())[::-1]
-    k = max(0, int(n_spikes))
+    a = np.sort(_checks.real_array(eigvals, "eigvals", ndim=1))[::-1]
+    b = np.sort(_checks.real_array(eigvals_other, "eigvals_other", ndim=1))[::-1]
+    k = _checks.integer(n_spikes, "n_spikes", minimum=0, maximum=min(a.size, b.size) - 1)
+    bins = _checks.integer(bins, "bins", minimum=1)
     edges = np.histogram_bin_edges(np.concatenate([a[k:], b[k:]]), bins)
     spectrum_histogram(ax, a[k:], bins=edges, color="C0", label=labels[0])
     spectrum_histogram(ax, b[k:], bins=edges, color="C1", label=labels[1])

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lossless import _checks
+
 __all__ = [
     "eigh_desc",
     "marchenko_pastur_support",
@@ -28,17 +30,17 @@ __all__ = [
 
 
 def _square_symmetric(K, name: str) -> np.ndarray:
-    A = np.asarray(K, dtype=np.float64)
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"{name} must be a square matrix, got shape {A.shape}")
-    if not np.all(np.isfinite(A)):
-        raise ValueError(f"{name} must contain only finite values, got NaN or inf")
-    scale = max(1.0, float(np.abs(A).max())) if A.size else 1.0
-    if A.size and np.abs(A - A.T).max() > 1e-8 * scale:
-        raise ValueError(
-            f"{name} must be symmetric, max |K - K^T| = {np.abs(A - A.T).max():.3g}"
-        )
-    return A
+    return _checks.square_symmetric(K, name, rtol=1e-8)
+
+
+def _unit(u, name: str) -> np.ndarray:
+    """``u`` as a finite, non-zero float vector scaled to unit norm (no overflow)."""
+    u = _checks.real_array(u, name, ndim=1, shape_hint="(n,)")
+    big = float(np.max(np.abs(u)))
+    if big == 0.0:
+        raise ValueError(f"{name} must be a non-zero vector, got all zeros")
+    u = u / big  # entries in [-1, 1]: the norm below cannot overflow or underflow to 0
+    return u / np.linalg.norm(u)
 
 
 def eigh_desc(K) -> tuple[np.ndarray, np.ndarray]:
@@ -61,11 +63,8 @@ def eigh_desc(K) -> tuple[np.ndarray, np.ndarray]:
     return vals[::-1].copy(), vecs[:, ::-1].copy()
 
 
-def _check_ratio_sigma(ratio: float, sigma2: float) -> None:
-    if not np.isfinite(ratio) or ratio <= 0:
-        raise ValueError(f"ratio (n/p) must be positive and finite, got {ratio}")
-    if not np.isfinite(sigma2) or sigma2 <= 0:
-        raise ValueError(f"sigma2 must be positive and finite, got {sigma2}")
+def _check_ratio_sigma(ratio: float, sigma2: float) -> tuple[float, float]:
+    return _checks.positive(ratio, "ratio"), _checks.positive(sigma2, "sigma2")
 
 
 def marchenko_pastur_support(ratio: float, sigma2: float = 1.0) -> tuple[float, float]:
@@ -78,7 +77,7 @@ def marchenko_pastur_support(ratio: float, sigma2: float = 1.0) -> tuple[float, 
     sigma2 : float
         Noise variance per coordinate of ``z_i``.
     """
-    _check_ratio_sigma(ratio, sigma2)
+    ratio, sigma2 = _check_ratio_sigma(ratio, sigma2)
     r = np.sqrt(ratio)
     return sigma2 * (1 - r) ** 2, sigma2 * (1 + r) ** 2
 
@@ -111,8 +110,11 @@ def marchenko_pastur_density(x, ratio: float, sigma2: float = 1.0) -> np.ndarray
     -------
     ndarray, shape of ``x``
     """
+    ratio, sigma2 = _check_ratio_sigma(ratio, sigma2)
     a, b = marchenko_pastur_support(ratio, sigma2)
-    x = np.asarray(x, dtype=np.float64)
+    x = _checks.real_array(x, "x", nonempty=False, finite=False)
+    if np.any(np.isnan(x)):
+        raise ValueError("x must not contain NaN")
     out = np.zeros_like(x)
     inside = (x > a) & (x < b)
     xi = x[inside]
@@ -128,15 +130,14 @@ def relative_opnorm_error(K, K_ref) -> float:
     K, K_ref : array_like, shape (n, m)
         Same shape; symmetric matrices use ``eigvalsh``, others the SVD.
     """
-    A = np.asarray(K, dtype=np.float64)
-    B = np.asarray(K_ref, dtype=np.float64)
-    if A.ndim != 2 or A.shape != B.shape:
+    A = _checks.real_array(K, "K", ndim=2, shape_hint="(n, m)")
+    B = _checks.real_array(K_ref, "K_ref", ndim=2, shape_hint="(n, m)")
+    if A.shape != B.shape:
         raise ValueError(f"K and K_ref must be matrices of one shape, got {A.shape} and {B.shape}")
-    if not (np.all(np.isfinite(A)) and np.all(np.isfinite(B))):
-        raise ValueError("K and K_ref must contain only finite values")
 
     def opnorm(C: np.ndarray) -> float:
-        if C.shape[0] == C.shape[1] and np.allclose(C, C.T, rtol=0, atol=1e-12 * max(1.0, np.abs(C).max())):
+        # exactly symmetric matrices use eigvalsh; anything else the SVD (always right)
+        if C.shape[0] == C.shape[1] and np.array_equal(C, C.T):
             return float(np.abs(np.linalg.eigvalsh(C)).max())
         return float(np.linalg.norm(C, ord=2))
 
@@ -153,14 +154,11 @@ def eigenvector_alignment(u, v) -> float:
     ----------
     u, v : array_like, shape (n,)
     """
-    u = np.asarray(u, dtype=np.float64).ravel()
-    v = np.asarray(v, dtype=np.float64).ravel()
+    u = _unit(u, "u")
+    v = _unit(v, "v")
     if u.shape != v.shape:
         raise ValueError(f"u and v must have one length, got {u.size} and {v.size}")
-    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
-    if nu == 0 or nv == 0:
-        raise ValueError("u and v must be non-zero vectors")
-    return float(min(1.0, abs(u @ v) / (nu * nv)))
+    return float(min(1.0, abs(u @ v)))
 
 
 def label_alignment(u, labels) -> float:
@@ -176,20 +174,19 @@ def label_alignment(u, labels) -> float:
     u : array_like, shape (n,)
     labels : array_like of int, shape (n,)
     """
-    u = np.asarray(u, dtype=np.float64).ravel()
-    labels = np.asarray(labels)
+    u = _unit(u, "u")
+    labels = _checks.real_array(labels, "labels", ndim=1, dtype=None, shape_hint="(n,)")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
     if labels.shape != u.shape:
         raise ValueError(f"labels must have the shape of u {u.shape}, got {labels.shape}")
-    nu = np.linalg.norm(u)
-    if nu == 0:
-        raise ValueError("u must be a non-zero vector")
     classes = np.unique(labels)
     if classes.size < 2:
         raise ValueError("labels must contain at least two classes")
     J = (labels[:, None] == classes[None, :]).astype(np.float64)
     J -= J.mean(axis=0)
     Q, _ = np.linalg.qr(J[:, :-1])  # K-1 columns span the centred indicators
-    return float(min(1.0, np.linalg.norm(Q.T @ u) / nu))
+    return float(min(1.0, np.linalg.norm(Q.T @ u)))
 
 
 def loglog_slope(x, y) -> float:
@@ -200,12 +197,15 @@ def loglog_slope(x, y) -> float:
     x, y : array_like, shape (m,)
         Positive, ``m >= 2``.
     """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
+    x = _checks.real_array(x, "x", ndim=1, shape_hint="(m,)")
+    y = _checks.real_array(y, "y", ndim=1, shape_hint="(m,)")
     if x.shape != y.shape or x.size < 2:
         raise ValueError(f"x and y must have one length >= 2, got {x.size} and {y.size}")
-    if np.any(~np.isfinite(x)) or np.any(~np.isfinite(y)) or np.any(x <= 0) or np.any(y <= 0):
-        raise ValueError("x and y must be positive and finite")
+    for name, a in (("x", x), ("y", y)):
+        if np.any(a <= 0):
+            raise ValueError(f"{name} must be positive, got minimum {a.min():g}")
+    if np.ptp(np.log(x)) == 0:
+        raise ValueError("x must contain at least two distinct values")
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
@@ -259,10 +259,10 @@ def gram_spike_predictions(M, proportions, ratio: float, sigma2: float = 1.0) ->
     -------
     SpikePrediction
     """
-    _check_ratio_sigma(ratio, sigma2)
-    M = np.asarray(M, dtype=np.float64)
-    c = np.asarray(proportions, dtype=np.float64)
-    if M.ndim != 2 or c.shape != (M.shape[1],):
+    ratio, sigma2 = _check_ratio_sigma(ratio, sigma2)
+    M = _checks.real_array(M, "M", ndim=2, shape_hint="(p, K)")
+    c = _checks.real_array(proportions, "proportions", ndim=1, shape_hint="(K,)")
+    if c.shape != (M.shape[1],):
         raise ValueError(
             f"M must have shape (p, K) and proportions (K,), got {M.shape} and {c.shape}"
         )

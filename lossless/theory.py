@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lossless import activations
+from lossless import _checks, activations
 from lossless._display import html_table, text_table
 from lossless.activations import (Activation, Moments, check_layers, check_positive,
                                   check_surrogates)
@@ -49,9 +49,7 @@ _KERNELS = ("ck", "ntk")
 
 
 def _check_diagonal(diagonal: Any) -> str:
-    if diagonal not in _DIAGONAL_MODES:
-        raise ValueError(f"diagonal must be one of {_DIAGONAL_MODES}, got {diagonal!r}")
-    return diagonal
+    return _checks.choice(diagonal, "diagonal", _DIAGONAL_MODES)
 
 
 def _check_sample(sample: Any) -> None:
@@ -206,8 +204,7 @@ class Coefficients:
     def _row(self, layer: int | None) -> LayerCoefficients:
         if layer is None:
             return self.rows[-1]
-        if not isinstance(layer, numbers.Integral) or not -len(self.rows) <= layer < len(self.rows):
-            raise ValueError(f"layer must be an integer in [0, {self.depth}], got {layer!r}")
+        layer = _checks.integer(layer, "layer", minimum=-len(self.rows), maximum=self.depth)
         return self.rows[layer]
 
     def ck_shift(self, layer: int | None = None) -> float:
@@ -303,8 +300,8 @@ def _act_label(act: Activation) -> str:
 
 
 def _lowrank_block(c2: float, c3: float, t: np.ndarray, T: np.ndarray) -> np.ndarray:
-    t = np.asarray(t, dtype=float).reshape(-1)
-    T = np.asarray(T, dtype=float)
+    t = _checks.real_array(t, "t", ndim=1, shape_hint="(K,)")
+    T = _checks.square_symmetric(T, "T")
     K = t.shape[0]
     if T.shape != (K, K):
         raise ValueError(f"T must have shape ({K}, {K}) to match t of shape ({K},), got {T.shape}")
@@ -446,8 +443,8 @@ class EquivalentTerms:
             diagonal (the off-diagonal part stays exact).
         """
         _check_diagonal(diagonal)
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[0] != self.V.shape[0]:
+        X = _checks.real_array(X, "X", ndim=2, shape_hint="(n, p)")
+        if X.shape[0] != self.V.shape[0]:
             raise ValueError(
                 f"X must have shape (n, p) with n = {self.V.shape[0]}, got {X.shape}"
             )
@@ -457,6 +454,7 @@ class EquivalentTerms:
         K *= self.scale
         VC = self.V @ self.C
         K += VC @ self.V.T
+        K = _checks.symmetrize(K)  # exactly symmetric whatever the BLAS's summation order
         idx = np.diag_indices_from(K)
         if math.isinf(self.shift):
             K[idx] = np.nan
@@ -475,10 +473,10 @@ _INFINITE_DIAGONAL = (
 
 def _sample_parts(sample: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     _check_sample(sample)
-    X = np.asarray(sample.X, dtype=float)
-    V = np.asarray(sample.V, dtype=float)
-    t = np.asarray(sample.t, dtype=float)
-    T = np.asarray(sample.T, dtype=float)
+    X = _checks.real_array(sample.X, "sample.X", ndim=2, shape_hint="(n, p)")
+    V = _checks.real_array(sample.V, "sample.V", ndim=2, shape_hint="(n, K+1)")
+    t = _checks.real_array(sample.t, "sample.t", ndim=1, shape_hint="(K,)")
+    T = _checks.real_array(sample.T, "sample.T", ndim=2, shape_hint="(K, K)")
     return X, V, t, T
 
 
@@ -689,12 +687,10 @@ def compare_spectra(sample: Any, layers: Sequence[Activation], *, kernel: str = 
     """
     from lossless import kernels, spectra
 
-    if kernel not in _KERNELS:
-        raise ValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
-    if isinstance(n_vectors, bool) or not isinstance(n_vectors, numbers.Integral) or n_vectors < 1:
-        raise ValueError(f"n_vectors must be an integer >= 1, got {n_vectors!r}")
+    _checks.choice(kernel, "kernel", _KERNELS)
+    n_vectors = _checks.integer(n_vectors, "n_vectors", minimum=1)
     X, *_ = _sample_parts(sample)
-    tau0 = float(sample.tau0)
+    tau0 = check_positive(sample.tau0, "sample.tau0")
     if kernel == "ck":
         K_eq = equivalent_ck(sample, layers, tau0=tau0)
         K = kernels.exact_ck(X, layers, tau0=tau0) if exact is None else exact
@@ -702,7 +698,7 @@ def compare_spectra(sample: Any, layers: Sequence[Activation], *, kernel: str = 
         K_eq = equivalent_ntk(sample, layers, surrogates=surrogates, tau0=tau0)
         K = (kernels.exact_ntk(X, layers, surrogates=surrogates, tau0=tau0)
              if exact is None else exact)
-    K = np.asarray(K, dtype=float)
+    K = _checks.square_symmetric(K, "exact")
     if K.shape != K_eq.shape:
         raise ValueError(f"exact must have shape {K_eq.shape}, got {K.shape}")
     vals, vecs = spectra.eigh_desc(K)
@@ -740,11 +736,10 @@ def reference_comparison(activation: Activation, depth: int, p: int, *, kernel: 
 
     if not isinstance(activation, Activation):
         raise TypeError(f"activation must be an Activation, got {activation!r}")
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-    if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 8:
-        raise ValueError(f"p must be an integer >= 8, got {p!r}")
-    rng = np.random.default_rng(seed)
+    depth = _checks.integer(depth, "depth", minimum=1)
+    p = _checks.integer(p, "p", minimum=8)
+    _checks.choice(kernel, "kernel", _KERNELS)
+    rng = np.random.default_rng(_checks.seed(seed))
     sample = data.preset("reference", int(p)).sample(2 * int(p), rng)
     return compare_spectra(sample, [activation] * int(depth), kernel=kernel,
                            n_vectors=n_vectors)
@@ -791,6 +786,7 @@ def hermite_twin(layers: Sequence[Activation], tau0: float, *, flip: bool = True
 
     layers = check_layers(layers)
     tau = check_positive(tau0, "tau0")
+    flip = _checks.flag(flip, "flip")
     twins: list[Activation] = []
     for index, act in enumerate(layers):
         mom = act.moments(tau)

@@ -102,10 +102,95 @@ def test_bad_parameters_are_rejected():
         A.Custom(3.0)
 
 
-@pytest.mark.parametrize("tau", [0.0, -1.0, float("nan"), float("inf"), "abc", None])
+@pytest.mark.parametrize("tau", [0.0, -1.0, float("nan"), float("inf")])
 def test_moments_reject_bad_tau(tau):
-    with pytest.raises(ValueError, match="tau must be a positive finite number"):
+    with pytest.raises(ValueError, match="tau must be a finite real number > 0"):
         A.get("relu").moments(tau)
+
+
+@pytest.mark.parametrize("tau", ["abc", "1", None, 1j, True, np.array([1.0, 2.0])])
+def test_moments_reject_tau_of_the_wrong_kind(tau):
+    with pytest.raises(TypeError, match="tau must be a finite real number > 0"):
+        A.get("relu").moments(tau)
+
+
+NAMED = ["relu", "leaky_relu", "abs", "tanh", "erf", "sigmoid", "sin", "cos", "sign", "step",
+         "linear", "quadratic"]
+
+
+@pytest.mark.parametrize("name", NAMED)
+@pytest.mark.parametrize("tau", [1e-300, 1e-160, 1e155, 1e300])
+def test_moments_outside_the_representable_range_raise_a_range_error(name, tau):
+    with pytest.raises(ValueError, match=r"tau must be in \[1e-100, 1e\+100\]"):
+        A.get(name).moments(tau)
+
+
+@pytest.mark.parametrize("name", NAMED)
+@pytest.mark.parametrize("tau", [1e-100, 1e-20, 1e20, 1e50])
+def test_moments_inside_the_range_are_finite_or_raise_clearly(name, tau):
+    try:
+        mom = A.get(name).moments(tau)
+    except ValueError as err:  # a polynomial's tau**4 may leave float64: said, not NaN
+        assert "not finite" in str(err) or "not representable" in str(err)
+        return
+    for key, value in mom.to_dict().items():
+        assert math.isfinite(value) or (key == "q" and value == math.inf), (key, value)
+
+
+def test_thresholds_too_large_for_float64_raise():
+    act = A.get("ternary", s_minus=-1e300, s_plus=1e300, scale=1e300, odd=True)
+    with pytest.raises(ValueError, match="ternary"):
+        act.moments(1e-100)
+
+
+def test_custom_activation_returning_nan_raises_naming_it():
+    bad = A.Custom(lambda x: np.where(x > 1.0, np.nan, x), name="broken")
+    with pytest.raises(ValueError, match="broken"):
+        bad.moments(1.0)
+
+
+@pytest.mark.parametrize("x", [np.array([1 + 1j]), np.array(["1.0"]), np.array([True])])
+def test_evaluation_refuses_complex_strings_and_booleans(x):
+    with pytest.raises(TypeError, match="x"):
+        A.get("relu")(x)
+    with pytest.raises(TypeError, match="x"):
+        A.get("relu").derivative(x)
+
+
+def test_step_functions_map_nan_to_nan():
+    tern = A.get("ternary", s_minus=-0.5, s_plus=0.5, scale=1.0, odd=True)
+    out = tern(np.array([np.nan, 1.0, -1.0, 0.0]))
+    assert np.isnan(out[0]) and out[1:].tolist() == [1.0, -1.0, 0.0]
+    import torch
+
+    out_t = tern(torch.tensor([float("nan"), 1.0]))
+    assert torch.isnan(out_t[0]) and out_t[1].item() == 1.0
+
+
+@pytest.mark.parametrize(
+    "name, params, error, match",
+    [
+        ("ternary", dict(s_minus="-0.5", s_plus=0.5), TypeError, "s_minus"),
+        ("ternary", dict(s_minus=-0.5, s_plus=0.5, odd="no"), TypeError, "odd"),
+        ("ternary", dict(s_minus=-0.5, s_plus=0.5, scale=np.float32(0.0)), ValueError, "scale"),
+        ("leaky_relu", dict(slope=1 + 2j), TypeError, "slope"),
+        ("erf", dict(sharpness=float("inf")), ValueError, "sharpness"),
+        ("quadratic", dict(a="1"), TypeError, "a must"),
+        ("step", dict(r=None), TypeError, "r must"),
+    ],
+)
+def test_constructors_name_the_bad_parameter(name, params, error, match):
+    with pytest.raises(error, match=match):
+        A.get(name, **params)
+
+
+def test_piecewise_constructors_refuse_bad_arrays():
+    with pytest.raises(TypeError, match="thresholds"):
+        A.PiecewiseConstant(["a"], [1.0])
+    with pytest.raises(ValueError, match="jumps must be finite"):
+        A.PiecewiseConstant([0.0], [np.nan])
+    with pytest.raises(TypeError, match="coefficients"):
+        A.Polynomial([1 + 1j])
 
 
 # --------------------------------------------------------------------------- evaluation

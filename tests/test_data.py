@@ -285,7 +285,7 @@ def test_bad_sample_arguments():
 def test_bad_presets():
     with pytest.raises(ValueError, match="unknown preset"):
         data.preset("banana", 10)
-    with pytest.raises(ValueError, match="shape must be in"):
+    with pytest.raises(ValueError, match="shape must be a finite real number in"):
         data.preset("shape", 10, shape=1.5)
     with pytest.raises(ValueError, match="trace_gap"):
         data.preset("trace", 4, trace_gap=-5.0)
@@ -391,6 +391,43 @@ def test_normalize_property():
         data.normalize(Y, scale=0.0)
     with pytest.raises(ValueError, match="scale"):
         data.normalize(np.ones((4, 3)))  # constant data cannot be scaled
+    big = data.normalize(np.array([[1e200, 0.0], [-1e200, 0.0]]))
+    assert np.all(np.isfinite(big)) and np.mean(np.sum(big**2, axis=1)) == pytest.approx(1.0)
+    with pytest.raises(TypeError, match="X must be real"):
+        data.normalize(np.ones((4, 3)) * 1j)
+    with pytest.raises(TypeError, match="X must be a real numeric array"):
+        data.normalize([["1", "2"]])
+
+
+def test_bad_kinds_name_the_argument():
+    mix = data.preset("mean", 8)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        mix.sample(10.0, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="rng"):
+        mix.sample(10, 0)
+    with pytest.raises(TypeError, match="separation"):
+        data.preset("mean", 8, separation="3")
+    with pytest.raises(TypeError, match="p must be an integer"):
+        data.preset("mean", 8.5)
+    with pytest.raises(TypeError, match="seed"):
+        data.gram_spectrum_demo(p=8, seed=1.7)
+    with pytest.raises(TypeError, match="ratio"):
+        data.gram_spectrum_demo(p=8, ratio="2")
+    with pytest.raises(TypeError, match="debias"):
+        data.Sample.from_data(np.ones((6, 2)), [0, 0, 0, 1, 1, 1], debias="no")
+    with pytest.raises(ValueError, match="labels must be integers"):
+        data.Sample(np.ones((2, 2)), [0.5, 1.0])
+    with pytest.raises(TypeError, match="classes\\[0\\]"):
+        data.fashion_mnist_sample([1.5], 3, "train", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="classes\\[1\\]"):
+        data.fashion_mnist_sample([1, 12], 3, "train", np.random.default_rng(0))
+
+
+def test_idx_header_announcing_a_huge_size_is_refused(tmp_path):
+    path = tmp_path / "huge.idx"
+    path.write_bytes(bytes([0, 0, 0x08, 4]) + np.full(4, 65536, dtype=">u4").tobytes() + b"x")
+    with pytest.raises(ValueError, match="does not match the header"):
+        data.load_idx(path)
 
 
 def test_fashion_mnist_sample_on_fake_data(tmp_path):

@@ -80,7 +80,7 @@ def test_ternary_deterministic_given_seed():
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.2, float("nan")])
 def test_ternary_rejects_sparsity_outside_unit_interval(bad):
-    with pytest.raises(ValueError, match="sparsity must be in \\[0, 1\\)"):
+    with pytest.raises(ValueError, match="sparsity must be a finite real number in \\[0, 1\\)"):
         networks.ternary_weights((3, 3), bad, gen())
 
 
@@ -194,7 +194,12 @@ def test_mlp_autograd_matches_hand_derivative():
     "kwargs, error, match",
     [
         (dict(widths=[5, 5]), ValueError, "one entry per layer"),
-        (dict(widths=[5, 0, 5]), ValueError, "positive integers"),
+        (dict(widths=[5, 0, 5]), ValueError, "widths\\[1\\] must be an integer >= 1"),
+        (dict(widths=[5, 2.7, 5]), TypeError, "widths\\[1\\] must be an integer"),
+        (dict(tau0="1"), TypeError, "tau0"),
+        (dict(centred="no"), TypeError, "centred"),
+        (dict(sparsity=0.9), ValueError, "sparsity must be 0 with weights='gaussian'"),
+        (dict(dtype=torch.int64), TypeError, "dtype"),
         (dict(tau0=0.0), ValueError, "tau0"),
         (dict(tau0=float("nan")), ValueError, "tau0"),
         (dict(p=0), ValueError, "p must be"),
@@ -212,6 +217,34 @@ def test_mlp_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         networks.MLP(args.pop("p"), args.pop("widths"), args.pop("layers"), args.pop("tau0"),
                      **args)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_mlp_rejects_non_finite_input(bad):
+    net = small_net()
+    X = torch.zeros(3, 12)
+    X[1, 4] = bad
+    with pytest.raises(ValueError, match="X must be finite"):
+        net(X)
+    with pytest.raises(ValueError, match="X must be finite"):
+        net.features(X.numpy())
+
+
+def test_mlp_rejects_complex_and_string_input():
+    net = small_net()
+    with pytest.raises(TypeError, match="X must be real"):
+        net(np.zeros((3, 12), dtype=complex))
+    with pytest.raises(TypeError, match="X"):
+        net([["a"] * 12])
+
+
+def test_weight_samplers_reject_bad_kinds():
+    with pytest.raises(TypeError, match="dtype"):
+        networks.ternary_weights((3, 3), 0.5, gen(), dtype=torch.int64)
+    with pytest.raises(TypeError, match="exact_zeros"):
+        networks.ternary_weights((3, 3), 0.5, gen(), exact_zeros="no")
+    with pytest.raises(TypeError, match="shape\\[0\\]"):
+        networks.gaussian_weights((2.5, 3), gen())
 
 
 def test_mlp_rejects_misshaped_input():

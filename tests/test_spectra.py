@@ -153,3 +153,45 @@ def test_plotting_helpers_return_their_axes():
     assert any(abs(line.get_xdata()[0] - (demo.n / 2 - 0.5)) < 1e-12
                for line in axes[1].get_lines() if line.get_linestyle() == "--")
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- bad input
+def test_alignments_refuse_nan_instead_of_returning_one():
+    with pytest.raises(ValueError, match="u must be finite"):
+        spectra.eigenvector_alignment([np.nan, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="u must be finite"):
+        spectra.label_alignment([np.nan, 1.0, 2.0, 3.0], [0, 0, 1, 1])
+
+
+def test_alignments_of_huge_and_tiny_vectors_do_not_overflow():
+    assert spectra.eigenvector_alignment([1e200, 1e200], [1.0, 1.0]) == pytest.approx(1.0)
+    assert spectra.eigenvector_alignment([1e-200, 0.0], [3.0, 0.0]) == pytest.approx(1.0)
+    assert spectra.label_alignment([1e200, 1e200, -1e200, -1e200], [0, 0, 1, 1]) == pytest.approx(1.0)
+
+
+def test_relative_error_uses_the_true_norm_of_a_non_symmetric_matrix():
+    A = np.triu(np.ones((3, 3)))
+    # ||A|| = 2.247 (largest singular value), not max |eigenvalue| = 1
+    err = spectra.relative_opnorm_error(A, np.eye(3))
+    assert err == pytest.approx(np.linalg.norm(A - np.eye(3), 2), rel=1e-12)
+    assert spectra.relative_opnorm_error(np.zeros((3, 3)), A) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: spectra.eigh_desc(np.triu(np.ones((3, 3)))), ValueError, "K must be symmetric"),
+        (lambda: spectra.eigh_desc(np.eye(2) * 1j), TypeError, "K must be real"),
+        (lambda: spectra.marchenko_pastur_support("2"), TypeError, "ratio"),
+        (lambda: spectra.marchenko_pastur_density([0.5], 2.0, sigma2=0.0), ValueError, "sigma2"),
+        (lambda: spectra.marchenko_pastur_density([np.nan], 2.0), ValueError, "x must not contain NaN"),
+        (lambda: spectra.loglog_slope([1, 1], [1, 2]), ValueError, "distinct"),
+        (lambda: spectra.loglog_slope([1, 2], [1, -2]), ValueError, "y must be positive"),
+        (lambda: spectra.label_alignment([1.0, 2.0], [0.0, 1.0]), TypeError, "labels must be integers"),
+        (lambda: spectra.gram_spike_predictions(np.ones((3, 2)), [0.5, np.inf], 2.0), ValueError, "proportions"),
+        (lambda: spectra.relative_opnorm_error(np.ones((2, 2)), np.ones((2, 2)) * np.inf), ValueError, "K_ref"),
+    ],
+)
+def test_bad_input_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
