@@ -1,6 +1,6 @@
 """Benchmark: exact kernels of `lossless.kernels` against 2-D Gauss–Hermite quadrature.
 
-Part 1 (accuracy and speed of one layer). For n samples of the math-spec §6 mixture
+Part 1 (accuracy and speed of one layer). For n samples of the reference two-class mixture
 (p = 2n... see --p) and one centred activation, the layer kernel
 ``K_1(i, j) = E[sigma^c(u) sigma^c(v)]`` is computed (a) by `exact_ck` (closed forms or
 the Mehler–Hermite series) and (b) by a tensor-product Gauss–Hermite rule with G x G
@@ -172,7 +172,7 @@ def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         machine = {"cpus": os.cpu_count(), "load_average": load,
                    "python": platform.python_version(), "numpy": np.__version__,
-                   "data": "math-spec 6 mixture (data.preset('reference', p)), n = 2p",
+                   "data": "reference mixture (data.preset('reference', p)), n = 2p",
                    "seed": SEED, "target_rel_diff": TARGET, "max_G": 256,
                    "total_seconds": time.perf_counter() - start}
         with out.open("w") as fh:

@@ -479,6 +479,19 @@ def composite_nodes(breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nodes, weights
 
 
+def _finite(act: Activation, vals: np.ndarray, derivative: bool) -> np.ndarray:
+    """``vals`` if finite; else ValueError naming the activation (no silent NaN kernels)."""
+    vals = np.asarray(vals, dtype=float)
+    if not np.all(np.isfinite(vals)):
+        bad = int(np.count_nonzero(~np.isfinite(vals)))
+        what = "derivative" if derivative else "values"
+        raise ValueError(
+            f"{act!r} returned {bad} non-finite {what} (NaN or inf) at the quadrature nodes "
+            "of its dual kernel (|t| up to 13 times the input scale)"
+        )
+    return vals
+
+
 def numerical_hermite_coefficients(
     act: Activation, scales: np.ndarray, order: int, *, derivative: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -504,7 +517,7 @@ def numerical_hermite_coefficients(
         for start in range(0, scales.size, 256):
             sl = slice(start, start + 256)
             with np.errstate(over="ignore", under="ignore"):
-                vals = func(scales[sl, None] * nodes)
+                vals = _finite(act, func(scales[sl, None] * nodes), derivative)
             out[sl] = (vals * weights) @ table.T
             second[sl] = (vals * vals * weights).sum(axis=1)
         return out, second
@@ -512,7 +525,7 @@ def numerical_hermite_coefficients(
         sl = slice(start, start + chunk)
         nodes, weights = composite_nodes(bp[None, :] / scales[sl, None])
         with np.errstate(over="ignore", under="ignore"):
-            vals = func(scales[sl, None] * nodes)
+            vals = _finite(act, func(scales[sl, None] * nodes), derivative)
         table = G.normalized_hermite_table(nodes, order)  # (order + 1, m, M)
         out[sl] = np.einsum("kmg,mg->mk", table, vals * weights)
         second[sl] = (vals * vals * weights).sum(axis=1)

@@ -1,4 +1,4 @@
-"""Activation functions of the book's networks and their Gaussian moments (math-spec §3).
+"""Activation functions of the book's networks and their Gaussian moments (the book's eq-equiv-moments).
 
 An activation is an object: it evaluates itself on NumPy arrays and torch tensors, gives
 its (almost-everywhere) derivative, its Gaussian moments ``moments(tau)`` at input scale
@@ -57,7 +57,7 @@ ArrayLike = Any  # NumPy array, Python scalar, or torch.Tensor
 
 @dataclass(frozen=True)
 class Moments:
-    """Gaussian moments of an activation ``sigma`` at input scale ``tau`` (math-spec §3).
+    """Gaussian moments of an activation ``sigma`` at input scale ``tau`` (the book's eq-equiv-moments).
 
     With ``xi ~ N(0, 1)`` (Stein forms, so that they exist for step functions):
 
@@ -769,7 +769,7 @@ class Step(PiecewiseConstant):
 
 
 class Ternary(PiecewiseConstant):
-    """Two-threshold step function with values in ``{0, +-scale}`` (math-spec §5).
+    """Two-threshold step function with values in ``{0, +-scale}`` (the book's eq-compress-ternary).
 
     ``odd=True``:  ``sigma(t) = scale (1[t > s_plus] - 1[t < s_minus])``, values
     ``{-scale, 0, scale}``;

@@ -8,9 +8,11 @@ shift (:func:`compress` -> :class:`CompressionPlan`), and the packed network its
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
-import numbers
+import os
 import time
 import zlib
 from collections.abc import Sequence
@@ -23,9 +25,9 @@ import torch
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import erfc
 
-from lossless import activations
+from lossless import _checks, activations
 from lossless._display import html_table, text_table
-from lossless.activations import Activation, Moments, check_layers, check_positive
+from lossless.activations import Activation, Moments, check_layers
 from lossless.networks import ternary_weights
 
 __all__ = [
@@ -124,7 +126,30 @@ def ternary_shape_moments(x: Any, y: Any, odd: bool) -> dict[str, np.ndarray]:
     -------
     dict of ndarray
         Keys ``c1, c2, cH, var, mean``.
+
+    Raises
+    ------
+    TypeError
+        ``x`` or ``y`` not real numbers/arrays, ``odd`` not a bool.
+    ValueError
+        NaN in ``x`` or ``y``, or shapes that do not broadcast.
     """
+    x = _checks.real_array(x, "x", finite=False, nonempty=False)
+    y = _checks.real_array(y, "y", finite=False, nonempty=False)
+    for arr, name in ((x, "x"), (y, "y")):
+        if np.isnan(arr).any():
+            raise ValueError(f"{name} must not contain NaN (±inf is allowed: a single step), "
+                             f"got {int(np.isnan(arr).sum())} NaN entries")
+    try:
+        np.broadcast_shapes(x.shape, y.shape)
+    except ValueError:
+        raise ValueError(f"x and y must have broadcastable shapes, got {x.shape} and "
+                         f"{y.shape}") from None
+    return _shape_moments(x, y, _checks.flag(odd, "odd"))
+
+
+def _shape_moments(x: Any, y: Any, odd: bool) -> dict[str, np.ndarray]:
+    """:func:`ternary_shape_moments` without argument checks (the solver's inner loop)."""
     eta = -1.0 if odd else 1.0
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     px, py = _phi(x), _phi(y)
@@ -368,7 +393,7 @@ class _Targets:
     def evaluate(self, x: float, y: float, odd: bool) -> dict[str, float] | None:
         """Scale b and achieved dimensionless moments at thresholds (x, y) (None at a
         degenerate point where g1 = g2 = 0)."""
-        mom = ternary_shape_moments(x, y, odd)
+        mom = _shape_moments(x, y, odd)
         c1, c2, cH = float(mom["c1"]), float(mom["c2"]), float(mom["cH"])
         N = c1 * c1 + c2 * c2
         if not N > 1e-300:
@@ -399,7 +424,7 @@ def _direction_and_h(x: float, y: float, odd: bool, ca: float, sa: float,
                      kappa: float) -> tuple[np.ndarray, np.ndarray]:
     """F = (c2 ca − c1 sa, cH/N − κ) and its Jacobian in (x, y)."""
     eta = -1.0 if odd else 1.0
-    mom = ternary_shape_moments(x, y, odd)
+    mom = _shape_moments(x, y, odd)
     c1, c2, cH = float(mom["c1"]), float(mom["c2"]), float(mom["cH"])
     N = c1 * c1 + c2 * c2
     if not (N > 0.0 and max(abs(x), abs(y)) <= 2.0 * MAX_STANDARDIZED_THRESHOLD):
@@ -462,7 +487,7 @@ def _scan_branch(branch: _Branch, targets: _Targets, match_h: bool,
     """
     grid = branch.grid
     xs, ys = branch.points(grid)
-    mom = ternary_shape_moments(xs, ys, branch.odd)
+    mom = _shape_moments(xs, ys, branch.odd)
     N = mom["c1"] ** 2 + mom["c2"] ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         if match_h:
@@ -475,7 +500,7 @@ def _scan_branch(branch: _Branch, targets: _Targets, match_h: bool,
 
     def f(w: float) -> float:
         x, y = branch.point(w)
-        m = ternary_shape_moments(x, y, branch.odd)
+        m = _shape_moments(x, y, branch.odd)
         n = float(m["c1"] ** 2 + m["c2"] ** 2)
         if not n > 0.0:
             return math.inf
@@ -552,8 +577,9 @@ class LayerSolution:
     ternary : activations.Ternary
         The compressed activation (absolute thresholds ``s_minus < s_plus``, ``scale``
         ``b`` and ``odd``).
-    tau_in : float
-        Original input scale τ_{ℓ−1} (where the targets are evaluated).
+    tau_in : float or None
+        Original input scale τ_{ℓ−1} (where the targets are evaluated); None when
+        :func:`solve_layer` was not told.
     tau_in_compressed : float
         Compressed input scale τ^c_{ℓ−1} (where the equations are solved).
     target : Moments
@@ -637,17 +663,38 @@ def solve_layer(target: Moments, tau_c: float, *, match_h: bool = True,
         If no root has a residual below ``tol``: the message says which equation
         cannot be met and the range the family reaches.
     """
-    if not (isinstance(tau_c, numbers.Real) and math.isfinite(tau_c) and tau_c > 0):
-        raise ValueError(f"tau_c must be a finite number > 0, got {tau_c!r}")
-    if not match_h:
-        if tau_target is None or not (math.isfinite(tau_target) and tau_target > 0):
-            raise ValueError(
-                f"tau_target must be a finite number > 0 for the last layer, got {tau_target!r}")
+    _check_moments(target, "target")
+    tau_c = _checks.positive(tau_c, "tau_c")  # a Python float: np.float32 is promoted
+    match_h = _checks.flag(match_h, "match_h")
+    if tau_target is not None or not match_h:
+        if tau_target is None:
+            raise ValueError("tau_target must be a finite number > 0 for the last layer "
+                             "(match_h=False), got None")
+        tau_target = _checks.positive(tau_target, "tau_target")
+    index = _checks.integer(index, "index", minimum=1)
+    if original is not None and not isinstance(original, Activation):
+        raise TypeError(f"original must be an Activation or None, got {_checks.describe(original)}")
+    if tau_in is not None:
+        tau_in = _checks.positive(tau_in, "tau_in")
+    tol = _check_tol(tol)
     g1, g2, h = float(target.g1), float(target.g2), float(target.h)
-    if not all(math.isfinite(v) for v in (g1, g2, h)):
-        raise ValueError(f"target moments must be finite, got g1={g1}, g2={g2}, h={h}")
     name = f"layer {index}" + (f" ({_label(original)})" if original is not None else "")
-    tg = _Targets(g1 * g1, g2 * g2, h, tau_c)
+    if not all(math.isfinite(v) for v in (g1, g2, h)):
+        raise ValueError(f"target moments must be finite, got g1={g1}, g2={g2}, h={h}"
+                         + (f" ({name}: the activation returned non-finite moments)"
+                            if original is not None else ""))
+    try:
+        tg = _Targets(g1 * g1, g2 * g2, h, tau_c)
+        finite = all(math.isfinite(v) for v in (tg.T1, tg.T2, tg.S, tau_c**2))
+    except OverflowError:  # Python floats raise on ** overflow
+        finite = False
+        tg = _Targets(g1 * g1, 0.0, h, 1.0)  # only for the message below
+        tg.T2 = math.inf
+    if not finite:
+        raise ValueError(
+            f"{name}: target and tau_c overflow the solver: g1² = {g1 * g1:.4g}, "
+            f"g2² tau_c² = {tg.T2:.4g} (tau_c = {tau_c:.4g}); the dimensionless targets must "
+            "be finite")
     if tg.S <= 1e-300:
         raise CompressionError(
             f"{name}: g1 = g2 = 0 at scale {tau_in if tau_in is not None else tau_c:.4g}; "
@@ -715,13 +762,26 @@ def solve_layer(target: Moments, tau_c: float, *, match_h: bool = True,
                 "v": ev["variance"]}
     matched = ("g1^2", "g2^2", "h") if match_h else ("g1^2", "g2^2", "tau^2")
     return LayerSolution(index=index, original=original, ternary=ternary,
-                         tau_in=float(tau_in) if tau_in is not None else math.nan,
+                         tau_in=tau_in,
                          tau_in_compressed=float(tau_c), target=target, achieved=achieved,
                          residuals=res, matched=matched, candidates=tuple(unique))
 
 
 def _label(act: Any) -> str:
     return str(getattr(act, "name", type(act).__name__))
+
+
+def _check_moments(target: Any, name: str = "target") -> Moments:
+    """A :class:`~lossless.activations.Moments` (``act.moments(tau)``), else TypeError."""
+    if not isinstance(target, Moments):
+        raise TypeError(f"{name} must be a lossless.activations.Moments (e.g. "
+                        f"activation.moments(tau)), got {_checks.describe(target)}")
+    return target
+
+
+def _check_tol(tol: Any) -> float:
+    """A relative residual tolerance in (0, 1): a residual of 1 matches nothing."""
+    return _checks.real(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def _infeasible_message(name: str, tg: _Targets, match_h: bool, ranges: dict,
@@ -932,16 +992,21 @@ def compress(layers: Sequence[Activation], tau0: float, *,
     """
     start = time.perf_counter()
     layers = check_layers(layers)
-    tau0 = check_positive(tau0, "tau0")
-    if last_layer not in _LAST_LAYER_MODES:
-        raise ValueError(f"last_layer must be one of {_LAST_LAYER_MODES}, got {last_layer!r}")
-    tol = check_positive(tol, "tol")
+    tau0 = _checks.positive(tau0, "tau0")
+    last_layer = _checks.choice(last_layer, "last_layer", _LAST_LAYER_MODES)
+    tol = _check_tol(tol)
     tau, tau_c = [tau0], [tau0]
     kappa2 = [tau0**2]
     solutions, ternaries = [], []
     L = len(layers)
     for index, act in enumerate(layers, start=1):
         target = act.moments(tau[-1])
+        bad = [k for k, v in target.to_dict().items() if k != "q" and not math.isfinite(v)]
+        if bad:
+            raise ValueError(
+                f"layer {index} ({_label(act)}) returned non-finite moments "
+                f"({', '.join(f'{k} = {getattr(target, k)}' for k in bad)}) at scale "
+                f"{tau[-1]:.4g}: the activation must be finite on the Gaussian's support")
         if not (math.isfinite(target.v) and target.v > 0):
             raise CompressionError(
                 f"layer {index} ({_label(act)}) has output variance {target.v!r} at scale "
@@ -1013,9 +1078,13 @@ def hermite_energy(activation: Activation, tau: float, order: int = 12, *,
     -------
     ndarray, shape (order + 1,)
     """
-    tau = check_positive(tau, "tau")
-    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 0:
-        raise ValueError(f"order must be an integer >= 0, got {order!r}")
+    if not isinstance(activation, Activation):
+        raise TypeError(f"activation must be a lossless.activations.Activation, got "
+                        f"{_checks.describe(activation)}")
+    tau = _checks.positive(tau, "tau")
+    # 170! is the largest factorial a float holds
+    order = _checks.integer(order, "order", minimum=0, maximum=170)
+    breakpoints = _checks.real_array(breakpoints, "breakpoints", ndim=1, nonempty=False)
     from numpy.polynomial import hermite_e
 
     fact = np.array([math.factorial(k) for k in range(order + 1)], dtype=float)
@@ -1033,6 +1102,7 @@ def hermite_energy(activation: Activation, tau: float, order: int = 12, *,
     else:
         nodes, weights = _gauss_panels([b / tau for b in breakpoints])
         values = np.asarray(activation(tau * nodes), dtype=float)
+        _checks.finite_output(values, f"activation {_label(activation)!r}")
         basis = hermite_e.hermevander(nodes, order)  # (n_nodes, order+1)
         coef = (weights * values) @ basis
     return coef**2 / fact
@@ -1125,13 +1195,15 @@ def last_layer_levels(target: Moments, tau_c: float, tau_target: float,
     """
     from scipy.optimize import minimize
 
-    tau_c = check_positive(tau_c, "tau_c")
-    tau_target = check_positive(tau_target, "tau_target")
-    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 2:
-        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
-    levels = int(levels)
+    _check_moments(target, "target")
+    tau_c = _checks.positive(tau_c, "tau_c")
+    tau_target = _checks.positive(tau_target, "tau_target")
+    levels = _checks.integer(levels, "levels", minimum=2)
     r = np.array([tau_c * target.g1, tau_c**2 * target.g2])
-    if not np.all(np.isfinite(r)) or not np.any(r != 0):
+    if not np.all(np.isfinite(r)):
+        raise ValueError(f"target must have finite g1, g2 (and tau_c² g2 must not overflow), "
+                         f"got g1 = {target.g1}, g2 = {target.g2} at tau_c = {tau_c:.4g}")
+    if not np.any(r != 0):
         raise CompressionError("g1 = g2 = 0: nothing for a piecewise-constant layer to match")
     if levels == 2:
         if r[0] == 0:
@@ -1214,10 +1286,12 @@ class MemoryReport:
     def bits(self, label_start: str) -> float:
         """Bits of the first row whose label starts with ``label_start``."""
         for label, bits, _kind in self.rows:
-            if label.startswith(label_start):
+            if isinstance(label_start, str) and label.startswith(label_start):
                 return bits
-        raise KeyError(f"no row starting with {label_start!r}; rows: "
-                       f"{[r[0] for r in self.rows]}")
+        if not isinstance(label_start, str):
+            raise TypeError(f"label_start must be a string, got {_checks.describe(label_start)}")
+        raise ValueError(f"label_start must be the start of a row label, got {label_start!r}; "
+                         f"rows: {[r[0] for r in self.rows]}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"n_weights": self.n_weights, "sparsity": self.sparsity,
@@ -1258,9 +1332,7 @@ def memory_report(p: int, widths: Sequence[int], sparsity: float) -> MemoryRepor
     sparsity : float
         ε in [0, 1).
     """
-    if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 1:
-        raise ValueError(f"p must be a positive integer, got {p!r}")
-    dims = [int(p)] + _check_widths(widths)
+    dims = [_checks.integer(p, "p", minimum=1)] + _check_widths(widths)
     eps = _check_sparsity(sparsity)
     n = sum(a * b for a, b in zip(dims[:-1], dims[1:]))
     rows = (
@@ -1273,23 +1345,11 @@ def memory_report(p: int, widths: Sequence[int], sparsity: float) -> MemoryRepor
 
 
 def _check_widths(widths: Any) -> list[int]:
-    try:
-        dims = list(widths)
-    except TypeError:
-        raise TypeError(f"widths must be a sequence of positive ints, got {widths!r}") from None
-    if not dims or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
-                           for d in dims):
-        raise ValueError(f"widths must be a non-empty sequence of positive ints, got {widths!r}")
-    return [int(d) for d in dims]
+    return list(_checks.int_sequence(widths, "widths", minimum=1))
 
 
 def _check_sparsity(sparsity: Any) -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real):
-        raise TypeError(f"sparsity must be a real number in [0, 1), got {sparsity!r}")
-    eps = float(sparsity)
-    if not 0.0 <= eps < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
-    return eps
+    return _checks.fraction(sparsity, "sparsity")
 
 
 # =====================================================================================
@@ -1304,15 +1364,24 @@ def pack_ternary(values: torch.Tensor) -> torch.Tensor:
 
     Parameters
     ----------
-    values : Tensor, any shape
-        Only the sign of each entry is kept (``torch.sign``).
+    values : Tensor or array_like, any shape
+        Entries in ``{-c, 0, c}`` for one magnitude ``c > 0`` (e.g. the ``±1/sqrt(1 − ε)``
+        of :func:`ternary_weights`); only the sign of each entry is kept, so values of
+        several magnitudes (which would be lost) and NaN/inf are refused.
 
     Returns
     -------
     Tensor, dtype uint8, shape (ceil(numel / 4),)
         Codes ``0 -> 0, +1 -> 1, -1 -> 2``, four per byte, first entry in the low bits.
     """
-    s = torch.sign(torch.as_tensor(values)).reshape(-1).to(torch.int8)
+    arr = _checks.real_array(values, "values", nonempty=False, dtype=None)
+    mags = np.abs(arr[arr != 0]).astype(np.float64)
+    if mags.size and mags.min() < (1.0 - 1e-6) * mags.max():
+        raise ValueError(f"values must be ternary, in {{-c, 0, c}} for one magnitude c (only "
+                         f"the signs are packed), got non-zero magnitudes from "
+                         f"{mags.min():.6g} to {mags.max():.6g}")
+    arr = np.require(arr, requirements=["C", "W"])
+    s = torch.sign(torch.from_numpy(arr)).reshape(-1).to(torch.int8)
     codes = torch.where(s < 0, torch.tensor(2, dtype=torch.uint8),
                         s.to(torch.uint8))  # -1 -> 2, 0 -> 0, 1 -> 1
     pad = (-codes.numel()) % 4
@@ -1327,11 +1396,16 @@ def unpack_ternary(packed: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 
     Raises
     ------
+    TypeError
+        If ``packed`` is not a torch.Tensor or ``shape`` not a sequence of integers.
     ValueError
         If ``packed`` is not a 1-D uint8 tensor of the right length or holds the unused
-        code 3.
+        code 3, or ``shape`` has a negative entry.
     """
-    shape = tuple(int(s) for s in shape)
+    if not isinstance(packed, torch.Tensor):
+        raise TypeError(f"packed must be a 1-D uint8 torch.Tensor (from pack_ternary), got "
+                        f"{_checks.describe(packed)}")
+    shape = _check_shape(shape)
     numel = math.prod(shape)
     if packed.dtype != torch.uint8 or packed.ndim != 1 or packed.numel() != -(-numel // 4):
         raise ValueError(f"packed must be a 1-D uint8 tensor of length ceil({numel}/4) = "
@@ -1343,7 +1417,67 @@ def unpack_ternary(packed: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     return lut[fields.long()].reshape(shape)
 
 
-_FORMAT = "lossless.CompressedMLP/1"
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, np.ndarray)):
+        raise TypeError(f"shape must be a sequence of integers >= 0, got {_checks.describe(shape)}")
+    return tuple(_checks.integer(d, f"shape[{i}]", minimum=0) for i, d in enumerate(shape))
+
+
+#: Saved-file layout: ``_MAGIC``, one line of JSON header (format, version, payload size
+#: and its SHA-256), then the payload (``torch.save`` of :meth:`CompressedMLP.state`).
+_FORMAT = "lossless.CompressedMLP"
+_FORMAT_VERSION = 2
+_MAGIC = b"lossless.CompressedMLP\n"
+_MAX_HEADER = 4096
+
+
+def _check_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise TypeError(f"path must be a str or os.PathLike, got {_checks.describe(path)}")
+    return Path(path)
+
+
+def _pack_file(payload: bytes) -> bytes:
+    header = {"format": _FORMAT, "version": _FORMAT_VERSION, "payload_bytes": len(payload),
+              "sha256": hashlib.sha256(payload).hexdigest()}
+    return _MAGIC + json.dumps(header, sort_keys=True).encode("ascii") + b"\n" + payload
+
+
+def _unpack_file(data: bytes, where: str) -> bytes:
+    """The checked payload of a saved file (``where`` names it in the errors)."""
+    if not data.startswith(_MAGIC):
+        hint = (" (a zip archive: an unversioned file of an older lossless, format 1 without "
+                "checksum, or another torch.save file; re-save the model)"
+                if data[:2] == b"PK" else "")
+        raise ValueError(f"{where} is not a saved CompressedMLP: it does not start with the "
+                         f"line {_MAGIC.decode().strip()!r}{hint}")
+    end = data.find(b"\n", len(_MAGIC), len(_MAGIC) + _MAX_HEADER)
+    if end < 0:
+        raise ValueError(f"{where} is not a valid CompressedMLP file: its header line is "
+                         "missing or truncated")
+    try:
+        header = json.loads(data[len(_MAGIC):end].decode("ascii"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{where} has a corrupted header: {err}") from None
+    if not isinstance(header, dict) or header.get("format") != _FORMAT:
+        raise ValueError(f"{where} has a corrupted header: {header!r}")
+    version = header.get("version")
+    if version != _FORMAT_VERSION or isinstance(version, bool):
+        raise ValueError(f"{where} has format version {version!r}; this version of lossless "
+                         f"reads CompressedMLP files of version {_FORMAT_VERSION}")
+    size, digest = header.get("payload_bytes"), header.get("sha256")
+    if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            and isinstance(digest, str) and len(digest) == 64):
+        raise ValueError(f"{where} has a corrupted header: {header!r}")
+    payload = data[end + 1:]
+    if len(payload) != size:
+        what = "truncated" if len(payload) < size else "longer than its header says"
+        raise ValueError(f"{where} is {what}: the header announces {size} payload bytes, the "
+                         f"file holds {len(payload)}")
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise ValueError(f"{where} is corrupted: the SHA-256 of its payload does not match "
+                         "the one in its header")
+    return payload
 
 
 class CompressedMLP(torch.nn.Module):
@@ -1351,7 +1485,7 @@ class CompressedMLP(torch.nn.Module):
 
     It computes exactly what :class:`lossless.networks.MLP` computes with the same
     ternary weights and the :class:`~lossless.activations.Ternary` activations of a
-    :class:`CompressionPlan` (math-spec §2, §5), but stores each ``W_ℓ`` as 2-bit codes
+    :class:`CompressionPlan` (chapter 4), but stores each ``W_ℓ`` as 2-bit codes
     (:func:`pack_ternary`) and evaluates layers ℓ ≥ 2 in integer arithmetic: with
     ``T_{ℓ−1} ∈ {−1, 0, 1}^{n×d}`` the previous layer's ternary outputs (codes) and
     ``C_ℓ`` the weight codes,
@@ -1387,10 +1521,11 @@ class CompressedMLP(torch.nn.Module):
     def __init__(self, p: int, widths: Sequence[int], layers: Sequence[Any], tau0: float, *,
                  sparsity: float, packed: Sequence[torch.Tensor], readout: torch.Tensor) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 1:
-            raise ValueError(f"p must be a positive integer, got {p!r}")
-        self.p = int(p)
+        self.p = _checks.integer(p, "p", minimum=1)
         self.widths = tuple(_check_widths(widths))
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+            raise TypeError(f"layers must be a sequence of activations.Ternary, got "
+                            f"{_checks.describe(layers)}")
         layers = list(layers)
         if len(layers) != len(self.widths):
             raise ValueError(f"layers must have one Ternary per width ({len(self.widths)}), "
@@ -1399,17 +1534,24 @@ class CompressedMLP(torch.nn.Module):
             if not isinstance(act, activations.Ternary):
                 raise TypeError(f"layers[{i}] must be an activations.Ternary, got {act!r}")
         self.layers = tuple(layers)
-        self.tau0 = check_positive(tau0, "tau0")
+        self.tau0 = _checks.positive(tau0, "tau0")
         self.sparsity = _check_sparsity(sparsity)
         dims = (self.p, *self.widths)
+        if isinstance(packed, (str, bytes, torch.Tensor)) or not isinstance(packed, Sequence):
+            raise TypeError(f"packed must be a sequence of uint8 tensors (one per layer), got "
+                            f"{_checks.describe(packed)}")
         packed = list(packed)
         if len(packed) != len(self.widths):
             raise ValueError(f"packed must hold one tensor per layer ({len(self.widths)}), "
                              f"got {len(packed)}")
         taus = [self.tau0]
         centres = []
-        for act in self.layers:
+        for i, act in enumerate(self.layers):
             mom = act.moments(taus[-1])
+            if not (math.isfinite(mom.m) and math.isfinite(mom.v) and mom.v > 0):
+                raise ValueError(f"layers[{i}] ({act!r}) has output mean {mom.m} and variance "
+                                 f"{mom.v} at scale {taus[-1]:.4g}: they must be finite and the "
+                                 "variance > 0 (thresholds beyond the input's range?)")
             centres.append(float(mom.m))
             taus.append(math.sqrt(mom.v))
         self.taus = tuple(taus)
@@ -1417,9 +1559,25 @@ class CompressedMLP(torch.nn.Module):
         self.weight_scale = 1.0 / math.sqrt(1.0 - self.sparsity)
         for i, buf in enumerate(packed):
             shape = (dims[i + 1], dims[i])
-            unpack_ternary(buf, shape)  # validates length and codes
+            try:
+                unpack_ternary(buf, shape)  # validates type, length and codes
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"packed[{i}]: {err}") from None
             self.register_buffer(f"packed_{i}", buf.clone(), persistent=True)
-        readout = torch.as_tensor(readout, dtype=torch.float32).reshape(-1)
+        if isinstance(readout, torch.Tensor) and readout.dtype == torch.float32 \
+                and not readout.requires_grad:
+            readout = readout.detach().reshape(-1)
+            if not bool(torch.isfinite(readout).all()):
+                bad = int((~torch.isfinite(readout)).sum())
+                raise ValueError(f"readout must be finite, got {bad} non-finite entries "
+                                 "(NaN or inf)")
+        else:
+            arr = _checks.real_array(readout, "readout", ndim=(1, 2), dtype=np.float64)
+            arr = np.require(arr, requirements=["C", "W"])
+            readout = torch.from_numpy(arr).to(torch.float32).reshape(-1)
+            if not bool(torch.isfinite(readout).all()):
+                raise ValueError("readout must be finite in float32 (|w| < 3.4e38), got "
+                                 f"{int((~torch.isfinite(readout)).sum())} entries that overflow")
         if readout.numel() != dims[-1]:
             raise ValueError(f"readout must have d_L = {dims[-1]} entries, got {readout.numel()}")
         self.register_buffer("readout", readout.clone(), persistent=True)
@@ -1459,8 +1617,13 @@ class CompressedMLP(torch.nn.Module):
         """
         if not isinstance(plan, CompressionPlan):
             raise TypeError(f"plan must be a CompressionPlan, got {type(plan).__name__}")
-        dims = [int(p)] + _check_widths(widths)
+        dims = [_checks.integer(p, "p", minimum=1)] + _check_widths(widths)
+        if len(dims) - 1 != plan.depth:
+            raise ValueError(f"widths must have one entry per layer of plan ({plan.depth}), "
+                             f"got {len(dims) - 1}: {widths!r}")
         eps = _check_sparsity(sparsity)
+        _checks.torch_generator(generator, "generator")
+        exact_zeros = _checks.flag(exact_zeros, "exact_zeros")
         packed = []
         for i in range(len(dims) - 1):
             W = ternary_weights((dims[i + 1], dims[i]), eps, generator, exact_zeros=exact_zeros)
@@ -1477,29 +1640,56 @@ class CompressedMLP(torch.nn.Module):
     def codes(self, layer: int) -> torch.Tensor:
         """Weight codes ``C_ℓ`` (int8, entries in {-1, 0, 1}) of layer ``layer`` (0-based),
         shape (d_ℓ, d_{ℓ−1}); the weights are ``C_ℓ / sqrt(1 − ε)``."""
-        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) \
-                or not 0 <= layer < self.depth:
-            raise ValueError(f"layer must be an integer in [0, {self.depth - 1}], got {layer!r}")
+        try:
+            layer = _checks.integer(layer, "layer", minimum=0, maximum=self.depth - 1)
+        except ValueError:
+            raise ValueError(f"layer must be an integer in [0, {self.depth - 1}], "
+                             f"got {layer!r}") from None
         dims = (self.p, *self.widths)
         return unpack_ternary(getattr(self, f"packed_{layer}"), (dims[layer + 1], dims[layer]))
 
     def weights(self, layer: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """Dense weights ``W_ℓ = C_ℓ / sqrt(1 − ε)`` of layer ``layer`` (0-based)."""
+        dtype = _checks.float_dtype(dtype)
         return self.codes(layer).to(dtype) * self.weight_scale
 
     # -- evaluation --------------------------------------------------------------------
     def _check_input(self, X: Any) -> torch.Tensor:
-        X = torch.from_numpy(np.ascontiguousarray(X)) if isinstance(X, np.ndarray) \
-            else torch.as_tensor(X)
-        if X.ndim != 2 or X.shape[1] != self.p:
+        # real and finite: NaN compares false with every threshold and would silently
+        # become code 0
+        if isinstance(X, (np.ndarray, torch.Tensor)) and X.ndim == 2 and X.shape[1] != self.p:
             raise ValueError(f"X must have shape (n, p) with p = {self.p} (samples in rows), "
                              f"got {tuple(X.shape)}")
-        return X.to(torch.float64)
+        arr = _checks.real_array(X, "X", ndim=2, shape=(None, self.p), nonempty=False,
+                                 shape_hint=f"(n, p) with p = {self.p}")
+        return torch.from_numpy(np.require(arr, requirements=["C", "W"]))  # torch wants writable
 
-    def activation_codes(self, X: Any) -> list[torch.Tensor]:
+    def activation_codes(self, X: Any, *, backend: str = "auto") -> list[torch.Tensor]:
         """Ternary outputs ``T_ℓ = σ_ℓ(·)/b_ℓ`` of every layer (int8, values in {-1, 0, 1}
-        for odd layers, {0, 1} for even ones), each of shape (n, d_ℓ)."""
+        for odd layers, {0, 1} for even ones), each of shape (n, d_ℓ).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, p)
+        backend : {"auto", "int8", "float"}
+            ``"float"``: layer 1 in float64, layers ℓ ≥ 2 as float32 products of the
+            codes (exact integers), the reference. ``"int8"``: layer 1 in float32 with
+            every entry whose rounding error could cross a threshold recomputed in
+            float64 (a rigorous bound, so the codes are those of ``"float"``), layers
+            ℓ ≥ 2 as int8 × uint8 products accumulated in int32 by oneDNN
+            (``torch.ops.onednn.qlinear_pointwise``), exact. ``"auto"``: ``"int8"``
+            where this torch build has the oneDNN quantized ops, else ``"float"``.
+        """
+        backend = _checks.choice(backend, "backend", ("auto", "int8", "float"))
         H = self._check_input(X)
+        if backend == "auto":
+            backend = "int8" if self._fast_path() is not None else "float"
+        if backend == "int8":
+            fast = self._fast_path()
+            if fast is None:
+                raise ValueError("backend 'int8' needs torch.ops.onednn.qlinear_pointwise, "
+                                 "which this torch build does not provide; use 'float'")
+            return self._codes_int8(H, fast)
         out = []
         for i, act in enumerate(self.layers):
             C = self.codes(i)
@@ -1513,21 +1703,100 @@ class CompressedMLP(torch.nn.Module):
             out.append(T)
         return out
 
-    def features(self, X: Any) -> torch.Tensor:
-        r"""Last-layer features :math:`\Sigma_L`, shape (n, d_L), float64."""
-        T = self.activation_codes(X)[-1].to(torch.float64)
+    # -- the integer inference path ------------------------------------------------------
+    def _fast_path(self) -> dict | None:
+        """Cached operands of the int8 path (built on first use, not saved), or None."""
+        cache = self.__dict__.get("_fast_cache", False)
+        if cache is not False:
+            return cache
+        cache = None
+        try:
+            qlinear = torch.ops.onednn.qlinear_pointwise
+            prepack = torch.ops.onednn.qlinear_prepack
+        except (AttributeError, RuntimeError):
+            qlinear = prepack = None
+        if qlinear is not None:
+            cache = {"first": self.codes(0).to(torch.float32).T.contiguous(), "layers": []}
+            for i in range(1, self.depth):
+                d = self.widths[i]
+                upper = getattr(self, f"upper_{i}")
+                lower = getattr(self, f"lower_{i}")
+                # Z is an integer: Z > u <=> Z > floor(u), Z < l <=> Z < ceil(l); both are
+                # exact in float32 when |.| < 2^24 and beyond every reachable |Z| otherwise
+                cache["layers"].append({
+                    "weight": prepack(self.codes(i).contiguous(), None),
+                    "w_scale": torch.ones(d), "w_zero": torch.zeros(d, dtype=torch.int64),
+                    "upper": torch.floor(upper).to(torch.float32),
+                    "lower": torch.ceil(lower).to(torch.float32)})
+            cache["qlinear"] = qlinear
+            try:  # a build whose kernels disagree with the reference is not used
+                probe = torch.linspace(-2.0, 2.0, 3 * self.p, dtype=torch.float64)
+                probe = probe.reshape(3, self.p) * self.tau0 / math.sqrt(self.p)
+                object.__setattr__(self, "_fast_cache", cache)
+                fast = self._codes_int8(probe, cache)
+                ref = self.activation_codes(probe.numpy(), backend="float")
+                if not all(torch.equal(a, b) for a, b in zip(fast, ref)):
+                    cache = None
+            except RuntimeError:
+                cache = None
+        object.__setattr__(self, "_fast_cache", cache)
+        return cache
+
+    def _codes_int8(self, H: torch.Tensor, fast: dict) -> list[torch.Tensor]:
+        out = []
+        act = self.layers[0]
+        Z = (H.to(torch.float32) @ fast["first"]).to(torch.float64)
+        # |fl32(x . c) - x . c| <= (p + 2) 2^-24 ||x||_1 for codes c in {-1, 0, 1}
+        bound = (1.01 * (self.p + 2) * 2.0 ** -24) * H.abs().sum(dim=1, keepdim=True)
+        upper, lower = self.upper_0, self.lower_0
+        close = ((Z - upper).abs() <= bound) | ((Z - lower).abs() <= bound)
+        if bool(close.any()):
+            rows, cols = torch.nonzero(close, as_tuple=True)
+            C = self.codes(0)
+            Z[rows, cols] = (H[rows] * C[cols].to(torch.float64)).sum(dim=1)
+        T = (Z > upper).to(torch.int8) + (-1 if act.odd else 1) * (Z < lower).to(torch.int8)
+        out.append(T)
+        for i, layer in enumerate(fast["layers"], start=1):
+            act = self.layers[i]
+            x = (out[-1] + 1).to(torch.uint8)
+            Z = fast["qlinear"](x, 1.0, 1, layer["weight"], layer["w_scale"], layer["w_zero"],
+                                None, 1.0, 0, torch.float32, "none", [], "")
+            T = ((Z > layer["upper"]).to(torch.int8)
+                 + (-1 if act.odd else 1) * (Z < layer["lower"]).to(torch.int8))
+            out.append(T)
+        return out
+
+    def runtime_bytes(self) -> dict[str, int]:
+        """Bytes held for inference: the packed codes, and the int8 path's operands
+        (float32 first-layer codes, int8 codes of layers ℓ ≥ 2 as oneDNN packs them,
+        thresholds), once built."""
+        packed = sum(getattr(self, f"packed_{i}").numel() for i in range(self.depth))
+        fast = self._fast_path()
+        extra = 0
+        if fast is not None:
+            extra = fast["first"].numel() * 4
+            for i, layer in enumerate(fast["layers"], start=1):
+                extra += self.widths[i] * self.widths[i - 1] + 2 * 4 * self.widths[i]
+        return {"packed": packed, "int8 path": extra}
+
+    def features(self, X: Any, *, backend: str = "auto") -> torch.Tensor:
+        r"""Last-layer features :math:`\Sigma_L`, shape (n, d_L), float64 (``backend`` as
+        in :meth:`activation_codes`)."""
+        T = self.activation_codes(X, backend=backend)[-1].to(torch.float64)
         act = self.layers[-1]
         return (act.scale * T - self.centres[-1]) / math.sqrt(self.widths[-1])
 
-    def forward(self, X: Any) -> torch.Tensor:
-        """Output ``f(x_i) = w^T Sigma_L(x_i)``, shape (n,), float64."""
-        return self.features(X) @ self.readout.to(torch.float64)
+    def forward(self, X: Any, *, backend: str = "auto") -> torch.Tensor:
+        """Output ``f(x_i) = w^T Sigma_L(x_i)``, shape (n,), float64 (``backend`` as in
+        :meth:`activation_codes`)."""
+        return self.features(X, backend=backend) @ self.readout.to(torch.float64)
 
     def to_reference(self, dtype: torch.dtype = torch.float64) -> Any:
         """The unpacked reference: a :class:`lossless.networks.MLP` with the same dense
         ternary weights, activations, τ_0 and readout."""
         from lossless import networks
 
+        dtype = _checks.float_dtype(dtype)
         ref = networks.MLP(self.p, self.widths, list(self.layers), self.tau0, weights="ternary",
                            sparsity=self.sparsity, generator=torch.Generator().manual_seed(0),
                            dtype=dtype)
@@ -1542,6 +1811,7 @@ class CompressedMLP(torch.nn.Module):
         """Everything :meth:`save` writes (plain types and uint8/float32 tensors)."""
         return {
             "format": _FORMAT,
+            "version": _FORMAT_VERSION,
             "p": self.p,
             "widths": list(self.widths),
             "tau0": self.tau0,
@@ -1553,43 +1823,103 @@ class CompressedMLP(torch.nn.Module):
         }
 
     def to_bytes(self) -> bytes:
-        """The bytes :meth:`save` writes (``torch.save`` of :meth:`state`)."""
+        """The bytes :meth:`save` writes.
+
+        Layout (format version 2): the line ``lossless.CompressedMLP``, one line of JSON
+        ``{"format", "version", "payload_bytes", "sha256"}``, then the payload, a
+        ``torch.save`` of :meth:`state`. The SHA-256 of the payload lets :meth:`load`
+        refuse a corrupted or truncated file.
+        """
         buf = io.BytesIO()
         torch.save(self.state(), buf)
-        return buf.getvalue()
+        return _pack_file(buf.getvalue())
 
     def save(self, path: str | Path) -> int:
         """Write the model to ``path``; returns the number of bytes written."""
+        path = _check_path(path)
         data = self.to_bytes()
-        Path(path).write_bytes(data)
+        path.write_bytes(data)
         return len(data)
 
     @classmethod
+    def from_bytes(cls, data: bytes, *, source: str = "<bytes>") -> "CompressedMLP":
+        """Rebuild a model from :meth:`to_bytes` (``source`` names it in error messages).
+
+        Raises
+        ------
+        ValueError
+            Not a saved CompressedMLP, an unknown format version, a truncated or corrupted
+            payload (size or SHA-256 mismatch), or a state that fails the range checks
+            (finite values, codes in {0, 1, 2}, shapes consistent with ``p`` and
+            ``widths``); the message names ``source``.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, got {_checks.describe(data)}")
+        data = bytes(data)
+        where = f"{source!r}" if source != "<bytes>" else "data"
+        payload = _unpack_file(data, where)
+        try:
+            state = torch.load(io.BytesIO(payload), weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unpickling failure means bad file
+            raise ValueError(f"{where} is not a saved CompressedMLP: its payload does not "
+                             f"load ({err})") from None
+        try:
+            return cls._from_state(state)
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"{where} holds an invalid CompressedMLP state: {err}") from None
+
+    @classmethod
+    def _from_state(cls, state: Any) -> "CompressedMLP":
+        if not isinstance(state, dict):
+            raise TypeError(f"the state must be a dict, got {type(state).__name__}")
+        keys = {"format", "version", "p", "widths", "tau0", "sparsity", "layers", "packed",
+                "readout"}
+        missing = sorted(keys - set(state))
+        if missing:
+            raise ValueError(f"missing keys {missing}")
+        if state["format"] != _FORMAT or state["version"] != _FORMAT_VERSION:
+            raise ValueError(f"format {state['format']!r} version {state['version']!r}, "
+                             f"expected {_FORMAT!r} version {_FORMAT_VERSION}")
+        layers_state = state["layers"]
+        if not isinstance(layers_state, list):
+            raise TypeError(f"layers must be a list, got {type(layers_state).__name__}")
+        layers = []
+        for i, d in enumerate(layers_state):
+            if not isinstance(d, dict) or set(d) != {"s_minus", "s_plus", "scale", "odd"}:
+                raise ValueError(f"layers[{i}] must be a dict with keys s_minus, s_plus, "
+                                 f"scale, odd, got {_checks.describe(d)}")
+            s_minus = _checks.real(d["s_minus"], f"layers[{i}].s_minus")
+            s_plus = _checks.real(d["s_plus"], f"layers[{i}].s_plus")
+            layers.append(activations.Ternary(
+                s_minus, s_plus, _checks.positive(d["scale"], f"layers[{i}].scale"),
+                _checks.flag(d["odd"], f"layers[{i}].odd")))
+        readout = state["readout"]
+        if not isinstance(readout, torch.Tensor) or readout.dtype != torch.float32 \
+                or readout.ndim != 1:
+            raise TypeError(f"readout must be a 1-D float32 tensor, got "
+                            f"{_checks.describe(readout)}")
+        if not isinstance(state["packed"], list):
+            raise TypeError(f"packed must be a list, got {type(state['packed']).__name__}")
+        return cls(state["p"], state["widths"], layers, state["tau0"],
+                   sparsity=state["sparsity"], packed=state["packed"], readout=readout)
+
+    @classmethod
     def load(cls, path: str | Path) -> "CompressedMLP":
-        """Read a model written by :meth:`save`.
+        """Read a model written by :meth:`save` (format version 2).
 
         Raises
         ------
         FileNotFoundError
             If ``path`` does not exist.
         ValueError
-            If the file is not a saved CompressedMLP.
+            If the file is not a saved CompressedMLP, has another format version, is
+            truncated or corrupted (SHA-256 mismatch), or holds values that fail the range
+            checks (see :meth:`from_bytes`); the message names the file.
         """
-        path = Path(path)
+        path = _check_path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no saved CompressedMLP at {str(path)!r}")
-        try:
-            state = torch.load(path, weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unpickling failure means bad file
-            raise ValueError(f"{str(path)!r} is not a saved CompressedMLP: {err}") from None
-        if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise ValueError(f"{str(path)!r} is not a saved CompressedMLP (format "
-                             f"{state.get('format') if isinstance(state, dict) else None!r}, "
-                             f"expected {_FORMAT!r})")
-        layers = [activations.Ternary(d["s_minus"], d["s_plus"], d["scale"], d["odd"])
-                  for d in state["layers"]]
-        return cls(state["p"], state["widths"], layers, state["tau0"],
-                   sparsity=state["sparsity"], packed=state["packed"], readout=state["readout"])
+        return cls.from_bytes(path.read_bytes(), source=str(path))
 
     # -- memory ------------------------------------------------------------------------
     def memory_bits(self) -> MemoryReport:
@@ -1692,16 +2022,37 @@ class SpectraOverlay:
 
 
 def opnorm(A: np.ndarray) -> float:
-    """Operator norm of a symmetric matrix: its largest |eigenvalue| (Lanczos for large
-    matrices, started deterministically from the all-ones vector)."""
-    A = np.asarray(A, dtype=float)
-    n = A.shape[0]
-    if n <= 400:
-        return float(np.max(np.abs(np.linalg.eigvalsh(A))))
-    from scipy.sparse.linalg import eigsh
+    """Operator (spectral) norm ``max ||A v|| / ||v||`` of any real matrix.
 
-    vals = eigsh(A, k=1, which="LM", v0=np.ones(n), return_eigenvectors=False)
-    return float(abs(vals[0]))
+    A symmetric matrix uses its largest ``|eigenvalue|`` (``eigvalsh`` up to 400 rows,
+    Lanczos started deterministically from the all-ones vector beyond); a matrix that is
+    symmetric up to rounding (``max |A - A^T| <= 1e-10 max |A|``) is symmetrized first;
+    any other matrix, square or not, uses its largest singular value.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``A`` not a finite, non-empty, real 2-D array.
+    """
+    A = _checks.real_array(A, "A", ndim=2, shape_hint="(m, n)")
+    m, n = A.shape
+    if m == n:
+        gap = float(np.max(np.abs(A - A.T)))
+        if gap > 0.0 and gap <= 1e-10 * float(np.max(np.abs(A))):
+            A, gap = _checks.symmetrize(A), 0.0
+        if gap == 0.0:
+            if n <= 400:
+                return float(np.max(np.abs(np.linalg.eigvalsh(A))))
+            from scipy.sparse.linalg import eigsh
+
+            vals = eigsh(A, k=1, which="LM", v0=np.ones(n), return_eigenvectors=False)
+            return float(abs(vals[0]))
+    if min(m, n) <= 400:
+        return float(np.linalg.norm(A, 2))
+    from scipy.sparse.linalg import svds
+
+    vals = svds(A, k=1, v0=np.ones(min(m, n)), return_singular_vectors=False)
+    return float(vals[0])
 
 
 def layer_mismatch(original_layers: Sequence[Activation], compressed_layers: Sequence[Activation],
@@ -1728,12 +2079,17 @@ def layer_mismatch(original_layers: Sequence[Activation], compressed_layers: Seq
     if len(original_layers) != len(compressed_layers):
         raise ValueError(f"the two networks must have the same depth, got "
                          f"{len(original_layers)} and {len(compressed_layers)}")
-    tau0 = check_positive(tau0, "tau0")
+    tau0 = _checks.positive(tau0, "tau0")
     tau, tau_c = tau0, tau0
     out = []
     L = len(original_layers)
     for ell, (a, c) in enumerate(zip(original_layers, compressed_layers), start=1):
         mo, mc = a.moments(tau), c.moments(tau_c)
+        for which, act, mom in (("original_layers", a, mo), ("compressed_layers", c, mc)):
+            bad = [k for k in ("g1", "g2", "h", "v") if not math.isfinite(getattr(mom, k))]
+            if bad:
+                raise ValueError(f"{which}[{ell - 1}] ({_label(act)}) returned non-finite "
+                                 f"moments ({', '.join(bad)}) at its input scale")
         scale = mo.g1**2 + tau_c**2 * mo.g2**2
         row = {
             "layer": ell,
@@ -1745,6 +2101,14 @@ def layer_mismatch(original_layers: Sequence[Activation], compressed_layers: Seq
         row["tau"], row["tau_c"] = tau, tau_c
         out.append(row)
     return out
+
+
+def _check_kernel(K: Any, name: str, n: int) -> np.ndarray:
+    """A finite symmetric (n, n) kernel matrix, returned exactly symmetric."""
+    arr = _checks.real_array(K, name, ndim=2, shape_hint=f"({n}, {n})")
+    if arr.shape != (n, n):
+        raise ValueError(f"{name} must have shape ({n}, {n}), got {arr.shape}")
+    return _checks.square_symmetric(arr, name)
 
 
 def overlay_spectra(sample: Any, original_layers: Sequence[Activation],
@@ -1793,29 +2157,36 @@ def overlay_spectra(sample: Any, original_layers: Sequence[Activation],
     """
     from lossless import kernels
 
-    X = np.asarray(sample.X, dtype=float)
-    tau0 = float(sample.tau0)
+    if not (hasattr(sample, "X") and hasattr(sample, "tau0")):
+        raise TypeError(f"sample must be a lossless.data.Sample (with X and tau0), got "
+                        f"{_checks.describe(sample)}")
+    X = _checks.real_array(sample.X, "sample.X", ndim=2, shape_hint="(n, p)")
+    tau0 = _checks.positive(sample.tau0, "sample.tau0")
     original_layers = check_layers(original_layers, "original_layers")
     compressed_layers = check_layers(compressed_layers, "compressed_layers")
     eps = _check_sparsity(sparsity)
+    shift_corrected = _checks.flag(shift_corrected, "shift_corrected")
+    dtype = _checks.float_dtype(dtype)
+    if width is not None:
+        width = _checks.integer(width, "width", minimum=1)
+        if K_compressed is None:
+            _checks.torch_generator(generator, "generator")
     n = X.shape[0]
     if K_original is None:
         K_original = kernels.exact_ck(X, original_layers, tau0=tau0)
-    K = np.asarray(K_original, dtype=float)
-    if K.shape != (n, n):
-        raise ValueError(f"K_original must have shape ({n}, {n}), got {K.shape}")
+    K = _check_kernel(K_original, "K_original", n)
+    if eigh_original is not None:
+        if not isinstance(eigh_original, (tuple, list)) or len(eigh_original) != 2:
+            raise TypeError("eigh_original must be the pair (eigenvalues, eigenvectors) of "
+                            f"numpy.linalg.eigh(K_original), got {_checks.describe(eigh_original)}")
+        eigh_original = (_checks.real_array(eigh_original[0], "eigh_original[0]", shape=(n,)),
+                         _checks.real_array(eigh_original[1], "eigh_original[1]",
+                                            shape=(n, n)))
     if K_compressed is not None:
-        Kc = np.asarray(K_compressed, dtype=float)
-        if Kc.shape != (n, n):
-            raise ValueError(f"K_compressed must have shape ({n}, {n}), got {Kc.shape}")
+        Kc = _check_kernel(K_compressed, "K_compressed", n)
     elif width is None:
         Kc = kernels.exact_ck(X, compressed_layers, tau0=tau0)
     else:
-        if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
-            raise ValueError(f"width must be a positive integer or None, got {width!r}")
-        if not isinstance(generator, torch.Generator):
-            raise TypeError("generator must be a torch.Generator when width is given, got "
-                            f"{type(generator).__name__}")
         Kc = kernels.empirical_ck(X, compressed_layers, [int(width)] * len(compressed_layers), 1,
                                   generator, weights="ternary", sparsity=eps, tau0=tau0,
                                   dtype=dtype)

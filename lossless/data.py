@@ -1,6 +1,6 @@
 """K-class Gaussian mixtures in the high-dimensional regime, their statistics, and data.
 
-The model of math-spec §1 (samples in rows, code notation):
+The model of the book's chapter 1, eq-gmm-model (samples in rows, code notation):
 
     x_i in class a  <=>  sqrt(p) * x_i = mu_a + z_i,   z_i ~ N(0, C_a),
 
@@ -346,7 +346,7 @@ class GaussianMixture:
 
 
 class Sample:
-    """Data ``X`` (samples in rows) with labels and the statistics of math-spec §1.
+    """Data ``X`` (samples in rows) with labels and the statistics of the book's eq-gmm-stats.
 
     Parameters
     ----------
@@ -659,7 +659,7 @@ def preset(name: str, p: int, **params) -> GaussianMixture:
     name : {"mean", "trace", "shape", "mixed", "reference"}
         ``"mean"``: ``separation=3`` only (``C_a = I``). ``"trace"``: ``trace_gap=4``
         only. ``"shape"``: ``shape=0.5`` only. ``"mixed"``: ``separation=2,
-        trace_gap=3, shape=0.4``. ``"reference"``: math-spec §6 exactly, two classes,
+        trace_gap=3, shape=0.4``. ``"reference"``: the reference mixture of chapter 3, two classes,
         ``mu_1 = -mu_2 = 3 e_1``, ``C_a = (1 + 3(a-1)/sqrt(p)) I`` (``a = 1, 2``), equal
         weights; it takes no parameters.
     p : int

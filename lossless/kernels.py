@@ -1,7 +1,7 @@
 """Exact (infinite-width) and empirical CK/NTK matrices of deep fully-connected networks.
 
-The exact part (top of this file) implements the recursion of
-math-spec §2 for samples in rows, ``X`` of shape ``(n, p)``:
+The exact part (top of this file) implements the infinite-width recursion for samples
+in rows, ``X`` of shape ``(n, p)``:
 
 ``K_CK,0 = X X^T``,  ``K_CK,l(i, j) = E[sigma_l^c(u) sigma_l^c(v)]``,
 ``K'_l(i, j) = E[sigma_l'(u) sigma_l'(v)]``,  ``K_NTK,l = K_CK,l + K_NTK,l-1 * K'_l``
@@ -13,19 +13,28 @@ The two-point expectations come from the activation objects
 family (ReLU, leaky ReLU, abs, identity, sign, steps, ternary, any piecewise-constant),
 erf, sin, cos and polynomials, and a Mehler–Hermite series with per-sample coefficients
 (truncation bounded explicitly) for tanh, sigmoid and user callables. The n x n
-matrices are processed in blocks of rows over the upper triangle and updated in place,
-so memory stays at one (CK) or two (NTK) n x n float64 arrays plus small blocks.
+matrices are processed in blocks of rows over one triangle and updated in place, so
+memory stays at one (CK) or two (NTK) n x n float64 arrays plus small blocks; every
+kernel returned is exactly symmetric.
+
+When every layer has a simple closed form in ``(K_ij, K_ii, K_jj)`` (ReLU, leaky ReLU,
+abs, identity, sign, the step at 0, erf: the activation says so through its
+``fast_kernel()`` method), the recursion is entrywise and :mod:`lossless._fastkernels`
+runs all layers on cache-sized strips of the lower triangle at once, on a few threads,
+or with torch on a GPU (``backend="torch"``).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from lossless import activations as _act
+from lossless import _checks
+from lossless import _fastkernels as _fast
 from lossless._display import progress as progress_bar
 from lossless.activations import Activation, check_layers, check_surrogates
 
@@ -46,41 +55,57 @@ __all__ = [
 ]
 
 _DIAGONAL_MODES = ("raise", "nan")
+_BACKENDS = ("numpy", "torch")
 
 
 # ----------------------------------------------------------------------------------
-# argument checks
+# argument checks (messages from lossless._checks: they name the argument)
 # ----------------------------------------------------------------------------------
+def _is_torch(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
 def _check_X(X: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"X must be a real array of shape (n, p), got {type(X).__name__}"
-        ) from None
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(
-            f"X must have shape (n, p) with n, p >= 1 (samples in rows), got shape {arr.shape}"
-        )
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise ValueError(f"X must be finite, got {bad} non-finite entries (NaN or inf)")
-    return arr
+    return _checks.real_array(X, "X", ndim=2, shape_hint="of shape (n, p) (samples in rows)")
 
 
 def _tau0_from(X: np.ndarray, tau0: Any) -> float:
     if tau0 is None:
         value = math.sqrt(float(np.mean(np.einsum("ij,ij->i", X, X))))
         if not value > 0:
-            raise ValueError("tau0 = sqrt(mean ||x_i||^2) is 0: X is all zeros")
+            raise ValueError("X must not be all zeros: tau0 = sqrt(mean ||x_i||^2) would be 0")
+        if not math.isfinite(value):
+            raise ValueError(
+                "X is too large: sqrt(mean ||x_i||^2) overflows float64; rescale X or pass tau0"
+            )
         return value
+    return _checks.positive(tau0, "tau0")
+
+
+def _check_device(device: Any) -> Any:
+    """None or a valid torch device (a ``torch.device`` or a string such as ``"cuda:0"``)."""
+    import torch
+
+    if device is None:
+        return None
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(
+            f"device must be None, a torch.device or a string such as 'cpu' or 'cuda', "
+            f"got {_checks.describe(device)}"
+        )
     try:
-        value = float(tau0)
-    except (TypeError, ValueError):
-        raise ValueError(f"tau0 must be None or a positive finite number, got {tau0!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"tau0 must be None or a positive finite number, got {tau0!r}")
-    return value
+        return torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}"
+        ) from None
+
+
+def _fast_step(act: Activation) -> Any:
+    """The activation's own fast closed-form step (None when it has none)."""
+    method = getattr(act, "fast_kernel", None)
+    return method() if callable(method) else None
 
 
 # ----------------------------------------------------------------------------------
@@ -102,14 +127,20 @@ def layer_scales(layers: Sequence[Activation], tau0: float) -> list[float]:
 
     Raises
     ------
+    TypeError
+        ``tau0`` not a real number (a string, a complex number, a bool), or ``layers``
+        not a list of Activation objects.
     ValueError
-        If ``tau0`` is not positive and finite, or a layer's output variance is 0
-        (a constant activation: the next layer would have no input).
+        If ``tau0`` is not positive and finite, or a layer's output variance is 0 or not
+        finite (a constant activation, or a user callable returning NaN/inf).
     """
     layers = check_layers(layers)
-    taus = [_act._check_scale(tau0, "tau0")]
+    taus = [_checks.positive(tau0, "tau0")]
     for i, act in enumerate(layers):
-        v = act.moments(taus[-1]).v
+        try:
+            v = act.moments(taus[-1]).v
+        except ValueError as err:  # e.g. a user callable returning NaN: name the layer
+            raise ValueError(f"layers[{i}] = {act!r}: {err}") from None
         if not (v > 0 and math.isfinite(v)):
             raise ValueError(
                 f"layers[{i}] = {act!r} has output variance {v!r} at input scale {taus[-1]:.6g}; "
@@ -119,39 +150,76 @@ def layer_scales(layers: Sequence[Activation], tau0: float) -> list[float]:
     return taus
 
 
+def _centers(layers: list[Activation], tau0: float) -> list[float]:
+    """Centring constants ``m_l = E[sigma_l(tau_{l-1} xi)]`` (one moments call per layer,
+    same checks and messages as :func:`layer_scales`)."""
+    tau = tau0
+    centers = []
+    for i, act in enumerate(layers):
+        try:
+            mom = act.moments(tau)
+        except ValueError as err:
+            raise ValueError(f"layers[{i}] = {act!r}: {err}") from None
+        if not (mom.v > 0 and math.isfinite(mom.v)):
+            raise ValueError(
+                f"layers[{i}] = {act!r} has output variance {mom.v!r} at input scale {tau:.6g}; "
+                "a positive finite variance is needed to feed the next layer"
+            )
+        centers.append(mom.m)
+        tau = math.sqrt(mom.v)
+    return centers
+
+
+_COMMON_PARAMETERS = """    tau0 : float, optional
+        Input scale; default ``sqrt(mean_i ||x_i||^2)``.
+    block_size : int, optional
+        Rows per block of the n x n matrices (default: blocks that fit in cache).
+        Only the speed depends on it, not the result (entries are computed entrywise).
+    backend : {None, "numpy", "torch"}
+        ``"numpy"`` (the reference) runs on the CPU. ``"torch"`` runs the same closed
+        forms with torch in float64 on ``device`` (for a GPU); it needs every layer to
+        have a fast closed form (ReLU, leaky ReLU, abs, identity, sign, step at 0, erf)
+        and no surrogates. ``None`` (default) picks ``"torch"`` when ``X`` is a torch
+        tensor on a non-CPU device and the layers allow it, ``"numpy"`` otherwise.
+    device : torch.device or str, optional
+        Device of the torch backend (default: ``X``'s device, else the CPU)."""
+
+
 def exact_ck(
     X: np.ndarray,
     layers: Sequence[Activation],
     *,
     tau0: float | None = None,
     block_size: int | None = None,
+    backend: str | None = None,
+    device: Any = None,
 ) -> np.ndarray:
-    """Exact (infinite-width) conjugate kernel ``K_CK,L`` of math-spec §2.
+    """Exact (infinite-width) conjugate kernel ``K_CK,L``.
 
     Parameters
     ----------
-    X : ndarray, shape (n, p)
-        Samples in rows (the paper's ``X^T``).
+    X : ndarray or Tensor, shape (n, p)
+        Samples in rows (the paper's ``X^T``), real and finite.
     layers : list of Activation, length L
-    tau0 : float, optional
-        Input scale; default ``sqrt(mean_i ||x_i||^2)``.
-    block_size : int, optional
-        Rows per block (default: about 2^18 entries per block).
+{common}
 
     Returns
     -------
-    ndarray, shape (n, n), float64, symmetric
+    ndarray, shape (n, n), float64
+        Exactly symmetric (``K == K.T`` bitwise).
 
     Raises
     ------
     ValueError
-        Mis-shaped or non-finite ``X``, bad ``tau0``, a sample with zero pre-activation
-        variance.
+        Mis-shaped, empty or non-finite ``X``, ``tau0`` not positive, a sample with zero
+        pre-activation variance, a user activation returning NaN/inf (named).
     TypeError
-        ``layers`` not a list of Activation objects.
+        ``X`` complex, boolean, a string or a tensor requiring grad; ``tau0`` or
+        ``block_size`` of the wrong kind; ``layers`` not a list of Activation objects.
     """
     ck, _ = _recursion(
-        X, layers, tau0=tau0, ntk=False, surrogates=None, diagonal="raise", block_size=block_size
+        X, layers, tau0=tau0, ntk=False, surrogates=None, diagonal="raise",
+        block_size=block_size, backend=backend, device=device,
     )
     return ck
 
@@ -164,12 +232,14 @@ def exact_ntk(
     diagonal: str = "raise",
     tau0: float | None = None,
     block_size: int | None = None,
+    backend: str | None = None,
+    device: Any = None,
 ) -> np.ndarray:
-    """Exact (infinite-width) neural tangent kernel ``K_NTK,L`` of math-spec §2.
+    """Exact (infinite-width) neural tangent kernel ``K_NTK,L``.
 
     Parameters
     ----------
-    X : ndarray, shape (n, p)
+    X : ndarray or Tensor, shape (n, p)
     layers : list of Activation, length L
     surrogates : list, optional
         One entry per layer: None (use the true derivative) or an Activation/callable
@@ -181,23 +251,16 @@ def exact_ntk(
         ``E[sigma'(u)^2] = inf`` on it. ``"raise"`` raises ValueError; ``"nan"`` returns
         the exact off-diagonal entries with NaN on the diagonal. (Pairs of identical
         samples, correlation exactly 1, are infinite as well.)
-    tau0 : float, optional
-        Input scale; default ``sqrt(mean_i ||x_i||^2)``.
-    block_size : int, optional
-        Rows per block.
+{common}
 
     Returns
     -------
-    ndarray, shape (n, n), float64, symmetric
+    ndarray, shape (n, n), float64
+        Exactly symmetric.
     """
     _, ntk = _recursion(
-        X,
-        layers,
-        tau0=tau0,
-        ntk=True,
-        surrogates=surrogates,
-        diagonal=diagonal,
-        block_size=block_size,
+        X, layers, tau0=tau0, ntk=True, surrogates=surrogates, diagonal=diagonal,
+        block_size=block_size, backend=backend, device=device,
     )
     return ntk
 
@@ -210,6 +273,8 @@ def exact_kernels(
     diagonal: str = "raise",
     tau0: float | None = None,
     block_size: int | None = None,
+    backend: str | None = None,
+    device: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both ``(K_CK,L, K_NTK,L)`` in one pass (the NTK needs the CK recursion anyway).
 
@@ -217,17 +282,18 @@ def exact_kernels(
 
     Returns
     -------
-    ck, ntk : ndarray, shape (n, n)
+    ck, ntk : ndarray, shape (n, n), float64
+        Exactly symmetric.
     """
     return _recursion(
-        X,
-        layers,
-        tau0=tau0,
-        ntk=True,
-        surrogates=surrogates,
-        diagonal=diagonal,
-        block_size=block_size,
+        X, layers, tau0=tau0, ntk=True, surrogates=surrogates, diagonal=diagonal,
+        block_size=block_size, backend=backend, device=device,
     )
+
+
+for _f in (exact_ck, exact_ntk):
+    _f.__doc__ = _f.__doc__.replace("{common}", _COMMON_PARAMETERS)
+del _f
 
 
 # ----------------------------------------------------------------------------------
@@ -236,9 +302,6 @@ def exact_kernels(
 def _row_blocks(n: int, block_size: int | None) -> list[tuple[int, int]]:
     if block_size is None:
         block_size = max(16, (1 << 18) // max(n, 1))
-    block_size = int(block_size)
-    if block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size}")
     return [(r0, min(n, r0 + block_size)) for r0 in range(0, n, block_size)]
 
 
@@ -262,6 +325,27 @@ def _max_offdiagonal_correlation(
     return best
 
 
+def _symmetric_gram(X: np.ndarray) -> np.ndarray:
+    """``X X^T``, exactly symmetric (lower triangle by blocks, mirrored)."""
+    K = np.empty((X.shape[0], X.shape[0]))
+    _fast._gram_lower(np.ascontiguousarray(X), K)
+    for tile in _fast._mirror_tiles(X.shape[0]):
+        _fast._mirror(K, tile)
+    return K
+
+
+def _layer_dual(
+    act: Activation, s: np.ndarray, center: float, rho_max: float, name: str
+) -> Any:
+    step = _fast_step(act)
+    if step is not None:
+        return step.dual(s, center)
+    try:
+        return act.dual(s, center=center, max_correlation=rho_max)
+    except ValueError as err:  # a user callable returning NaN/inf: name the argument
+        raise ValueError(f"{name}: {err}") from None
+
+
 def _recursion(
     X: Any,
     layers: Any,
@@ -269,13 +353,21 @@ def _recursion(
     tau0: Any,
     ntk: bool,
     surrogates: Any,
-    diagonal: str,
-    block_size: int | None,
+    diagonal: Any,
+    block_size: Any,
+    backend: Any,
+    device: Any,
 ) -> tuple[np.ndarray, np.ndarray | None]:
+    X_in = X
     X = _check_X(X)
     layers = check_layers(layers)
-    if diagonal not in _DIAGONAL_MODES:
-        raise ValueError(f"diagonal must be one of {_DIAGONAL_MODES}, got {diagonal!r}")
+    diagonal = _checks.choice(diagonal, "diagonal", _DIAGONAL_MODES)
+    if block_size is not None:
+        block_size = _checks.integer(block_size, "block_size", minimum=1)
+    if backend is not None:
+        backend = _checks.choice(backend, "backend", _BACKENDS)
+    if device is not None:
+        device = _check_device(device)
     surr = check_surrogates(surrogates, len(layers)) if ntk else [None] * len(layers)
     if ntk and diagonal == "raise":
         for i, (act, s) in enumerate(zip(layers, surr)):
@@ -287,15 +379,49 @@ def _recursion(
                     f"NaN on the diagonal, or surrogates=[...] with a straight-through derivative for layer {i}."
                 )
     tau = _tau0_from(X, tau0)
-    taus = layer_scales(layers, tau)
+    centers = _centers(layers, tau)
+    steps = [_fast_step(act) for act in layers]
+    fused = all(st is not None for st in steps) and all(s is None for s in surr)
+    if backend is None:
+        on_device = _is_torch(X_in) and X_in.device.type != "cpu"
+        backend = "torch" if (on_device and fused) else "numpy"
+        if device is None and on_device:
+            device = X_in.device
+    if backend == "torch":
+        if not fused:
+            bad = next(
+                (f"layers[{i}] = {a!r} has no fast closed form" for i, (a, st) in
+                 enumerate(zip(layers, steps)) if st is None),
+                "surrogates are not supported",
+            )
+            raise ValueError(
+                "backend='torch' needs every layer to have a fast closed form (ReLU, leaky ReLU, "
+                f"abs, identity, sign, step at 0, erf) and no surrogates: {bad}; use backend='numpy'"
+            )
+        ck, nt = _fast.torch_recursion(X, steps, centers, ntk=ntk, device=device)
+    elif fused:
+        ck, nt = _fast.recursion(X, steps, centers, ntk=ntk, block_rows=block_size)
+    else:
+        ck, nt = _generic_recursion(X, layers, surr, centers, ntk, block_size)
+    if ntk and any(act.has_jumps and s is None for act, s in zip(layers, surr)):
+        np.fill_diagonal(nt, np.nan)
+    return ck, nt
+
+
+def _generic_recursion(
+    X: np.ndarray,
+    layers: list[Activation],
+    surr: list[Activation | None],
+    centers: list[float],
+    ntk: bool,
+    block_size: int | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Layer after layer, by blocks of rows over the upper triangle (any activation)."""
     n = X.shape[0]
     blocks = _row_blocks(n, block_size)
-
-    K = X @ X.T
+    K = _symmetric_gram(X)
     N = K.copy() if ntk else None
-    nan_diagonal = False
     for li, act in enumerate(layers):
-        center = act.moments(taus[li]).m
         diag = np.diagonal(K).copy()
         if not np.all(diag > 0):
             bad = int(np.argmin(diag))
@@ -305,29 +431,38 @@ def _recursion(
             )
         s = np.sqrt(diag)
         rho_max = _max_offdiagonal_correlation(K, s, blocks)
-        dual = act.dual(s, center=center, max_correlation=rho_max)
-        diag_values = dual.diagonal_values()
+        name = f"layers[{li}] = {act!r}"
+        dual = _layer_dual(act, s, centers[li], rho_max, name)
+        diag_values = _checks.finite_output(dual.diagonal_values(), name, "kernel values")
         if ntk:
             if surr[li] is not None:
-                ddual = surr[li].dual(s, center=0.0, max_correlation=rho_max)
+                dname = f"surrogates[{li}] = {surr[li]!r}"
+                ddual = _layer_dual(surr[li], s, 0.0, rho_max, dname)
                 dvalues = ddual.values
-                diag_deriv = ddual.diagonal_values()
+                diag_deriv = _checks.finite_output(
+                    ddual.diagonal_values(), dname, "derivative-kernel values"
+                )
+                check_deriv = True
             else:
+                dname = name
                 dvalues = dual.derivatives
                 diag_deriv = dual.diagonal_derivatives()
+                check_deriv = not act.has_jumps
                 if act.has_jumps:
-                    nan_diagonal = True
                     diag_deriv = np.full(n, np.nan)
         for r0, r1 in blocks:
             rho = _correlation_block(K, s, r0, r1)
             rows, cols = slice(r0, r1), slice(r0, n)
             idx = np.arange(r1 - r0)
-            new = dual.values(rows, cols, rho)
+            new = _checks.finite_output(dual.values(rows, cols, rho), name, "kernel values")
             new[idx, idx] = diag_values[r0:r1]
             sq = new[:, : r1 - r0]
             sq[...] = 0.5 * (sq + sq.T)
             if ntk:
                 der = dvalues(rows, cols, rho)
+                der[idx, idx] = 0.0
+                if check_deriv:
+                    _checks.finite_output(der, dname, "derivative-kernel values")
                 der[idx, idx] = diag_deriv[r0:r1]
                 sq = der[:, : r1 - r0]
                 sq[...] = 0.5 * (sq + sq.T)
@@ -337,8 +472,6 @@ def _recursion(
                 N[r0:, r0:r1] = nb.T
             K[r0:r1, r0:] = new
             K[r0:, r0:r1] = new.T
-    if ntk and nan_diagonal:
-        np.fill_diagonal(N, np.nan)
     return K, N
 
 
@@ -348,18 +481,30 @@ def _recursion(
 # ==================================================================================
 
 
-def _torch_input(X, dtype) -> "torch.Tensor":
+def _torch_input(X: Any, dtype: Any) -> "torch.Tensor":
+    """Validated ``X`` (real, finite, shape (n, p)) as a torch tensor of ``dtype``."""
     import torch
 
-    if isinstance(X, np.ndarray):
-        return torch.from_numpy(np.require(X, requirements=["C", "W"])).to(dtype)
-    return torch.as_tensor(X).to(dtype)
+    arr = _check_X(X)
+    return torch.from_numpy(np.require(arr, requirements=["C", "W"])).to(dtype)
 
 
-def _check_rows(X, name: str = "X") -> None:
-    shape = tuple(X.shape)
-    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
-        raise ValueError(f"{name} must have shape (n, p) with n, p >= 1 (samples in rows), got {shape}")
+def _check_weights(weights: Any) -> Any:
+    if callable(weights):
+        return weights
+    if not isinstance(weights, str):
+        raise TypeError(f"weights must be 'gaussian', 'ternary' or a callable, got {_checks.describe(weights)}")
+    return _checks.choice(weights, "weights", ("gaussian", "ternary"))
+
+
+def _check_widths(widths: Any, depth: int) -> tuple[int, ...]:
+    dims = _checks.int_sequence(widths, "widths", minimum=1)
+    if len(dims) != depth:
+        raise ValueError(
+            f"widths must have one entry per layer (len(layers) = {depth}), got {len(dims)}: "
+            f"{_checks.describe(widths)}"
+        )
+    return dims
 
 
 def empirical_ck(
@@ -385,9 +530,10 @@ def empirical_ck(
     Parameters
     ----------
     X : ndarray or Tensor, shape (n, p)
-        Samples in rows.
+        Samples in rows, real and finite.
     layers : sequence of Activation, length L
     widths : sequence of int, length L
+        Positive integers (floats are refused, not truncated).
     draws : int
         Number of independent networks averaged (``>= 1``).
     generator : torch.Generator
@@ -398,30 +544,43 @@ def empirical_ck(
     tau0 : float, optional
         Input scale; default ``sqrt(mean_i ||x_i||^2)`` from ``X``.
     dtype : torch.dtype, optional
-        Computation dtype, default ``torch.float64``.
+        ``torch.float32`` or ``torch.float64`` (default).
     progress : bool, default False
         Show a ``tqdm`` progress bar over the draws.
 
     Returns
     -------
     ndarray, shape (n, n), float64
+        Exactly symmetric.
+
+    Raises
+    ------
+    TypeError
+        A wrong kind of argument (a float or bool ``draws``, a string ``tau0``, a dtype
+        other than float32/float64, a generator that is not a ``torch.Generator``...).
+    ValueError
+        A wrong value (``draws < 1``, widths not one per layer, non-finite ``X``...).
     """
     import torch
 
     from lossless.networks import MLP
 
-    dtype = torch.float64 if dtype is None else dtype
-    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
-        raise ValueError(f"draws must be a positive integer, got {draws!r}")
+    layers = check_layers(layers)
+    widths = _check_widths(widths, len(layers))
+    draws = _checks.integer(draws, "draws", minimum=1)
+    _checks.torch_generator(generator, "generator")
+    weights = _check_weights(weights)
+    sparsity = _checks.fraction(sparsity, "sparsity")
+    dtype = _checks.float_dtype(dtype, "dtype", allow_none=True) or torch.float64
+    progress = _checks.flag(progress, "progress")
     Xt = _torch_input(X, dtype)
-    _check_rows(Xt)
-    if not torch.isfinite(Xt).all():
-        raise ValueError("X must contain only finite values")
     if tau0 is None:
-        tau0 = float(torch.sqrt((Xt * Xt).sum(1).mean()))
+        tau0 = _tau0_from(Xt.to(torch.float64).numpy(), None)
+    else:
+        tau0 = _checks.positive(tau0, "tau0")
     n = Xt.shape[0]
     total = torch.zeros(n, n, dtype=dtype)
-    iterator = progress_bar(range(int(draws)), progress, "empirical CK")
+    iterator = progress_bar(range(draws), progress, "empirical CK")
     with torch.no_grad():
         for _ in iterator:
             net = MLP(
@@ -429,8 +588,23 @@ def empirical_ck(
                 generator=generator, dtype=dtype,
             )
             F = net.features(Xt)
+            if not bool(torch.isfinite(F).all()):
+                _name_nonfinite_layer(net, Xt)
             total += F @ F.T
-    return (total / draws).to(torch.float64).numpy()
+    # BLAS may round F F^T differently above and below the diagonal: make it exact
+    return _checks.symmetrize((total / draws).to(torch.float64)).numpy()
+
+
+def _name_nonfinite_layer(net: "MLP", X: "torch.Tensor") -> None:
+    """Raise ValueError naming the first layer whose activation returns NaN or inf."""
+    import torch
+
+    H = X
+    for i, (W, act, m, d) in enumerate(zip(net.hidden, net.layers, net.centres, net.widths)):
+        A = torch.as_tensor(act(H @ W.T))
+        _checks.finite_output(A, f"layers[{i}] = {act!r}", "values")
+        H = (A - m) / math.sqrt(d)
+    raise ValueError("the network's features are not finite (NaN or inf)")  # pragma: no cover
 
 
 def _derivative_functions(net: "MLP", surrogates) -> list[Callable]:
@@ -463,7 +637,9 @@ def empirical_ntk(
     the Jacobian ``J`` of ``f`` with respect to all parameters (``W_1..W_L`` and
     ``w``), without ever forming ``J`` (``n x P``): memory is ``O(n^2 + n sum_l d_l)``,
     work ``O(n P + n^2 sum_l d_l)``. The Gram products are done by blocks of
-    ``chunk_size`` rows, only on and below the diagonal, then mirrored.
+    ``chunk_size`` rows, only on and below the diagonal, then mirrored: the result is
+    exactly symmetric (its entries may change in the last bits with ``chunk_size``,
+    as BLAS sums in another order).
 
     Activations with jumps have a derivative that is zero almost everywhere, so by
     default every weight matrix up to the last layer with jumps gets a zero gradient
@@ -484,8 +660,8 @@ def empirical_ntk(
     chunk_size : int, optional
         Rows per block of the Gram products; default ``min(n, 512)``.
     dtype : torch.dtype, optional
-        Computation dtype; default the network's. ``torch.float64`` on a float32 network
-        computes in double precision with the same weights.
+        ``torch.float32`` or ``torch.float64``; default the network's. ``torch.float64``
+        on a float32 network computes in double precision with the same weights.
 
     Returns
     -------
@@ -498,18 +674,15 @@ def empirical_ntk(
 
     if not isinstance(net, MLP):
         raise TypeError(f"net must be a lossless.networks.MLP, got {type(net).__name__}")
-    dtype = net.dtype if dtype is None else dtype
-    Xt = _torch_input(X, dtype)
-    _check_rows(Xt)
-    if Xt.shape[1] != net.p:
-        raise ValueError(f"X must have shape (n, p) with p = {net.p}, got {tuple(Xt.shape)}")
-    if not torch.isfinite(Xt).all():
-        raise ValueError("X must contain only finite values")
+    dtype = _checks.float_dtype(dtype, "dtype", allow_none=True) or net.dtype
+    arr = _checks.real_array(
+        X, "X", shape=(None, net.p), shape_hint=f"of shape (n, p) with p = {net.p} (samples in rows)"
+    )
+    Xt = torch.from_numpy(np.require(arr, requirements=["C", "W"])).to(dtype)
     n = Xt.shape[0]
-    if chunk_size is None:
-        chunk_size = min(n, 512)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    chunk_size = min(n, 512) if chunk_size is None else _checks.integer(
+        chunk_size, "chunk_size", minimum=1
+    )
     derivatives = _derivative_functions(net, surrogates)
 
     with torch.no_grad():
@@ -518,11 +691,17 @@ def empirical_ntk(
         # forward: inputs H_0..H_L of every layer and sigma'(Z_l)
         H = [Xt]
         G = []
-        for W, act, dsig, m, d in zip(Ws, net.layers, derivatives, net.centres, net.widths):
+        for i, (W, act, dsig, m, d) in enumerate(
+            zip(Ws, net.layers, derivatives, net.centres, net.widths)
+        ):
             Z = H[-1] @ W.T
-            G.append(torch.as_tensor(dsig(Z), dtype=dtype))
-            A = act(Z)
-            A -= m
+            surrogate = surrogates is not None and surrogates[i] is not None
+            dname = f"surrogates[{i}]" if surrogate else f"layers[{i}] = {act!r}"
+            G.append(_checks.finite_output(torch.as_tensor(dsig(Z), dtype=dtype), dname,
+                                           "derivative values"))
+            A = _checks.finite_output(torch.as_tensor(act(Z), dtype=dtype),
+                                      f"layers[{i}] = {act!r}", "values")
+            A = A - m
             A /= math.sqrt(d)
             H.append(A)
             del Z
@@ -543,7 +722,8 @@ def empirical_ntk(
                 gram_g *= H[ell][a:b] @ H[ell][:b].T
                 block += gram_g
             K[a:b, :b] = block
-            K[:a, a:b] = block[:, :a].T
+        # mirror the lower triangle: exactly symmetric whatever BLAS does in the blocks
+        K = torch.tril(K) + torch.tril(K, -1).T
     return K.to(torch.float64).numpy()
 
 
@@ -619,13 +799,16 @@ def compare_spectra(
 
     from lossless.networks import MLP
 
-    if kernel not in ("ck", "ntk"):
-        raise ValueError(f"kernel must be 'ck' or 'ntk', got {kernel!r}")
-    X = np.asarray(X, dtype=np.float64)
-    _check_rows(X)
-    layers = list(layers)
-    widths = [int(width)] * len(layers)
-    tau0 = float(np.sqrt(np.mean(np.sum(X * X, axis=1))))
+    X = _check_X(X)
+    layers = check_layers(layers)
+    width = _checks.integer(width, "width", minimum=1)
+    _checks.torch_generator(generator, "generator")
+    kernel = _checks.choice(kernel, "kernel", ("ck", "ntk"))
+    weights = _check_weights(weights)
+    sparsity = _checks.fraction(sparsity, "sparsity")
+    n_vectors = _checks.integer(n_vectors, "n_vectors", minimum=1, maximum=X.shape[0])
+    widths = [width] * len(layers)
+    tau0 = _tau0_from(X, None)
     if kernel == "ck":
         K_emp = empirical_ck(X, layers, widths, 1, generator, weights=weights, sparsity=sparsity)
         K = exact_ck(X, layers)
@@ -636,7 +819,7 @@ def compare_spectra(
         K = exact_ntk(X, layers, surrogates=surrogates)
     vals, vecs = np.linalg.eigh(K)
     vals_e, vecs_e = np.linalg.eigh(K_emp)
-    k = int(n_vectors)
+    k = n_vectors
     U, Ue = vecs[:, ::-1][:, :k], vecs_e[:, ::-1][:, :k]
     return SpectrumComparison(
         exact=vals[::-1].copy(),

@@ -1,4 +1,5 @@
-"""The finite-width network of the book (math-spec §2) and its weight distributions.
+"""The finite-width network of the book (the book's eq-ckntk-network, chapter 2) and its
+weight distributions.
 
 A depth-``L`` fully-connected network without biases, with centred activations and the
 ``1/sqrt(d)`` scaling, whose weights are i.i.d. standard Gaussian or sparse ternary
@@ -76,7 +77,7 @@ def ternary_weights(
     exact_zeros: bool = False,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """I.i.d. sparse ternary weights with zero mean and unit variance (math-spec §5).
+    """I.i.d. sparse ternary weights with zero mean and unit variance (the book's eq-compress-weights).
 
     ``P(W = 0) = eps`` and ``P(W = +1/sqrt(1 - eps)) = P(W = -1/sqrt(1 - eps)) =
     (1 - eps)/2``, with ``eps = sparsity``.
@@ -164,7 +165,7 @@ _INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
 class MLP(torch.nn.Module):
-    r"""Fully-connected network of math-spec §2: no biases, centred activations.
+    r"""Fully-connected network of the book's eq-ckntk-network: no biases, centred activations.
 
     .. math::
 
@@ -289,9 +290,14 @@ class MLP(torch.nn.Module):
                     f"X must have shape (n, p) with n >= 1, p = {self.p} (samples in rows), "
                     f"got {tuple(X.shape)}"
                 )
-            if X.is_floating_point() and not bool(torch.isfinite(X.detach()).all()):
-                bad = int((~torch.isfinite(X.detach())).sum())
-                raise ValueError(f"X must be finite, got {bad} non-finite entries (NaN or inf)")
+            if X.is_floating_point():
+                try:
+                    finite = bool(torch.isfinite(X.detach()).all())
+                except RuntimeError:  # inside torch.func transforms (vmap) no value is readable
+                    finite = True
+                if not finite:
+                    bad = int((~torch.isfinite(X.detach())).sum())
+                    raise ValueError(f"X must be finite, got {bad} non-finite entries (NaN or inf)")
             return X.to(self.dtype)
         arr = _checks.real_array(
             X, "X", shape=(None, self.p), dtype=None, shape_hint=f"(n, {self.p})"

@@ -1,4 +1,4 @@
-"""Asymptotic equivalents of the conjugate and neural tangent kernels (math-spec §4).
+"""Asymptotic equivalents of the conjugate and neural tangent kernels (the book's eq-equiv-theorem).
 
 :func:`coefficients` runs the scalar recursion (α, β, τ, κ per layer) from the Gaussian
 moments of the activations; :func:`equivalent_ck` and :func:`equivalent_ntk` assemble
@@ -144,7 +144,7 @@ def _fmt(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Coefficients:
-    """Per-layer coefficients of the CK/NTK equivalents (math-spec §4), a small table.
+    """Per-layer coefficients of the CK/NTK equivalents (eq-equiv-alpha, eq-equiv-beta), a small table.
 
     ``rows[0]`` is the input (α_0 = (1, 0, 0, 1), β_0 = (1, 0, 0), κ_0² = τ_0²),
     ``rows[ℓ]`` layer ℓ = 1..L. Indexing (``coeffs[ℓ]``) returns a
@@ -193,7 +193,7 @@ class Coefficients:
     def invariants(self) -> np.ndarray:
         """ndarray, shape (L, 3): (g1², g2², h) of each layer at its input scale.
 
-        With τ_L these fix every α (math-spec §4): two networks with equal invariants
+        With τ_L these fix every α (eq-equiv-alpha): two networks with equal invariants
         (the last layer's h excepted, it never enters) and equal τ_L have the same
         asymptotic CK.
         """
@@ -316,7 +316,7 @@ def _lowrank_block(c2: float, c3: float, t: np.ndarray, T: np.ndarray) -> np.nda
 def coefficients(layers: Sequence[Activation], tau0: float, *,
                  surrogates: Sequence[Activation | Callable | None] | None = None
                  ) -> Coefficients:
-    """Run the recursion of math-spec §4 for the α, β, τ and κ of every layer.
+    """Run the recursion of eq-equiv-alpha and eq-equiv-beta for the α, β, τ and κ of every layer.
 
     Starting from α_0 = (1, 0, 0, 1), β_0 = (1, 0, 0), κ_0² = τ_0², layer ℓ uses the
     moments of σ_ℓ at scale τ_{ℓ-1}::
@@ -501,7 +501,7 @@ def ntk_terms(sample: Any, layers: Sequence[Activation], *,
 
 def equivalent_ck(sample: Any, layers: Sequence[Activation], *,
                   tau0: float | None = None) -> np.ndarray:
-    """Asymptotic equivalent K̃_CK,L of the expected conjugate kernel (math-spec §4).
+    """Asymptotic equivalent K̃_CK,L of the expected conjugate kernel (eq-equiv-theorem).
 
     ``K̃ = α_L,1 X Xᵀ + V A_L Vᵀ + (τ_L² − τ_0² α_L,1) I_n`` with
     ``A_L = [[α_L,2 t tᵀ + α_L,3 T, α_L,2 t], [α_L,2 tᵀ, α_L,2]]``; ‖K_CK − K̃‖ → 0 in
@@ -527,7 +527,7 @@ def equivalent_ck(sample: Any, layers: Sequence[Activation], *,
 def equivalent_ntk(sample: Any, layers: Sequence[Activation], *,
                    surrogates: Sequence[Activation | Callable | None] | None = None,
                    diagonal: str = "raise", tau0: float | None = None) -> np.ndarray:
-    """Asymptotic equivalent K̃_NTK,L of the expected NTK (math-spec §4).
+    """Asymptotic equivalent K̃_NTK,L of the expected NTK (eq-equiv-theorem).
 
     ``K̃ = β_L,1 X Xᵀ + V B_L Vᵀ + (κ_L² − τ_0² β_L,1) I_n``, B_L as A_L with β.
 
@@ -718,7 +718,7 @@ def compare_spectra(sample: Any, layers: Sequence[Activation], *, kernel: str = 
 def reference_comparison(activation: Activation, depth: int, p: int, *, kernel: str = "ck",
                          seed: int = 0, n_vectors: int = 2) -> SpectralComparison:
     """The book's widget computation: ``depth`` layers of ``activation`` on the
-    math-spec §6 reference mixture (two classes, n = 2p), exact kernel against K̃.
+    reference mixture of chapter 3 (two classes, n = 2p), exact kernel against K̃.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Tests of lossless.activations: evaluation, derivatives and Gaussian moments (math-spec §3)."""
+"""Tests of lossless.activations: evaluation, derivatives and Gaussian moments (eq-equiv-moments)."""
 
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def test_values_follow_the_definitions():
     np.testing.assert_allclose(A.get("erf", sharpness=3.0)(x), special.erf(3 * x))
     np.testing.assert_allclose(A.get("sigmoid")(x), 1 / (1 + np.exp(-x)))
     np.testing.assert_allclose(A.get("cos", frequency=2.0)(x), np.cos(2 * x))
-    # math-spec §5: odd -> scale (1[t > s+] - 1[t < s-]); even -> scale (1[t > s+] + 1[t < s-])
+    # eq-compress-ternary: odd -> scale (1[t > s+] - 1[t < s-]); even -> scale (1[t > s+] + 1[t < s-])
     odd = A.get("ternary", s_minus=-0.4, s_plus=0.3, scale=2.0, odd=True)
     even = A.get("ternary", s_minus=-0.4, s_plus=0.3, scale=2.0, odd=False)
     np.testing.assert_array_equal(odd(x), [-2.0, 0.0, 0.0, 0.0, 2.0, 2.0])

@@ -124,6 +124,7 @@ def const(value):
 POS = s(REAL_BAD + [0.0, -1.0, -1e-300])
 FRAC = s(REAL_BAD + [-0.1, 1.0, 1.5])
 INT1 = s(INT_BAD + [0])
+POS_OPTIONAL = s([v for v in REAL_BAD if v is not None] + [0.0, -1.0])  # None = default
 
 ENTRIES: list[Entry] = [
     # activations
@@ -178,7 +179,7 @@ ENTRIES: list[Entry] = [
     # kernels
     Entry("kernels.exact_ck", lambda X, layers, tau0: kernels.exact_ck(X, layers, tau0=tau0),
           {"X": const(X_SMALL), "layers": const(LAYERS2), "tau0": const(None)},
-          {"X": array_bad((6, 5)), "layers": s(LAYERS_BAD), "tau0": POS}),
+          {"X": array_bad((6, 5)), "layers": s(LAYERS_BAD), "tau0": POS_OPTIONAL}),
     Entry("kernels.exact_ntk",
           lambda X, layers, diagonal: kernels.exact_ntk(X, layers, diagonal=diagonal),
           {"X": const(X_SMALL), "layers": const(LAYERS2), "diagonal": const("raise")},
@@ -240,7 +241,8 @@ ENTRIES: list[Entry] = [
     Entry("practice.ridge_readout", lambda F, targets, ridge: practice.ridge_readout(
               F, targets, ridge),
           {"F": const(F_SMALL), "targets": const(TARGETS8), "ridge": const(0.1)},
-          {"F": array_bad((8, 4)), "targets": array_bad((8, 2)), "ridge": POS}),
+          # a ridge <= 0 is allowed while the system stays positive definite (documented)
+          {"F": array_bad((8, 4)), "targets": array_bad((8, 2)), "ridge": s(REAL_BAD)}),
     Entry("practice.logistic_readout", lambda F, labels, K, penalty: practice.logistic_readout(
               F, labels, K, penalty),
           {"F": const(F_SMALL), "labels": const(LABELS8), "K": const(2), "penalty": const(0.1)},
@@ -252,7 +254,7 @@ ENTRIES: list[Entry] = [
           {"K_train": const(K_SYM), "K_cross": const(K_SYM[:3]), "targets": const(TARGETS8),
            "ridge": const(0.1)},
           {"K_train": st.one_of(array_bad((8, 8)), s([np.triu(np.ones((8, 8)))])),
-           "K_cross": array_bad((3, 8)), "targets": array_bad((8, 2)), "ridge": POS}),
+           "K_cross": array_bad((3, 8)), "targets": array_bad((8, 2)), "ridge": s(REAL_BAD)}),
     Entry("practice.magnitude_prune", lambda W, kept_fraction: practice.magnitude_prune(
               W, kept_fraction),
           {"W": const(W_SMALL), "kept_fraction": const(0.5)},

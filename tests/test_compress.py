@@ -1,5 +1,5 @@
 """Tests of lossless.compress: ternary weights, the moment-matching solver, the packed
-network and its memory account (math-spec §5)."""
+network and its memory account (book chapter 4)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ ACTIVATIONS = {
     "erf": lambda: activations.get("erf"),
     "sigmoid": lambda: activations.get("sigmoid"),
 }
-TAU0 = math.sqrt(1.0 + 1.5 / math.sqrt(512) + 9.0 / 512)  # math-spec §6 at p = 512
+TAU0 = math.sqrt(1.0 + 1.5 / math.sqrt(512) + 9.0 / 512)  # the reference mixture at p = 512
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_ternary_weights_exact_zero_count_and_bad_sparsity():
 
 # ------------------------------------------------------------- closed-form step moments
 def _quad_moments(x, y, odd):
-    """Definitions of math-spec §3 by adaptive quadrature (independent of the closed form)."""
+    """Definitions (eq-equiv-moments) by adaptive quadrature (independent of the closed form)."""
     eta = -1.0 if odd else 1.0
 
     def E(fn):
@@ -425,3 +425,228 @@ def test_overlay_spectra_finite_width_and_plot(tiny):
                                  generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="same depth"):
         compress.layer_mismatch(layers, plan.layers[:1], s.tau0)
+
+
+# ------------------------------------------------- argument checks (issue 11): no silent results
+def test_opnorm_is_right_for_any_matrix():
+    """The issue's case: opnorm(np.triu(np.ones((3, 3)))) gave 1.0; the norm is 2.247."""
+    U = np.triu(np.ones((3, 3)))
+    assert compress.opnorm(U) == pytest.approx(np.linalg.norm(U, 2), rel=1e-12)
+    assert compress.opnorm(U) == pytest.approx(2.2469796, rel=1e-6)
+    R = np.random.default_rng(0).standard_normal((5, 3))
+    assert compress.opnorm(R) == pytest.approx(np.linalg.svd(R, compute_uv=False)[0], rel=1e-12)
+    # large non-symmetric: Lanczos on the singular values
+    B = np.random.default_rng(1).standard_normal((450, 450))
+    assert compress.opnorm(B) == pytest.approx(np.linalg.norm(B, 2), rel=1e-8)
+    # symmetric matrices keep the eigenvalue path (a negative eigenvalue can dominate)
+    S = np.diag([1.0, -3.0, 2.0])
+    assert compress.opnorm(S) == 3.0
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    ([[1.0, np.nan], [np.nan, 1.0]], ValueError, "A must be finite"),
+    (np.ones(3), ValueError, "A must have 2"),
+    ("1", TypeError, "A must be"),
+    (np.ones((2, 2), dtype=complex), TypeError, "A must be real"),
+    (np.zeros((0, 0)), ValueError, "A must not be empty"),
+])
+def test_opnorm_refuses_bad_matrices(bad, error, match):
+    with pytest.raises(error, match=match):
+        compress.opnorm(bad)
+
+
+def test_solve_layer_promotes_float32_and_refuses_bad_scalars():
+    relu = activations.get("relu")
+    target = relu.moments(1.0)
+    sol = compress.solve_layer(target, np.float32(0.7))
+    assert type(sol.tau_in_compressed) is float
+    assert all(type(v) is float for v in sol.residuals.values())
+    # the same as solving at float(np.float32(0.7)) in float64
+    ref = compress.solve_layer(target, float(np.float32(0.7)))
+    assert sol.residuals == ref.residuals and sol.ternary.s_plus == ref.ternary.s_plus
+    # the issue's case: tol=inf returned a root with h residual ~0.5-1
+    for tol in (math.inf, math.nan, 0.0, 1.0, -1e-3):
+        with pytest.raises(ValueError, match="tol"):
+            compress.solve_layer(target, 0.7, tol=tol)
+    with pytest.raises(TypeError, match="tol"):
+        compress.solve_layer(target, 0.7, tol="1e-10")
+    with pytest.raises(TypeError, match="tau_c"):
+        compress.solve_layer(target, "0.7")
+    with pytest.raises(TypeError, match="tau_c"):
+        compress.solve_layer(target, 0.7 + 0j)
+    with pytest.raises(TypeError, match="match_h"):
+        compress.solve_layer(target, 0.7, match_h=0)
+    with pytest.raises(TypeError, match="index"):
+        compress.solve_layer(target, 0.7, index=1.5)
+    with pytest.raises(TypeError, match="original"):
+        compress.solve_layer(target, 0.7, original="relu")
+    with pytest.raises(ValueError, match="tau_target"):
+        compress.solve_layer(target, 0.7, match_h=False, tau_target=math.nan)
+
+
+def test_solve_layer_names_the_target_instead_of_an_internal_attribute_error():
+    """The issue's case: AttributeError: '_Psi' object has no attribute 'psi_max'."""
+    with pytest.raises(ValueError, match="overflow"):
+        compress.solve_layer(Moments(m=0.0, g1=1e200, g2=1.0, h=1.0, v=1.0, q=1.0), 1.0)
+    with pytest.raises(ValueError, match="tau_c"):
+        compress.solve_layer(activations.get("relu").moments(1.0), 1e200)
+    with pytest.raises(TypeError, match="target"):
+        compress.solve_layer({"g1": 1.0, "g2": 0.0, "h": 0.0}, 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        compress.solve_layer(Moments(m=0.0, g1=math.nan, g2=1.0, h=1.0, v=1.0, q=1.0), 1.0)
+
+
+def test_compress_names_an_activation_with_non_finite_moments():
+    nan_act = activations.Custom(lambda t: np.where(t > 0, np.nan, t)) \
+        if hasattr(activations, "Custom") else None
+    if nan_act is None:
+        pytest.skip("no activations.Custom")
+    # named by activations.moments or by compress (whichever sees it first)
+    with pytest.raises(ValueError, match=r"custom.*finite|finite.*custom"):
+        compress.compress([nan_act], 1.0)
+    with pytest.raises(ValueError, match="activation 'custom' returned"):
+        compress.hermite_energy(nan_act, 1.0)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: compress.compress([activations.get("relu")], 1.0, tol=math.inf), ValueError, "tol"),
+    (lambda: compress.compress([activations.get("relu")], "1.0"), TypeError, "tau0"),
+    (lambda: compress.compress([activations.get("relu")], np.nan), ValueError, "tau0"),
+    (lambda: compress.compress([activations.get("relu")], 1.0, last_layer=["match_h"]),
+     ValueError, "last_layer"),
+    (lambda: compress.ternary_shape_moments(np.nan, 1.0, True), ValueError, "x"),
+    (lambda: compress.ternary_shape_moments(0.0, [1.0, np.nan], True), ValueError, "y"),
+    (lambda: compress.ternary_shape_moments("0", 1.0, True), TypeError, "x"),
+    (lambda: compress.ternary_shape_moments(0.0, 1.0, "odd"), TypeError, "odd"),
+    (lambda: compress.ternary_shape_moments(np.zeros(3), np.ones(4), True), ValueError, "x and y"),
+    (lambda: compress.hermite_energy("relu", 1.0), TypeError, "activation"),
+    (lambda: compress.hermite_energy(activations.get("relu"), 1.0, 2.5), TypeError, "order"),
+    (lambda: compress.hermite_energy(activations.get("relu"), 1.0, 200), ValueError, "order"),
+    (lambda: compress.hermite_energy(activations.get("relu"), 1.0, breakpoints=(np.nan,)),
+     ValueError, "breakpoints"),
+    (lambda: compress.last_layer_levels(activations.get("relu").moments(1.0), 1.0, 1.0, 3.0),
+     TypeError, "levels"),
+    (lambda: compress.last_layer_levels("moments", 1.0, 1.0, 3), TypeError, "target"),
+    (lambda: compress.last_layer_levels(Moments(0.0, np.inf, 0.0, 0.0, 1.0, 1.0), 1.0, 1.0, 3),
+     ValueError, "target"),
+    (lambda: compress.memory_report(10.0, [5], 0.5), TypeError, "p"),
+    (lambda: compress.memory_report(10, [5.5], 0.5), TypeError, r"widths\[0\]"),
+    (lambda: compress.memory_report(10, "55", 0.5), TypeError, "widths"),
+    (lambda: compress.memory_report(10, [5], "0.5"), TypeError, "sparsity"),
+    (lambda: compress.memory_report(10, [5], math.nan), ValueError, "sparsity"),
+    (lambda: compress.memory_report(10, [5], 0.5).bits("nothing"), ValueError, "label_start"),
+    (lambda: compress.memory_report(10, [5], 0.5).bits(3), TypeError, "label_start"),
+    (lambda: compress.pack_ternary([1.0, np.nan]), ValueError, "values"),
+    (lambda: compress.pack_ternary("101"), TypeError, "values"),
+    (lambda: compress.pack_ternary(torch.ones(3, requires_grad=True)), TypeError, "values"),
+    (lambda: compress.unpack_ternary(np.zeros(1, dtype=np.uint8), (4,)), TypeError, "packed"),
+    (lambda: compress.unpack_ternary(torch.zeros(1, dtype=torch.uint8), (2.0, 2)), TypeError,
+     r"shape\[0\]"),
+    (lambda: compress.unpack_ternary(torch.zeros(1, dtype=torch.uint8), (-4,)), ValueError,
+     r"shape\[0\]"),
+    (lambda: compress.layer_mismatch([activations.get("relu")], [activations.get("relu")], "1"),
+     TypeError, "tau0"),
+])
+def test_public_functions_refuse_bad_arguments_by_name(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_compressed_network_refuses_non_finite_inputs(small_net):
+    """The issue's case: NaN compares false with every threshold and became code 0."""
+    X = _inputs(4, 48)
+    for bad in (math.nan, math.inf, -math.inf):
+        Xb = X.clone()
+        Xb[1, 3] = bad
+        for call in (small_net, small_net.features, small_net.activation_codes):
+            with pytest.raises(ValueError, match="X must be finite"):
+                call(Xb)
+        with pytest.raises(ValueError, match="X must be finite"):
+            small_net(Xb.numpy())
+    with pytest.raises(TypeError, match="X"):
+        small_net("X")
+    with pytest.raises(TypeError, match="X"):
+        small_net(X.to(torch.complex128))
+    with pytest.raises(TypeError, match="X"):
+        small_net(X.clone().requires_grad_(True))
+    with pytest.raises(ValueError, match="X must have"):
+        small_net(X[0])
+    # valid float32 and list inputs give the float64 result of the same values
+    assert torch.equal(small_net(X.float()), small_net(X.float().double()))
+    assert torch.equal(small_net(X.tolist()), small_net(X))
+
+
+def test_compressed_network_refuses_bad_construction_arguments(relu3, small_net):
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(TypeError, match="layer"):
+        small_net.codes(1.0)
+    with pytest.raises(ValueError, match="layer"):
+        small_net.codes(-1)
+    with pytest.raises(TypeError, match="dtype"):
+        small_net.weights(0, torch.int64)
+    with pytest.raises(TypeError, match="dtype"):
+        small_net.to_reference(torch.int32)
+    with pytest.raises(TypeError, match="p"):
+        compress.CompressedMLP.from_plan(relu3, 8.0, [4, 4, 4], generator=gen)
+    with pytest.raises(ValueError, match="widths"):
+        compress.CompressedMLP.from_plan(relu3, 8, [4, 4], generator=gen)
+    with pytest.raises(TypeError, match="generator"):
+        compress.CompressedMLP.from_plan(relu3, 8, [4, 4, 4], generator=0)
+    with pytest.raises(TypeError, match="exact_zeros"):
+        compress.CompressedMLP.from_plan(relu3, 8, [4, 4, 4], generator=gen, exact_zeros="no")
+    state = small_net.state()
+    kwargs = dict(sparsity=state["sparsity"], packed=state["packed"])
+    bad_readout = state["readout"].clone()
+    bad_readout[0] = math.nan
+    with pytest.raises(ValueError, match="readout"):
+        compress.CompressedMLP(48, [64, 40, 32], small_net.layers, TAU0, readout=bad_readout,
+                               **kwargs)
+    with pytest.raises(ValueError, match="readout"):
+        compress.CompressedMLP(48, [64, 40, 32], small_net.layers, TAU0,
+                               readout=np.full(32, 1e300), **kwargs)
+    with pytest.raises(TypeError, match="packed"):
+        compress.CompressedMLP(48, [64, 40, 32], small_net.layers, TAU0,
+                               readout=state["readout"], sparsity=0.5,
+                               packed=[p.numpy() for p in state["packed"]])
+
+
+def test_overlay_spectra_checks_its_kernels(tiny):
+    s, layers, plan = tiny
+    n = s.X.shape[0]
+    K = np.eye(n)
+    K[0, 1] = 0.5  # not symmetric
+    with pytest.raises(ValueError, match="K_original must be symmetric"):
+        compress.overlay_spectra(s, layers, plan.layers, K_original=K)
+    with pytest.raises(ValueError, match="K_compressed must be finite"):
+        compress.overlay_spectra(s, layers, plan.layers, K_compressed=np.full((n, n), np.nan))
+    with pytest.raises(ValueError, match="K_original must have shape"):
+        compress.overlay_spectra(s, layers, plan.layers, K_original=np.eye(n + 1))
+    with pytest.raises(TypeError, match="sample"):
+        compress.overlay_spectra(s.X, layers, plan.layers)
+    with pytest.raises(TypeError, match="width"):
+        compress.overlay_spectra(s, layers, plan.layers, width=16.0,
+                                 generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="shift_corrected"):
+        compress.overlay_spectra(s, layers, plan.layers, shift_corrected="yes")
+    with pytest.raises(TypeError, match="eigh_original"):
+        compress.overlay_spectra(s, layers, plan.layers, eigh_original=np.eye(n))
+
+
+def test_ternary_weights_refuse_integer_dtypes():
+    """The issue's case: dtype=torch.int64 truncated the ±1/sqrt(1-eps) values."""
+    with pytest.raises(TypeError, match="dtype"):
+        compress.ternary_weights((3, 3), 0.5, torch.Generator().manual_seed(0),
+                                 dtype=torch.int64)
+
+
+def test_pack_ternary_refuses_values_whose_magnitude_would_be_lost():
+    scaled = compress.ternary_weights((5, 7), 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(compress.unpack_ternary(compress.pack_ternary(scaled), (5, 7)),
+                       torch.sign(scaled).to(torch.int8))
+    with pytest.raises(ValueError, match="values must be ternary"):
+        compress.pack_ternary(torch.tensor([0.5, 1.0, -1.0]))
+
+
+def test_solve_layer_without_tau_in_records_none_not_nan():
+    sol = compress.solve_layer(activations.get("relu").moments(1.0), 1.0)
+    assert sol.tau_in is None

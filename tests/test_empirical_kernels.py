@@ -23,12 +23,36 @@ def tau_of(X):
     return float(np.sqrt(np.mean(np.sum(X * X, axis=1))))
 
 
-def ntk_by_jacobian(net, X):
+class _Reference(torch.nn.Module):
+    """Independent forward pass of an MLP (its weights, written out here), optionally
+    with a straight-through derivative: sign forward, hardtanh' = 1[|t| < 1] backward."""
+
+    def __init__(self, net, straight_through=False):
+        super().__init__()
+        self.net = net
+        self.straight_through = straight_through
+
+    def forward(self, X):
+        H = X
+        for W, act, m, d in zip(self.net.hidden, self.net.layers, self.net.centres,
+                                self.net.widths):
+            Z = H @ W.T
+            if self.straight_through and act.has_jumps:
+                S = torch.clamp(Z, -1.0, 1.0)
+                A = act(Z).detach() + S - S.detach()
+            else:
+                A = act(Z)
+            H = (A - m) / math.sqrt(d)
+        return H @ self.net.readout
+
+
+def ntk_by_jacobian(net, X, straight_through=False):
     """Independent reference: the full per-sample Jacobian by torch.func, J J^T."""
-    params = {k: v.detach() for k, v in net.named_parameters()}
+    ref = _Reference(net, straight_through)
+    params = {k: v.detach() for k, v in ref.named_parameters()}
 
     def f(prm, x):
-        return functional_call(net, prm, (x[None],))[0]
+        return functional_call(ref, prm, (x[None],))[0]
 
     X = torch.as_tensor(X, dtype=net.dtype)
     jac = vmap(jacrev(f), (None, 0))(params, X)
@@ -116,27 +140,6 @@ def test_empirical_ntk_of_step_network_is_autograd_gradient():
     np.testing.assert_allclose(K, F @ F.T, rtol=1e-12, atol=1e-14)
 
 
-class _StraightThrough(torch.nn.Module):
-    """Reference network: sign forward, hardtanh' = 1[|t| < 1] backward (STE)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, X):
-        H = X
-        for W, act, m, d in zip(self.net.hidden, self.net.layers, self.net.centres,
-                                self.net.widths):
-            Z = H @ W.T
-            if act.has_jumps:
-                S = torch.clamp(Z, -1.0, 1.0)
-                A = act(Z).detach() + S - S.detach()
-            else:
-                A = act(Z)
-            H = (A - m) / math.sqrt(d)
-        return H @ self.net.readout
-
-
 def test_empirical_ntk_with_surrogate_matches_straight_through_autograd():
     X = data(10, 12, seed=13)
     net = networks.MLP(12, [25, 18], stack(["sign", "relu"]), tau_of(X), generator=gen(14),
@@ -146,14 +149,7 @@ def test_empirical_ntk_with_surrogate_matches_straight_through_autograd():
         return (z.abs() < 1).to(z.dtype)
 
     K = kernels.empirical_ntk(net, X, surrogates=[hardtanh_derivative, None])
-    ste = _StraightThrough(net)
-    params = {k: v.detach() for k, v in ste.named_parameters()}
-
-    def f(prm, x):
-        return functional_call(ste, prm, (x[None],))[0]
-
-    jac = vmap(jacrev(f), (None, 0))(params, torch.as_tensor(X))
-    K_ref = sum(j.flatten(1) @ j.flatten(1).T for j in jac.values()).numpy()
+    K_ref = ntk_by_jacobian(net, X, straight_through=True)
     assert rel(K, K_ref) < 1e-12
     assert rel(K, kernels.empirical_ntk(net, X)) > 0.05  # the surrogate matters
 
@@ -347,3 +343,81 @@ def test_spectrum_comparison_plot_draws_both_spectra():
     fig2, ax = plt.subplots()
     assert plotting.spectrum_comparison_plot(ax, res) is ax
     plt.close("all")
+
+
+# --------------------------------------------------------------------- argument checks
+
+
+def test_empirical_ck_arguments_are_validated_and_named():
+    X = data(5, 6)
+    layers = stack(["relu"])
+    for kwargs, name in [
+        (dict(draws=2.0), "draws"), (dict(draws=True), "draws"), (dict(widths=[2.7]), r"widths\[0\]"),
+        (dict(widths="8"), "widths"), (dict(tau0="1"), "tau0"), (dict(dtype=torch.int64), "dtype"),
+        (dict(dtype=torch.float16), "dtype"), (dict(dtype="float64"), "dtype"),
+        (dict(generator=0), "generator"), (dict(progress="no"), "progress"),
+        (dict(X=X + 1j), "X"), (dict(X=torch.as_tensor(X).requires_grad_()), "X"),
+        (dict(weights=3), "weights"),
+    ]:
+        args = dict(X=X, layers=layers, widths=[8], draws=1, generator=gen())
+        args.update(kwargs)
+        with pytest.raises(TypeError, match=name):
+            kernels.empirical_ck(**args)
+    for kwargs, name in [
+        (dict(draws=0), "draws"), (dict(widths=[0]), r"widths\[0\]"), (dict(tau0=-1.0), "tau0"),
+        (dict(weights="uniform"), "weights"), (dict(sparsity=1.0), "sparsity"),
+        (dict(sparsity=float("nan")), "sparsity"),
+    ]:
+        args = dict(X=X, layers=layers, widths=[8], draws=1, generator=gen(), weights="ternary")
+        args.update(kwargs)
+        with pytest.raises(ValueError, match=name):
+            kernels.empirical_ck(**args)
+
+
+def test_empirical_ntk_arguments_are_validated_and_named():
+    X = data(5, 6)
+    net = networks.MLP(6, [8], stack(["relu"]), 1.0, generator=gen(), dtype=torch.float64)
+    for kwargs, name in [(dict(chunk_size=2.0), "chunk_size"), (dict(chunk_size=True), "chunk_size"),
+                         (dict(dtype="float64"), "dtype"), (dict(dtype=torch.int32), "dtype")]:
+        with pytest.raises(TypeError, match=name):
+            kernels.empirical_ntk(net, X, **kwargs)
+    with pytest.raises(TypeError, match="X must be real"):
+        kernels.empirical_ntk(net, X + 1j)
+    with pytest.raises(TypeError, match="X must not require grad"):
+        kernels.empirical_ntk(net, torch.as_tensor(X).requires_grad_())
+    Xinf = X.copy()
+    Xinf[0, 0] = np.inf
+    with pytest.raises(ValueError, match="X must be finite"):
+        kernels.empirical_ntk(net, Xinf)
+    with pytest.raises(ValueError, match=r"surrogates\[0\]"):
+        kernels.empirical_ntk(net, X, surrogates=[lambda z: z * np.nan])
+
+
+def test_activation_nan_only_in_torch_is_named():
+    """A user activation that is fine in NumPy (moments) but NaN in torch (the network)."""
+
+    def fn(t):
+        return t * float("nan") if isinstance(t, torch.Tensor) else np.tanh(t)
+
+    act = activations.Custom(fn, lambda t: 1 - np.tanh(t) ** 2, name="torch_nan")
+    X = data(5, 6)
+    with pytest.raises(ValueError, match=r"layers\[1\] = torch_nan"):
+        kernels.empirical_ck(X, [activations.get("relu"), act], [8, 8], 1, gen())
+    net = networks.MLP(6, [8], [act], 1.0, generator=gen(), dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"layers\[0\] = torch_nan"):
+        kernels.empirical_ntk(net, X)
+
+
+def test_compare_spectra_arguments_are_validated_and_named():
+    X = data(6, 5)
+    layers = stack(["relu"])
+    with pytest.raises(TypeError, match="width"):
+        kernels.compare_spectra(X, layers, 2.7, gen())
+    with pytest.raises(ValueError, match="width"):
+        kernels.compare_spectra(X, layers, 0, gen())
+    with pytest.raises(TypeError, match="generator"):
+        kernels.compare_spectra(X, layers, 8, 0)
+    with pytest.raises(ValueError, match="n_vectors"):
+        kernels.compare_spectra(X, layers, 8, gen(), n_vectors=7)
+    with pytest.raises(TypeError, match="X"):
+        kernels.compare_spectra(X + 1j, layers, 8, gen())

@@ -1,4 +1,4 @@
-"""Tests of the exact (infinite-width) CK/NTK of lossless.kernels (math-spec §2).
+"""Tests of the exact (infinite-width) CK/NTK of lossless.kernels (eq-ckntk-kernels).
 
 Every two-point expectation is checked against an independent computation: a nested
 composite Gauss–Legendre quadrature split at the kinks and jumps (values, and
@@ -347,7 +347,9 @@ def test_tau0_and_centring():
     X = rng.standard_normal((8, 5))
     relu = [A.get("relu")]
     tau0 = math.sqrt(np.mean(np.sum(X**2, 1)))
-    np.testing.assert_array_equal(kernels.exact_ck(X, relu), kernels.exact_ck(X, relu, tau0=tau0))
+    # (tau0 is summed in another order here: equal to rounding, not bitwise)
+    np.testing.assert_allclose(kernels.exact_ck(X, relu), kernels.exact_ck(X, relu, tau0=tau0),
+                               rtol=1e-14, atol=1e-15)
     shift = kernels.exact_ck(X, relu, tau0=2 * tau0) - kernels.exact_ck(X, relu)
     # moving the centring constant from m to m2 adds -(m2 - m)(mu_i + mu_j) + m2^2 - m^2
     s = np.sqrt(np.sum(X**2, 1))
@@ -410,3 +412,77 @@ def test_memory_stays_near_two_matrices():
     tracemalloc.stop()
     assert peak < 2.5 * n * n * 8 + 32 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     assert elapsed < 30.0
+
+
+# --------------------------------------------------------------------------- argument checks
+@pytest.mark.parametrize("fn", [kernels.exact_ck, kernels.exact_ntk, kernels.exact_kernels])
+def test_arguments_are_validated_and_named(fn):
+    """TypeError for a wrong kind, ValueError for a wrong value; the message names it."""
+    X = np.random.default_rng(0).standard_normal((5, 3))
+    relu = [A.get("relu")]
+    wrong_kind = [
+        (dict(tau0="1"), "tau0"),
+        (dict(tau0=1 + 0j), "tau0"),
+        (dict(tau0=True), "tau0"),
+        (dict(block_size=2.7), "block_size"),
+        (dict(block_size="8"), "block_size"),
+    ]
+    for kwargs, name in wrong_kind:
+        with pytest.raises(TypeError, match=name):
+            fn(X, relu, **kwargs)
+    for kwargs, name in [(dict(tau0=float("nan")), "tau0"), (dict(tau0=-1.0), "tau0"),
+                         (dict(tau0=float("inf")), "tau0"), (dict(block_size=0), "block_size"),
+                         (dict(backend="gpu"), "backend")]:
+        with pytest.raises(ValueError, match=name):
+            fn(X, relu, **kwargs)
+    with pytest.raises(TypeError, match="X must be real"):
+        fn(X + 1j, relu)
+    with pytest.raises(TypeError, match="X"):
+        fn("1 2 3", relu)
+    with pytest.raises(TypeError, match="X"):
+        fn(X > 0, relu)
+    with pytest.raises(TypeError, match="X"):
+        fn([["a", "b"]], relu)
+    for bad in (np.inf, np.nan):
+        Xb = X.copy()
+        Xb[2, 1] = bad
+        with pytest.raises(ValueError, match="X must be finite") as err:
+            fn(Xb, relu)
+        assert "tau0" not in str(err.value)  # the data is to blame, not tau0
+
+
+def test_diagonal_must_be_one_of_two_strings():
+    X = np.ones((3, 2)) + np.eye(3, 2)
+    for bad in ("no", 1, None, True):
+        with pytest.raises(ValueError, match="diagonal must be one of"):
+            kernels.exact_ntk(X, [A.get("relu")], diagonal=bad)
+
+
+def test_tensor_inputs():
+    torch = pytest.importorskip("torch")
+    X = np.random.default_rng(1).standard_normal((6, 4))
+    relu = [A.get("relu")]
+    ck = kernels.exact_ck(X, relu)
+    np.testing.assert_allclose(kernels.exact_ck(torch.as_tensor(X), relu), ck, rtol=1e-14)
+    np.testing.assert_allclose(kernels.exact_ck(torch.as_tensor(X, dtype=torch.float32), relu),
+                               kernels.exact_ck(X.astype(np.float32), relu), rtol=1e-14)
+    with pytest.raises(TypeError, match="X must not require grad"):
+        kernels.exact_ck(torch.as_tensor(X).requires_grad_(), relu)
+    with pytest.raises(TypeError, match="X must be real"):
+        kernels.exact_ck(torch.as_tensor(X, dtype=torch.complex128), relu)
+
+
+def test_custom_activation_or_surrogate_returning_nan_is_named():
+    X = np.random.default_rng(2).standard_normal((5, 4))
+    nan_act = A.Custom(lambda t: np.full_like(t, np.nan), name="nan_act")
+    with pytest.raises(ValueError, match=r"layers\[0\] = nan_act"):
+        kernels.exact_ck(X, [nan_act])
+    with pytest.raises(ValueError, match=r"layers\[1\] = nan_act"):
+        kernels.exact_ntk(X, [A.get("relu"), nan_act])
+    # finite moments but a derivative (surrogate) returning inf: named, not a NaN kernel
+    with pytest.raises(ValueError, match=r"surrogates\[0\]"):
+        kernels.exact_ntk(X, [A.get("sign")], surrogates=[lambda t: np.full_like(t, np.inf)])
+    # NaN only in the tails of the second layer's quadrature: named as well
+    tail_nan = A.Custom(lambda t: np.where(np.abs(t) < 8.0, np.tanh(t), np.nan), name="tail_nan")
+    with pytest.raises(ValueError, match=r"layers\[\d\] = tail_nan"):
+        kernels.exact_ck(X, [tail_nan, tail_nan])

@@ -1,4 +1,4 @@
-"""Tests of lossless.networks: weight distributions and the MLP of math-spec §2."""
+"""Tests of lossless.networks: weight distributions and the MLP of eq-ckntk-network."""
 
 import math
 
@@ -263,3 +263,11 @@ def test_mlp_pre_activations_feed_features():
     act, m, d = net.layers[-1], net.centres[-1], net.widths[-1]
     torch.testing.assert_close(net.features(X), (act(Z[-1]) - m) / math.sqrt(d))
     torch.testing.assert_close(Z[0], X @ net.hidden[0].T)
+
+
+def test_mlp_works_under_torch_func_transforms():
+    """The finiteness check of the input must not break vmap/jacrev over the network."""
+    net = small_net(dtype=torch.float64)
+    X = torch.randn(3, 12, generator=gen(4), dtype=torch.float64)
+    out = torch.func.vmap(lambda x: net(x[None])[0])(X)
+    torch.testing.assert_close(out, net(X))

@@ -1,4 +1,4 @@
-"""Tests of lossless.theory: the coefficients of math-spec §4 and the equivalents K̃."""
+"""Tests of lossless.theory: the coefficients of eq-equiv-alpha/beta and the equivalents K̃."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def relative_error(K_eq: np.ndarray, K: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- coefficients
 def test_one_relu_layer_coefficients_by_hand():
-    """α_1 = (1/4, g2²/4, g2²/2, h/2) with g2 = φ(0)/τ0, h = 1 - 1/π (math-spec §3)."""
+    """α_1 = (1/4, g2²/4, g2²/2, h/2) with g2 = φ(0)/τ0, h = 1 - 1/π (eq-equiv-moments)."""
     tau0 = 1.3
     c = theory.coefficients([activations.get("relu")], tau0)
     g2sq = PHI0**2 / tau0**2
@@ -329,10 +329,10 @@ def test_bad_inputs(small):
         theory.authors_ntk_shift([activations.get("sign")], 1.0)
 
 
-# --------------------------------------------------------------------------- math-spec §6
+# ------------------------------------------------------------ the reference values
 @pytest.mark.slow
 def test_three_relu_layers_at_p1024_reference_values():
-    """math-spec §6: three centred ReLU layers, p = 1024, n = 2048: CK ≈ 0.024, NTK ≈ 0.028."""
+    """Reference mixture (chapter 3): three centred ReLU layers, p = 1024, n = 2048: CK ≈ 0.024, NTK ≈ 0.028."""
     layers = [activations.get("relu")] * 3
     s = reference_sample(1024, seed=0)
     K, N = kernels.exact_kernels(s.X, layers)
