@@ -3,12 +3,16 @@
 Submodules are imported explicitly (``from lossless import data, activations``); this
 file imports none of them, so each can be used on its own.
 
-- ``lossless.data``: K-class Gaussian mixtures, samples and their statistics; IDX loader.
+- ``lossless.data``: k-class Gaussian mixtures, samples and their statistics; IDX loader.
 - ``lossless.activations``: activation objects and their Gaussian moments.
+- ``lossless.toolbox``: Gaussian quadrature, Hermite coefficients, Mehler series.
 - ``lossless.kernels``: exact (infinite-width) and empirical CK/NTK matrices.
 - ``lossless.networks``: the torch MLP of the book and its weight distributions.
 - ``lossless.theory``: the asymptotic equivalents of the CK/NTK.
 - ``lossless.compress``: the ternary compression construction.
+- ``lossless.dynamics``: gradient descent on the NTK, predicted and measured.
+- ``lossless.explore``: the book's explorers (client-side) and live widgets.
+- ``lossless.practice``: tasks, readouts, baselines and experiment runs of chapter 7.
 - ``lossless.spectra`` / ``lossless.plotting``: spectral helpers and figures.
 """
 
