@@ -24,6 +24,7 @@ help:
 	@echo "make browser-test  serve _build/html locally and check every page in headless Chromium"
 	@echo "make lab           open the chapters in JupyterLab"
 	@echo "make execute NB=book/01_gaussian_mixture.ipynb   re-execute one chapter in place"
+	@echo "make assets        copy the offline JavaScript (MathJax, widget manager, vega) under _build/assets"
 
 # System packages (Debian): Fashion-MNIST data, Chromium for the browser test, fonts.
 apt:
@@ -72,24 +73,30 @@ book: install assets
 	"$(VENV)/bin/jupyter-book" build . -W -n --keep-going
 	@echo "book written to $(CURDIR)/_build/html/index.html"
 
-# Offline assets: MathJax 3, require.js, the ipywidgets HTML manager and Font Awesome 4.7
-# (for matplotlib's to_jshtml buttons), pinned in .ci/assets/package-lock.json and
-# installed from the npm registry with `npm ci`, plus .ci/assets/widgets-setup.js, are
-# copied to _build/assets/_static/offline/; `html_extra_path` (_config.yml) puts them
-# in _build/html/_static/offline/, so the pages load nothing from a CDN.
+# Offline assets: MathJax 3, require.js and the ipywidgets HTML manager (saved widget
+# views), vega, vega-lite and vega-embed (the client-side explorers of lossless.explore;
+# vega-lite 6.4.1 is the schema of Altair 6.3.0 in requirements.txt), pinned in
+# .ci/assets/package-lock.json and installed from the npm registry with `npm ci`, plus
+# .ci/assets/widgets-setup.js, are copied to _build/assets/_static/offline/;
+# `html_extra_path` (_config.yml) puts them in _build/html/_static/offline/, so the pages
+# load nothing from a CDN.
 NPM_DIR := .ci/assets
 NPM_STAMP := $(NPM_DIR)/node_modules/.lossless-npm.stamp
 ASSETS_DIR := _build/assets/_static/offline
 
 $(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
-	command -v npm >/dev/null || { echo "npm is needed for the book's offline assets: apt-get install -y npm" >&2; exit 1; }
+	if ! command -v npm >/dev/null; then  # Debian's npm (with its nodejs)
+	  if [ "$$(id -u)" != 0 ]; then echo "npm is needed for the book's offline assets: sudo apt-get install -y npm" >&2; exit 1; fi
+	  apt-get update -qq
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+	fi
 	npm ci --prefix "$(NPM_DIR)" --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch "$(NPM_STAMP)"
 
 assets: $(NPM_STAMP)
 	modules="$(NPM_DIR)/node_modules"
 	rm -rf "$(ASSETS_DIR)"
-	mkdir -p "$(ASSETS_DIR)"/{mathjax,requirejs,html-manager,font-awesome}
+	mkdir -p "$(ASSETS_DIR)"/{mathjax,requirejs,html-manager,vega}
 	cp -R "$$modules/mathjax/es5/." "$(ASSETS_DIR)/mathjax/"
 	cp "$$modules/mathjax/LICENSE" "$(ASSETS_DIR)/mathjax/"
 	cp "$$modules/requirejs/require.js" "$(ASSETS_DIR)/requirejs/"
@@ -97,9 +104,14 @@ assets: $(NPM_STAMP)
 	find "$$modules/@jupyter-widgets/html-manager/dist" -maxdepth 1 -type f \
 	  \( -name embed-amd.js -o -name '*.woff2' -o -name '*.woff' -o -name '*.ttf' -o -name '*.eot' -o -name '*.svg' \) \
 	  -exec cp {} "$(ASSETS_DIR)/html-manager/" \;
-	cp -R "$$modules/font-awesome/css" "$$modules/font-awesome/fonts" "$(ASSETS_DIR)/font-awesome/"
-	for pkg in mathjax requirejs @jupyter-widgets/html-manager font-awesome; do  # name, version, licence
+	for pkg in mathjax requirejs @jupyter-widgets/html-manager; do  # name, version, licence
 	  cp "$$modules/$$pkg/package.json" "$(ASSETS_DIR)/$${pkg#@jupyter-widgets/}/package.json"
+	done
+	# the explorers' libraries (UMD bundles, loaded in this order by lossless.explore)
+	for pkg in vega vega-lite vega-embed; do
+	  cp "$$modules/$$pkg/build/$$pkg.min.js" "$(ASSETS_DIR)/vega/"
+	  cp "$$modules/$$pkg/package.json" "$(ASSETS_DIR)/vega/$$pkg.package.json"
+	  cp "$$modules/$$pkg/LICENSE" "$(ASSETS_DIR)/vega/$$pkg.LICENSE"
 	done
 	cp "$(NPM_DIR)/widgets-setup.js" "$(ASSETS_DIR)/"
 	# Sphinx copies html_extra_path only when it writes a page: refresh an existing build too

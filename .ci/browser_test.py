@@ -12,10 +12,16 @@ through Playwright, and fails on
   a Sphinx ``.math`` element without an ``mjx-container``, or a MathJax error),
 - a saved ipywidgets view that the embedded widget manager did not render,
 - any request to a host other than the local server (logged and blocked),
-- a ``to_jshtml`` animation slider (``.animation input[type=range]``) that does not
-  change the frame shown when moved.
+- a client-side explorer (``.lossless-explorer``, from ``lossless.explore``) that does
+  not render, or a control of it that does not move the picture: for every control
+  listed in the explorer's ``data-controls`` (two values, and the values of other
+  controls under which it matters), the test sets each value through DOM events
+  (``input``/``change``, as a reader's browser would) and requires both the rendered
+  marks and the printed readout to differ between the two values.
 
-A full-page screenshot of each page goes to ``--screenshots``. Exit status 0 when every
+A full-page screenshot of each page goes to ``--screenshots``, plus the explorer of
+chapter 4 in its default state and with the threshold ``s₊`` moved by 0.5
+(``*__explorer-default.png``, ``*__explorer-moved.png``). Exit status 0 when every
 page passes, 1 otherwise, 2 on a usage error. Usage::
 
     python .ci/browser_test.py --html _build/html --screenshots _build/screenshots
@@ -123,25 +129,61 @@ JS_WIDGETS = """() => {
           requirejs: typeof window.requirejs === 'function'};
 }"""
 
-JS_ANIMATIONS = """() => Array.from(document.querySelectorAll('.animation')).map((a, k) => {
-  const slider = a.querySelector('input[type=range]');
-  const img = a.querySelector('img');
-  if (!slider) return {k, slider: false};
-  slider.setAttribute('data-browser-test', String(k));
-  return {k, slider: true, img: !!img, min: slider.min, max: slider.max, value: slider.value};
-})"""
+JS_EXPLORERS = """() => Array.from(document.querySelectorAll('.lossless-explorer')).map(e => ({
+  id: e.id, rendered: e.getAttribute('data-rendered') === 'true',
+  controls: JSON.parse(e.getAttribute('data-controls') || '[]')}))"""
 
-JS_FRAME = """(k) => {
-  const a = document.querySelectorAll('.animation')[k];
-  const img = a.querySelector('img');
-  const s = a.querySelector('input[type=range]');
-  return {src: img ? img.src : null, value: s.value};
+JS_EXPLORERS_RENDERED = """() => Array.from(document.querySelectorAll('.lossless-explorer'))
+  .every(e => e.getAttribute('data-rendered') === 'true')"""
+
+# Sets one control of an explorer as a reader would: the input's value, then the DOM
+# event vega's bindings listen to. Returns false when no such input/option exists.
+JS_SET_CONTROL = """([id, name, value]) => {
+  const root = document.getElementById(id);
+  const inputs = Array.from(root.querySelectorAll(`[name="${name}"]`));
+  if (!inputs.length) return false;
+  const el = inputs[0];
+  if (el.type === 'radio') {
+    const r = inputs.find(i => String(i.value) === String(value));
+    if (!r) return false;
+    r.checked = true;
+    r.dispatchEvent(new Event('change', {bubbles: true}));
+    r.dispatchEvent(new Event('click', {bubbles: true}));
+    return true;
+  }
+  if (el.tagName === 'SELECT' &&
+      !Array.from(el.options).some(o => String(o.value) === String(value))) return false;
+  el.value = String(value);
+  el.dispatchEvent(new Event('input', {bubbles: true}));
+  el.dispatchEvent(new Event('change', {bubbles: true}));
+  return true;
 }"""
 
-JS_STOP_ANIMATION = """(k) => {
-  const a = document.querySelectorAll('.animation')[k];
-  const pause = a.querySelector('button[title="Pause"], button[onclick*="pause_animation"]');
-  if (pause) pause.click();
+# The current value of every bound input of an explorer (to restore them).
+JS_CONTROL_VALUES = """(id) => {
+  const out = {};
+  for (const el of document.getElementById(id).querySelectorAll('.vega-bind [name]')) {
+    if (el.type === 'radio') { if (el.checked) out[el.name] = el.value; }
+    else out[el.name] = el.value;
+  }
+  return out;
+}"""
+
+# What the reader sees: the marks (geometry of every path/symbol, without axes) and
+# the printed readout (the explorer's text marks).
+JS_EXPLORER_STATE = """(id) => {
+  const svg = document.getElementById(id).querySelector('svg');
+  if (!svg) return null;
+  const marks = Array.from(svg.querySelectorAll('g.role-mark:not(.role-axis) path'))
+    .filter(p => !p.closest('.role-axis, .role-legend'))
+    .map(p => (p.getAttribute('d') || '') + (p.getAttribute('transform') || ''));
+  const readout = Array.from(svg.querySelectorAll('g.mark-text.role-mark text'))
+    .filter(t => !t.closest('.role-axis, .role-legend, .role-title'))
+    .map(t => t.textContent).join(' | ');
+  let h = 0;
+  const joined = marks.join(';');
+  for (let i = 0; i < joined.length; i++) h = (h * 31 + joined.charCodeAt(i)) | 0;
+  return {marks: marks.length + ':' + h, readout};
 }"""
 
 JS_LINKS_AND_IDS = """() => ({
@@ -205,6 +247,70 @@ def url_to_rel(url: str, base: str) -> str | None:
 
 def screenshot_name(rel: str) -> str:
     return rel.removesuffix(".html").replace("/", "__") + ".png"
+
+
+def _settle(page) -> None:
+    """Two animation frames: vega re-renders on the frame after a signal changes."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    page.wait_for_timeout(60)
+
+
+def check_explorer(page, explorer: dict, shots: Path, rel: str) -> tuple[list[str], int]:
+    """Move every control of one explorer; returns (problems, controls that moved)."""
+    eid = explorer["id"]
+    if not explorer["rendered"]:
+        return [f"explorer {eid}: not rendered (vega-embed did not finish)"], 0
+    problems: list[str] = []
+    moved = 0
+    initial = page.evaluate(JS_CONTROL_VALUES, eid)
+    default_state = page.evaluate(JS_EXPLORER_STATE, eid)
+    if not default_state or not default_state["readout"]:
+        return [f"explorer {eid}: no chart or no printed readout"], 0
+    if eid == "lossless-compression":
+        page.locator(f"#{eid}").scroll_into_view_if_needed()
+        page.locator(f"#{eid}").screenshot(
+            path=str(shots / screenshot_name(rel).replace(".png", "__explorer-default.png")))
+
+    def restore() -> None:
+        for name, value in initial.items():
+            page.evaluate(JS_SET_CONTROL, [eid, name, value])
+        _settle(page)
+
+    for control in explorer["controls"]:
+        name, values, context = control["name"], control["values"], control.get("context", {})
+        ok = all(page.evaluate(JS_SET_CONTROL, [eid, k, v]) for k, v in context.items())
+        seen = []
+        for value in values:
+            ok = page.evaluate(JS_SET_CONTROL, [eid, name, value]) and ok
+            _settle(page)
+            seen.append(page.evaluate(JS_EXPLORER_STATE, eid))
+        if not ok:
+            problems.append(f"explorer {eid}: no input or option for {name} in {values} "
+                            f"(context {context})")
+        elif not seen[0] or not seen[1]:
+            problems.append(f"explorer {eid}: chart vanished when setting {name}")
+        elif seen[0]["marks"] == seen[1]["marks"]:
+            problems.append(f"explorer {eid}: {name} = {values[0]} and {values[1]} draw the "
+                            f"same marks")
+        elif seen[0]["readout"] == seen[1]["readout"]:
+            problems.append(f"explorer {eid}: {name} = {values[0]} and {values[1]} print the "
+                            f"same readout: {seen[0]['readout'][:120]}")
+        elif not seen[0]["readout"].strip() or not seen[1]["readout"].strip():
+            problems.append(f"explorer {eid}: {name} = {values}: a state is missing from "
+                            f"the grid (empty readout)")
+        else:
+            moved += 1
+        restore()
+    back = page.evaluate(JS_EXPLORER_STATE, eid)
+    if back != default_state:
+        problems.append(f"explorer {eid}: restoring the controls did not restore the picture")
+    if eid == "lossless-compression":
+        page.evaluate(JS_SET_CONTROL, [eid, "dsp", 0.5])
+        _settle(page)
+        page.locator(f"#{eid}").screenshot(
+            path=str(shots / screenshot_name(rel).replace(".png", "__explorer-moved.png")))
+        restore()
+    return problems, moved
 
 
 def check_page(context, base: str, rel: str, shots: Path, timeout_ms: int,
@@ -296,32 +402,20 @@ def check_page(context, base: str, rel: str, shots: Path, timeout_ms: int,
                     f"{widgets['unrendered']} of {widgets['views']} widget view(s) not rendered "
                     f"(state saved: {widgets['state']}, require.js loaded: {widgets['requirejs']})")
 
-        # to_jshtml animations: moving the slider must change the frame shown.
-        animations = page.evaluate(JS_ANIMATIONS)
-        result.stats["sliders"] = sum(a["slider"] for a in animations)
-        for anim in animations:
-            if not anim["slider"]:
-                continue
-            k = anim["k"]
-            if not anim["img"] or int(anim["max"]) <= int(anim["min"]):
-                result.problems.append(f"animation {k}: no frame image or a single-frame slider")
-                continue
-            page.evaluate(JS_STOP_ANIMATION, k)
-            slider = page.locator(f'input[type=range][data-browser-test="{k}"]')
-            slider.scroll_into_view_if_needed()
-            slider.focus()
-            page.keyboard.press("Home")
-            before = page.evaluate(JS_FRAME, k)
-            page.keyboard.press("End")  # a real key event: fires the slider's oninput
-            page.wait_for_timeout(200)
-            after = page.evaluate(JS_FRAME, k)
-            if after["value"] == before["value"]:
-                result.problems.append(f"animation {k}: the slider did not move "
-                                       f"(value {before['value']})")
-            elif after["src"] == before["src"]:
-                result.problems.append(f"animation {k}: slider moved {before['value']} -> "
-                                       f"{after['value']} but the frame image did not change")
-            page.keyboard.press("Home")
+        # Client-side explorers: rendered, and every control moves the picture.
+        explorers = page.evaluate(JS_EXPLORERS)
+        result.stats["explorers"] = len(explorers)
+        if explorers:
+            try:
+                page.wait_for_function(JS_EXPLORERS_RENDERED, timeout=timeout_ms)
+            except Exception:  # noqa: BLE001 - reported per explorer below
+                pass
+        moved = 0
+        for explorer in page.evaluate(JS_EXPLORERS):
+            problems, n_moved = check_explorer(page, explorer, shots, rel)
+            result.problems += problems
+            moved += n_moved
+        result.stats["controls moved"] = moved
 
         found = page.evaluate(JS_LINKS_AND_IDS)
         links, ids = found["links"], set(found["ids"])

@@ -3,9 +3,6 @@
 Enabled from ``_config.yml`` (``sphinx: local_extensions: {offline_html: _ext}``). On
 every HTML page it
 
-- points the Font Awesome 4 stylesheet that matplotlib's ``to_jshtml`` animations link
-  from a CDN at the copy in ``_static/offline/font-awesome/`` (installed from npm by
-  ``make assets``), so the play/pause buttons have their icons offline;
 - drops a repeated inline ``<script>``: Sphinx 7.4 registers a body-only script added by
   an extension after the builder started twice (``None`` and ``""`` file names), which
   for sphinx-thebe's ``const THEBE_JS_URL = ...`` is a SyntaxError in every page;
@@ -24,12 +21,6 @@ from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
-LOCAL_FONT_AWESOME = "_static/offline/font-awesome/css/font-awesome.min.css"
-# matplotlib's animation template (matplotlib/_animation_data.py) links this stylesheet.
-FONT_AWESOME_CDN = re.compile(
-    r"""href=(["'])(?:https?:)?//maxcdn\.bootstrapcdn\.com/font-awesome/[0-9.]+/css/"""
-    r"""font-awesome(?:\.min)?\.css\1"""
-)
 REMOTE_RESOURCE = re.compile(
     r"""<(script|link|img|iframe|source|video|audio|embed)\b[^>]*?\b(?:src|href)=["']"""
     r"""((?:https?:)?//[^"']+)["']""",
@@ -59,10 +50,6 @@ def _page_context(app: Sphinx, pagename: str, templatename: str, context: dict,
     body = context.get("body")
     if not body:
         return
-    pathto = context["pathto"]
-    body = FONT_AWESOME_CDN.sub(
-        lambda m: f"href={m.group(1)}{pathto(LOCAL_FONT_AWESOME, 1)}{m.group(1)}", body)
-    context["body"] = body
     for match in REMOTE_RESOURCE.finditer(body):
         tag, url = match.group(1).lower(), match.group(2)
         if tag == "link" and "stylesheet" not in match.group(0).lower():
