@@ -1,11 +1,11 @@
-"""Benchmark: the ternary compression construction of math-spec §5, verified.
+"""Benchmark: the ternary compression construction (book chapter on compression), verified.
 
 Four sweeps, each printed as a table and written (long format) to
 ``benchmarks/results/compression.csv``:
 
 1. ``solver``: relative residuals and wall time of :func:`lossless.compress.compress`
    for ReLU, leaky ReLU, abs, tanh, erf, sigmoid at depths 1..4 (§6 input scale).
-2. ``exact_ck``: three ReLU layers on the math-spec §6 mixture, p = 256, 512, 1024
+2. ``exact_ck``: three ReLU layers on the reference mixture, p = 256, 512, 1024
    (n = 2p): exact CK of the compressed network against the original's, relative
    operator-norm error without and with the identity shift removed, the shift as a
    fraction of ‖K‖, and the alignment of the two leading eigenvectors.
@@ -43,7 +43,7 @@ from lossless import activations, compress, data, kernels, spectra
 SEED = 0
 RESULTS = Path(__file__).resolve().parent / "results" / "compression.csv"
 ROWS: list[dict] = []
-# The solver sweep: math-spec §6 input scale at p = 512, and the activations it covers
+# The solver sweep: the reference mixture's input scale at p = 512, and the activations it covers
 # (bench_solver.py runs the same cases against SLSQP).
 TAU0 = math.sqrt(1.0 + 1.5 / math.sqrt(512) + 9.0 / 512)
 SOLVER_ACTIVATIONS = {
@@ -96,7 +96,7 @@ def bench_solver() -> None:
 # ------------------------------------------------------------------------ 2. exact CK
 def bench_exact_ck(ps: list[int]) -> None:
     relu = [activations.get("relu")] * 3
-    print("\n2. exact CK, three ReLU layers (math-spec §6 mixture, n = 2p)")
+    print("\n2. exact CK, three ReLU layers (reference mixture, n = 2p)")
     print(f"{'p':>5} {'τ':>20} {'τᶜ':>20} {'shift/‖K‖':>9} {'raw':>7} {'corr.':>7} "
           f"{'align u1':>8} {'align u2':>8}")
     for p in ps:

@@ -3,7 +3,7 @@
 For each activation (ReLU, leaky ReLU(0.1), abs, tanh, erf, sin, two quadratics
 0.2t²+0.5t (ReLU-like g1, g2) and 0.5t²+t (steep: its scale grows with depth), and a
 ternary step for the CK only), each depth L = 1..4 (the same activation in every layer) and
-each p in --sizes (n = 2p samples of the math-spec §6 reference mixture, one sample per
+each p in --sizes (n = 2p samples of the reference mixture ``data.preset("reference", p)``, one sample per
 p drawn from --seed), it computes
 
 - the relative operator-norm error ‖K − K̃‖ / ‖K‖ against ``kernels.exact_ck`` /
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for p in args.sizes:
-        rng = np.random.default_rng(args.seed)  # as in math-spec §6: one fresh seed per p
+        rng = np.random.default_rng(args.seed)  # one fresh generator per p
         sample = data.preset("reference", p).sample(2 * p, rng)
         for key in args.activations:
             name, params = ACTIVATIONS[key]

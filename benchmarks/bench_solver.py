@@ -74,7 +74,7 @@ What is measured (one row per activation and depth)
     ``g1², g2² τ_c², h``, with ``g1² + g2² τ_c²`` as the denominator when the target is
     (numerically) zero, e.g. g2² for tanh; the largest over equations and layers.
 
-    Input scale: τ_0 of the math-spec §6 mixture at p = 512, as in
+    Input scale: τ_0 of the reference mixture at p = 512, as in
     ``bench_compression.py``. Residuals, starts and roots are deterministic (fixed
     seeds); wall times depend on the machine and its load (printed).
 

@@ -1,4 +1,5 @@
-"""The ternary compression construction of math-spec §5.
+"""The ternary compression construction of the book's compression chapter
+(eq-compress-ternary, eq-compress-equations).
 
 Sparse ternary weights, two-threshold ternary activations solved layer by layer so that
 the compressed network has the same asymptotic CK/NTK as the original up to an identity
@@ -63,7 +64,7 @@ class CompressionError(ValueError):
 # closed-form Gaussian moments of the two-threshold family
 #
 # At input scale τ with standardized thresholds x = s_-/τ < y = s_+/τ and a = b/τ, the
-# activation σ(t) = b (1[t > s_+] + η 1[t < s_-]) has (math-spec §3, Stein for steps)
+# activation σ(t) = b (1[t > s_+] + η 1[t < s_-]) has (eq-equiv-moments, Stein for steps)
 #     g1 = a c1,   g2 τ = a c2,   h = a² cH,   v = b² var,   m = b mean,
 # where c1, c2, cH, var, mean depend on (x, y, η) only: see `ternary_shape_moments`.
 # The solver therefore works in the dimensionless targets
@@ -818,7 +819,7 @@ _LAST_LAYER_MODES = ("closest_tau", "match_h")
 
 @dataclass(frozen=True)
 class CompressionPlan:
-    """The compressed network's activations and how well they match (math-spec §5).
+    """The compressed network's activations and how well they match (eq-compress-equations).
 
     Attributes
     ----------
@@ -967,7 +968,7 @@ def compress(layers: Sequence[Activation], tau0: float, *,
     hidden layers match ``g1², g2², h``; the last layer matches ``g1², g2²`` and makes
     ``(τ^c_L)²`` as close to ``τ_L²`` as the family allows (``last_layer="closest_tau"``)
     or matches ``h`` too (``"match_h"``). Every α and β of the two networks then agree
-    (math-spec §4–5) and their CKs differ asymptotically by ``shift · I_n`` only.
+    (eq-equiv-alpha, eq-compress-equations) and their CKs differ asymptotically by ``shift · I_n`` only.
 
     Parameters
     ----------
@@ -1058,7 +1059,7 @@ def hermite_energy(activation: Activation, tau: float, order: int = 12, *,
     ``Var σ(τξ) = Σ_{k≥1} e_k``, ``e_1 = τ² g1²``, ``e_2 = τ⁴ g2²/2``: the equivalents
     only see ``e_1, e_2`` (and h), while a step function carries much more energy in
     the orders ≥ 3 than a smooth activation, which is why ``τ_L`` cannot be matched
-    with a ternary last layer (math-spec §5).
+    with a ternary last layer (eq-compress-equations).
 
     Parameters
     ----------
@@ -1252,7 +1253,7 @@ def _erfinv_vec(x: np.ndarray) -> np.ndarray:
 
 
 # =====================================================================================
-# memory accounting (math-spec §5: count honestly)
+# memory accounting (count honestly: entropy bound and the authors' accounting)
 # =====================================================================================
 
 
@@ -1315,7 +1316,7 @@ class MemoryReport:
 
 
 def memory_report(p: int, widths: Sequence[int], sparsity: float) -> MemoryReport:
-    """The storage bounds of math-spec §5 for the hidden weights of a ``p``-input MLP.
+    """The storage bounds of the compression chapter for the hidden weights of a ``p``-input MLP.
 
     Rows: dense fp32 (32 bits/weight); dense ternary packed in 2 bits; the entropy
     bound ``H(ε) + (1 − ε)`` bits/weight of i.i.d. sparse ternary weights (no code can
@@ -1478,6 +1479,10 @@ def _unpack_file(data: bytes, where: str) -> bytes:
         raise ValueError(f"{where} is corrupted: the SHA-256 of its payload does not match "
                          "the one in its header")
     return payload
+
+
+#: Up to this many samples, the int8 path sums weight columns instead of calling oneDNN.
+_FEW_ROWS = 8
 
 
 class CompressedMLP(torch.nn.Module):
@@ -1677,7 +1682,8 @@ class CompressedMLP(torch.nn.Module):
             every entry whose rounding error could cross a threshold recomputed in
             float64 (a rigorous bound, so the codes are those of ``"float"``), layers
             ℓ ≥ 2 as int8 × uint8 products accumulated in int32 by oneDNN
-            (``torch.ops.onednn.qlinear_pointwise``), exact. ``"auto"``: ``"int8"``
+            (``torch.ops.onednn.qlinear_pointwise``), exact; for up to 8 samples, as
+            int32 sums of the int8 weight columns of the non-zero inputs. ``"auto"``: ``"int8"``
             where this torch build has the oneDNN quantized ops, else ``"float"``.
         """
         backend = _checks.choice(backend, "backend", ("auto", "int8", "float"))
@@ -1716,15 +1722,23 @@ class CompressedMLP(torch.nn.Module):
         except (AttributeError, RuntimeError):
             qlinear = prepack = None
         if qlinear is not None:
-            cache = {"first": self.codes(0).to(torch.float32).T.contiguous(), "layers": []}
+            codes_0 = self.codes(0)
+            err = torch.maximum(self.upper_0.abs(), self.lower_0.abs()) * 2.0 ** -23
+            err = torch.where(torch.isfinite(err), err, torch.zeros_like(err))
+            cache = {"first": codes_0.to(torch.float32).T.contiguous(), "codes_0": codes_0,
+                     "upper_0": self.upper_0.to(torch.float32),
+                     "lower_0": self.lower_0.to(torch.float32),
+                     "threshold_error": (1.01 * err).to(torch.float32), "layers": []}
             for i in range(1, self.depth):
                 d = self.widths[i]
                 upper = getattr(self, f"upper_{i}")
                 lower = getattr(self, f"lower_{i}")
                 # Z is an integer: Z > u <=> Z > floor(u), Z < l <=> Z < ceil(l); both are
                 # exact in float32 when |.| < 2^24 and beyond every reachable |Z| otherwise
+                codes = self.codes(i)
                 cache["layers"].append({
-                    "weight": prepack(self.codes(i).contiguous(), None),
+                    "weight": prepack(codes.contiguous(), None),
+                    "codes_t": codes.T.contiguous(),
                     "w_scale": torch.ones(d), "w_zero": torch.zeros(d, dtype=torch.int64),
                     "upper": torch.floor(upper).to(torch.float32),
                     "lower": torch.ceil(lower).to(torch.float32)})
@@ -1743,24 +1757,39 @@ class CompressedMLP(torch.nn.Module):
         return cache
 
     def _codes_int8(self, H: torch.Tensor, fast: dict) -> list[torch.Tensor]:
-        out = []
         act = self.layers[0]
-        Z = (H.to(torch.float32) @ fast["first"]).to(torch.float64)
-        # |fl32(x . c) - x . c| <= (p + 2) 2^-24 ||x||_1 for codes c in {-1, 0, 1}
-        bound = (1.01 * (self.p + 2) * 2.0 ** -24) * H.abs().sum(dim=1, keepdim=True)
-        upper, lower = self.upper_0, self.lower_0
-        close = ((Z - upper).abs() <= bound) | ((Z - lower).abs() <= bound)
+        sign = -1 if act.odd else 1
+        Z = H.to(torch.float32) @ fast["first"]
+        # |fl32(x . c) - x . c| <= (p + 2) 2^-24 ||x||_1 for codes c in {-1, 0, 1}, and the
+        # float32 thresholds are within |u| 2^-24 of the float64 ones: an entry farther
+        # than both from a threshold is decided in float32 as in float64
+        bound = ((1.01 * (self.p + 2) * 2.0 ** -24) * H.abs().sum(dim=1, keepdim=True)).to(
+            torch.float32)
+        margin = bound + fast["threshold_error"]
+        du = Z - fast["upper_0"]
+        dl = Z - fast["lower_0"]
+        T = (du > 0).to(torch.int8) + sign * (dl < 0).to(torch.int8)
+        close = (du.abs() <= margin) | (dl.abs() <= margin)
         if bool(close.any()):
             rows, cols = torch.nonzero(close, as_tuple=True)
-            C = self.codes(0)
-            Z[rows, cols] = (H[rows] * C[cols].to(torch.float64)).sum(dim=1)
-        T = (Z > upper).to(torch.int8) + (-1 if act.odd else 1) * (Z < lower).to(torch.int8)
-        out.append(T)
+            z = (H[rows] * fast["codes_0"][cols].to(torch.float64)).sum(dim=1)
+            T[rows, cols] = ((z > self.upper_0[cols]).to(torch.int8)
+                             + sign * (z < self.lower_0[cols]).to(torch.int8))
+        out = [T]
         for i, layer in enumerate(fast["layers"], start=1):
             act = self.layers[i]
-            x = (out[-1] + 1).to(torch.uint8)
-            Z = fast["qlinear"](x, 1.0, 1, layer["weight"], layer["w_scale"], layer["w_zero"],
-                                None, 1.0, 0, torch.float32, "none", [], "")
+            if out[-1].shape[0] <= _FEW_ROWS:
+                # a few samples: sum the int8 weight columns of the active inputs in int32
+                # (oneDNN's int8 GEMM is slow for a handful of rows)
+                Z = torch.stack([
+                    layer["codes_t"][t == 1].sum(dim=0, dtype=torch.int32)
+                    - layer["codes_t"][t == -1].sum(dim=0, dtype=torch.int32)
+                    for t in out[-1]]).to(torch.float32) if out[-1].shape[0] else \
+                    torch.zeros((0, self.widths[i]))
+            else:
+                x = (out[-1] + 1).to(torch.uint8)
+                Z = fast["qlinear"](x, 1.0, 1, layer["weight"], layer["w_scale"],
+                                    layer["w_zero"], None, 1.0, 0, torch.float32, "none", [], "")
             T = ((Z > layer["upper"]).to(torch.int8)
                  + (-1 if act.odd else 1) * (Z < layer["lower"]).to(torch.int8))
             out.append(T)
@@ -1768,15 +1797,15 @@ class CompressedMLP(torch.nn.Module):
 
     def runtime_bytes(self) -> dict[str, int]:
         """Bytes held for inference: the packed codes, and the int8 path's operands
-        (float32 first-layer codes, int8 codes of layers ℓ ≥ 2 as oneDNN packs them,
-        thresholds), once built."""
+        (first-layer codes in float32 and int8, int8 codes of layers ℓ ≥ 2 as oneDNN
+        packs them, thresholds), once built."""
         packed = sum(getattr(self, f"packed_{i}").numel() for i in range(self.depth))
         fast = self._fast_path()
         extra = 0
         if fast is not None:
-            extra = fast["first"].numel() * 4
+            extra = fast["first"].numel() * 5 + 12 * self.widths[0]
             for i, layer in enumerate(fast["layers"], start=1):
-                extra += self.widths[i] * self.widths[i - 1] + 2 * 4 * self.widths[i]
+                extra += 2 * self.widths[i] * self.widths[i - 1] + 2 * 4 * self.widths[i]
         return {"packed": packed, "int8 path": extra}
 
     def features(self, X: Any, *, backend: str = "auto") -> torch.Tensor:
