@@ -12,7 +12,10 @@ file imports none of them, so each can be used on its own.
 - ``lossless.compress``: the ternary compression construction.
 - ``lossless.dynamics``: gradient descent on the NTK, predicted and measured.
 - ``lossless.explore``: the book's explorers (client-side) and live widgets.
-- ``lossless.practice``: tasks, readouts, baselines and experiment runs of chapter 7.
+- ``lossless.readout``: ridge, shift-corrected, validated, kernel ridge, logistic readouts.
+- ``lossless.baselines``: the networks compared at equal memory, and their memory.
+- ``lossless.experiments``: tasks, trial runs, fine-tuning, width laws, tables, CSV.
+- ``lossless.practice``: one name for the three above (chapter 5).
 - ``lossless.spectra`` / ``lossless.plotting``: spectral helpers and figures.
 """
 

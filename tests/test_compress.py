@@ -4,7 +4,6 @@ network and its memory account (book chapter 4)."""
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -119,12 +118,11 @@ def test_solver_matches_every_hidden_layer_to_1e10(name, depth):
         assert isinstance(tern, activations.Ternary) and tern.s_minus < tern.s_plus
 
 
-def test_solver_is_fast_and_deterministic():
+def test_solver_is_deterministic():
+    """Same plan twice (its speed is measured by benchmarks/bench_solver.py, not here)."""
     layers = [activations.get("relu"), activations.get("tanh"), activations.get("relu"),
               activations.get("erf")]
-    start = time.perf_counter()
     plan = compress.compress(layers, TAU0)
-    assert time.perf_counter() - start < 1.0  # typically 0.1 s
     again = compress.compress(layers, TAU0)
     assert plan.to_dict() == again.to_dict()
 

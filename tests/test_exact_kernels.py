@@ -9,7 +9,6 @@ plain Monte Carlo of the 2-D Gaussian expectation layer by layer (CLT tolerance)
 from __future__ import annotations
 
 import math
-import time
 import tracemalloc
 import warnings
 
@@ -401,17 +400,14 @@ def test_memory_stays_near_two_matrices():
     n = 2048
     X = rng.standard_normal((n, 64)) / 8
     tracemalloc.start()
-    start = time.perf_counter()
     kernels.exact_kernels(
         X,
         [A.get("relu"), A.get("tanh"), A.get("ternary", s_minus=-0.3, s_plus=0.5)],
         diagonal="nan",
     )
-    elapsed = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 2.5 * n * n * 8 + 32 * 2**20, f"peak {peak / 2**20:.0f} MiB"
-    assert elapsed < 30.0
 
 
 # --------------------------------------------------------------------------- argument checks

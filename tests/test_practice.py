@@ -1,5 +1,5 @@
 """Tests of lossless.practice: readouts (ridge, shift-corrected ridge, logistic), the
-memory accountings of math-spec §5, the baselines and their bit budgets, the trial
+memory accountings of book chapter 4, the baselines and their bit budgets, the trial
 runner and the fine-tuning protocol."""
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ def test_class_targets_are_centred_one_hot():
     np.testing.assert_allclose(Y[0], [2 / 3, -1 / 3, -1 / 3])
 
 
-@pytest.mark.parametrize("labels, K", [([0, 3], 3), ([0.5, 1], 2), ([[0, 1]], 2), ([0, 1], 1)])
-def test_class_targets_bad_input(labels, K):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("labels, K, error", [([0, 3], 3, ValueError), ([0.5, 1], 2, TypeError),
+                                             ([[0, 1]], 2, ValueError), ([0, 1], 1, ValueError)])
+def test_class_targets_bad_input(labels, K, error):
+    with pytest.raises(error, match="labels|K"):
         practice.class_targets(np.array(labels), K)
 
 
@@ -131,7 +132,7 @@ def test_shift_corrected_ridge_refuses_an_indefinite_system():
 
 
 def test_shift_corrected_ridge_matches_original_with_exact_kernels():
-    """In the infinite-width limit the compressed CK is K + shift I (math-spec §5): kernel
+    """In the infinite-width limit the compressed CK is K + shift I (eq-compress-shift): kernel
     ridge on it with lambda - shift reproduces the original's predictions."""
     task = practice.mixture_task(256, 300, 200, np.random.default_rng(3), preset="reference")
     plan = compress.compress(RELU3, task.tau0)
@@ -559,3 +560,273 @@ def test_accuracy_memory_grid_fits_the_unclipped_curves():
     assert any("below the frame" in t.get_text() for t in axes[0, 0].texts)
     assert axes[0, 1].get_xlabel() == "b" and axes[0, 0].get_legend() is None
     plt.close(fig)
+
+
+# ------------------------------------------------- argument checks (issue 11): no silent results
+def test_logistic_readout_raises_with_its_gradient_when_it_does_not_converge():
+    """The issue's cases: max_iter=1 returned converged=False silently; features x 1e150
+    returned all-zero weights."""
+    rng = np.random.default_rng(4)
+    y = np.arange(90) % 3
+    F = rng.standard_normal((90, 8)) + 2.0 * np.eye(8)[y]
+    with pytest.raises(practice.ConvergenceError, match=r"gradient norm .*max_iter = 1\b"):
+        practice.logistic_readout(F, y, 3, 0.01, max_iter=1)
+    with pytest.raises(practice.ConvergenceError, match="gradient norm .*rescale F"):
+        practice.logistic_readout(F * 1e150, y, 3, 0.01)
+    r = practice.logistic_readout(F, y, 3, 0.01)
+    assert r.converged and r.gradient_norm <= 1e-7
+    for kwargs, error, match in ((dict(max_iter=1.5), TypeError, "max_iter"),
+                                 (dict(max_iter=0), ValueError, "max_iter"),
+                                 (dict(tol=math.inf), ValueError, "tol"),
+                                 (dict(tol="1e-8"), TypeError, "tol")):
+        with pytest.raises(error, match=match):
+            practice.logistic_readout(F, y, 3, 0.01, **kwargs)
+    with pytest.raises(TypeError, match="K"):
+        practice.logistic_readout(F, y, 3.0, 0.01)
+    with pytest.raises(ValueError, match="penalty"):
+        practice.logistic_readout(F, y, 3, math.nan)
+    with pytest.raises(TypeError, match="labels"):
+        practice.logistic_readout(F, y.astype(float), 3, 0.01)
+
+
+def test_degenerate_weight_matrices_raise():
+    """The issue's cases: all-zero matrices gave NaN (pruning, random sparsification) or
+    zeros despite the unit-mean-square promise (naive ternarisation)."""
+    Z = torch.zeros(4, 5)
+    with pytest.raises(ValueError, match="W .*unit mean square"):
+        practice.magnitude_prune(Z, 0.5)
+    with pytest.raises(ValueError, match="W .*unit mean square"):
+        practice.random_sparsify(Z, 0.5, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="W .*unit mean square"):
+        practice.naive_ternarize(Z, 0.5)
+    few = torch.zeros(4, 5)
+    few[0, 0] = 1.0  # one non-zero entry, but naive_ternarize keeps 10
+    with pytest.raises(ValueError, match="W has 1 non-zero"):
+        practice.naive_ternarize(few, 0.5)
+    for bad in (math.nan, math.inf):
+        W = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+        W[1, 1] = bad
+        for call in (lambda: practice.magnitude_prune(W, 0.5),
+                     lambda: practice.naive_ternarize(W, 0.5),
+                     lambda: practice.random_sparsify(W, 0.5, torch.Generator())):
+            with pytest.raises(ValueError, match="W must be finite"):
+                call()
+    with pytest.raises(TypeError, match="W must not require grad"):
+        practice.magnitude_prune(torch.ones(3, requires_grad=True), 0.5)
+    with pytest.raises(TypeError, match="kept_fraction"):
+        practice.magnitude_prune(torch.ones(3), "0.5")
+
+
+def test_kernel_ridge_predict_checks_both_triangles():
+    """The issue's case: one triangle of K_train was read, NaN or asymmetry in the other
+    passed unseen."""
+    F, Ft = _features(25, 40), _features(7, 40, 5)
+    Y = practice.class_targets(np.arange(25) % 2, 2)
+    K = F @ F.T
+    for i, j, value in ((0, 3, np.nan), (0, 3, np.inf), (3, 0, np.nan)):
+        Kb = K.copy()
+        Kb[i, j] = value
+        with pytest.raises(ValueError, match="K_train must be finite"):
+            practice.kernel_ridge_predict(Kb, Ft @ F.T, Y, 0.2)
+    Ka = K.copy()
+    Ka[0, 3] += 0.1
+    with pytest.raises(ValueError, match="K_train must be symmetric"):
+        practice.kernel_ridge_predict(Ka, Ft @ F.T, Y, 0.2)
+    with pytest.raises(ValueError, match="K_cross must be finite"):
+        practice.kernel_ridge_predict(K, np.full((7, 25), np.nan), Y, 0.2)
+    with pytest.raises(TypeError, match="ridge"):
+        practice.kernel_ridge_predict(K, Ft @ F.T, Y, "0.2")
+    # rounding-level asymmetry is accepted (and the result is the symmetrized solve)
+    Kr = K.copy()
+    Kr[0, 3] *= 1 + 1e-15
+    np.testing.assert_allclose(practice.kernel_ridge_predict(Kr, Ft @ F.T, Y, 0.2),
+                               practice.kernel_ridge_predict(K, Ft @ F.T, Y, 0.2), rtol=1e-10)
+
+
+def test_kernel_agreement_checks_the_reference_kernel():
+    F = _features(10, 30)
+    K = F @ F.T
+    Kb = K.copy()
+    Kb[0, 1] += 1.0
+    with pytest.raises(ValueError, match="K_reference must be symmetric"):
+        practice.kernel_agreement(F, Kb)
+    Kb[0, 1] = np.nan
+    with pytest.raises(ValueError, match="K_reference must be finite"):
+        practice.kernel_agreement(F, Kb)
+    with pytest.raises(ValueError, match="F must be finite"):
+        practice.kernel_agreement(np.full((10, 3), np.inf), K)
+
+
+def test_counts_seeds_and_fractions_are_not_truncated_or_parsed(small_task):
+    """The issue's cases: numeric strings parsed, float counts truncated, seed=1.7 -> 1."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(TypeError, match="seed"):
+        practice.run_trial(small_task, RELU3[:1], [8], seed=1.7, sparsities=())
+    with pytest.raises(ValueError, match="seed"):
+        practice.run_trial(small_task, RELU3[:1], [8], seed=-1, sparsities=())
+    with pytest.raises(TypeError, match="seed"):
+        practice.run_finetune_trial(small_task, RELU3[:1], [8], seed="0")
+    with pytest.raises(TypeError, match="n_train"):
+        practice.mixture_task(8, 10.0, 10, rng)
+    with pytest.raises(TypeError, match="rng"):
+        practice.mixture_task(8, 10, 10, 0)
+    with pytest.raises(TypeError, match="n_weights"):
+        practice.dense_memory("100")
+    with pytest.raises(TypeError, match="n_weights"):
+        practice.ternary_memory(100.0, 0.5)
+    with pytest.raises(TypeError, match="sparsity"):
+        practice.ternary_memory(100, "0.5")
+    with pytest.raises(TypeError, match="x"):
+        practice.binary_entropy("0.5")
+    with pytest.raises(ValueError, match="x"):
+        practice.binary_entropy(math.nan)
+    with pytest.raises(TypeError, match=r"widths\[0\]"):
+        practice.narrow_widths(10, [5.5], 100)
+    with pytest.raises(ValueError, match="n_weights"):
+        practice.narrow_widths(10, [5], math.inf)
+    with pytest.raises(TypeError, match="p"):
+        practice.dense_network(8.0, [4], RELU3[:1], 1.0, torch.Generator())
+    with pytest.raises(TypeError, match=r"widths\[1\]"):
+        practice.pruned_network(8, [4, 2.0], RELU3[:2], 1.0, 0.5, torch.Generator())
+    with pytest.raises(ValueError, match="matched"):
+        practice.pruned_network(8, [4], RELU3[:1], 1.0, 0.5, torch.Generator(), matched="bits")
+    with pytest.raises(ValueError, match="accounting"):
+        practice.ternary_memory(100, 0.5).bits(["entropy"])
+    with pytest.raises(ValueError, match="value_bits"):
+        practice.matched_kept_fraction(1.0, "entropy", value_bits=0.5)
+    with pytest.raises(TypeError, match="bits_per_weight"):
+        practice.matched_kept_fraction("1.0", "entropy")
+    with pytest.raises(ValueError, match="bits"):
+        practice.narrow_dense_network(8, [4], RELU3[:1], 1.0, -32.0, torch.Generator())
+
+
+def test_run_trial_checks_every_argument_by_name(small_task):
+    base = dict(seed=0, sparsities=())
+    cases = [
+        (dict(ridges=[math.nan]), ValueError, r"ridges\[0\]"),
+        (dict(ridges="0.1"), TypeError, "ridges"),
+        (dict(shift_ridges=[2.0j]), TypeError, r"shift_ridges\[0\]"),
+        (dict(sparsities=[0.5, 1.0]), ValueError, r"sparsities\[1\]"),
+        (dict(baselines=["magic"]), ValueError, r"baselines\[0\]"),
+        (dict(matchings=["bits"]), ValueError, r"matchings\[0\]"),
+        (dict(logistic_penalty=0.0), ValueError, "logistic_penalty"),
+        (dict(n_kernel=2.5), TypeError, "n_kernel"),
+        (dict(n_kernel=-1), ValueError, "n_kernel"),
+        (dict(progress="yes"), TypeError, "progress"),
+        (dict(activation=3), TypeError, "activation"),
+    ]
+    for kwargs, error, match in cases:
+        with pytest.raises(error, match=match):
+            practice.run_trial(small_task, RELU3[:1], [8], **{**base, **kwargs})
+    with pytest.raises(TypeError, match="layers"):
+        practice.run_trial(small_task, "relu", [8], **base)
+    with pytest.raises(ValueError, match="widths"):
+        practice.run_trial(small_task, RELU3[:1], [8, 8], **base)
+
+
+def test_readouts_and_features_refuse_bad_arrays(small_task):
+    F = _features(30, 5)
+    Y = practice.class_targets(np.arange(30) % 3, 3)
+    with pytest.raises(TypeError, match="F"):
+        practice.ridge_readout("F", Y, 0.1)
+    with pytest.raises(TypeError, match="F"):
+        practice.ridge_readout(F.astype(complex), Y, 0.1)
+    with pytest.raises(ValueError, match="F must be finite"):
+        practice.ridge_readout(np.where(F == F.max(), np.inf, F), Y, 0.1)
+    with pytest.raises(TypeError, match="targets"):
+        practice.ridge_readout(F, np.array(["a"] * 30), 0.1)
+    with pytest.raises(ValueError, match="solver"):
+        practice.ridge_readout(F, Y, 0.1, solver=None)
+    with pytest.raises(TypeError, match="ridge"):
+        practice.ridge_readout(F, Y, True)
+    with pytest.raises(TypeError, match="shift"):
+        practice.shift_corrected_readout(F, Y, 0.1, "0.05")
+    with pytest.raises(TypeError, match="every"):
+        practice.validated_ridge_readout(F, np.arange(30) % 3, 3, every=2.0)
+    with pytest.raises(ValueError, match="grid must be finite"):
+        practice.validated_ridge_readout(F, np.arange(30) % 3, 3, grid=(0.1, math.nan))
+    r = practice.ridge_readout(F, Y, 0.1)
+    with pytest.raises(ValueError, match="F must be finite"):
+        r.predict(np.full((2, 5), np.nan))
+    with pytest.raises(TypeError, match="labels"):
+        r.accuracy(F, np.arange(30.0) % 3)
+    net = practice.dense_network(small_task.p, [6], RELU3[:1], small_task.tau0,
+                                 torch.Generator().manual_seed(0))
+    X = small_task.X_test[:3].copy()
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X must be finite"):
+        net.features(X)
+    with pytest.raises(ValueError, match="X must have shape"):
+        net.features(small_task.X_test[:, :5])
+    with pytest.raises(TypeError, match="batch_size"):
+        net.features(small_task.X_test, batch_size=10.0)
+
+
+def test_task_checks_its_arrays():
+    X, y = np.zeros((4, 3)), np.array([0, 1, 0, 1])
+    task = practice.Task("t", X, y, X, y, 2)
+    assert task.n_train == 4 and task.K == 2
+    with pytest.raises(ValueError, match="X_train must be finite"):
+        practice.Task("t", np.full((4, 3), np.nan), y, X, y, 2)
+    with pytest.raises(ValueError, match="X_test must have shape"):
+        practice.Task("t", X, y, np.zeros((4, 2)), y, 2)
+    with pytest.raises(ValueError, match="labels must be in"):
+        practice.Task("t", X, y + 1, X, y, 2)
+    with pytest.raises(TypeError, match="labels"):
+        practice.Task("t", X, y.astype(float), X, y, 2)
+    with pytest.raises(TypeError, match="K"):
+        practice.Task("t", X, y, X, y, 2.0)
+
+
+def test_fashion_mnist_task_refuses_float_classes_before_loading():
+    with pytest.raises(TypeError, match=r"classes\[1\]"):
+        practice.fashion_mnist_task((7, 9.5), 3, 3, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="n_train_per_class"):
+        practice.fashion_mnist_task((7, 9), 3.0, 3, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="rng"):
+        practice.fashion_mnist_task((7, 9), 3, 3, 0)
+
+
+def test_tables_and_files_name_the_bad_argument(tmp_path):
+    rows = [{"method": "a", "test_accuracy": 0.5}, {"method": "a", "test_accuracy": "0.7"}]
+    with pytest.raises(TypeError, match=r"rows\[1\]\['test_accuracy'\]"):
+        practice.summarize(rows, ["method"])
+    with pytest.raises(ValueError, match="rows\\[0\\] has no key 'dataset'"):
+        practice.summarize(rows[:1], ["dataset"])
+    with pytest.raises(TypeError, match="keys"):
+        practice.summarize(rows[:1], "method")
+    with pytest.raises(TypeError, match=r"rows\[0\] must be a dict"):
+        practice.summarize([("method", "a")], ["method"])
+    with pytest.raises(ValueError, match=r"columns\['x'\]"):
+        practice.format_table([{"x": "text"}], {"x": ".3f"})
+    with pytest.raises(TypeError, match="columns"):
+        practice.format_table([{"x": 1}], ["x"])
+    with pytest.raises(TypeError, match="path"):
+        practice.write_csv([{"a": 1}], 3)
+    with pytest.raises(TypeError, match="path"):
+        practice.read_csv(None)
+    with pytest.raises(TypeError, match="rows"):
+        practice.write_csv("rows", tmp_path / "x.csv")
+
+
+def test_finetune_checks_its_arguments(small_task):
+    pruned = practice.pruned_network(small_task.p, [10], RELU3[:1], small_task.tau0, 0.5,
+                                     torch.Generator().manual_seed(0))
+    gen = torch.Generator()
+    with pytest.raises(TypeError, match="readout"):
+        practice.finetune(pruned, small_task, gen, readout=np.zeros((10, 2)))
+    with pytest.raises(ValueError, match="lr"):
+        practice.finetune(pruned, small_task, gen, lr=math.inf)
+    with pytest.raises(TypeError, match="epochs"):
+        practice.finetune(pruned, small_task, gen, epochs=1.0)
+    with pytest.raises(TypeError, match="generator"):
+        practice.finetune(pruned, small_task, 0)
+    with pytest.raises(TypeError, match="progress"):
+        practice.finetune(pruned, small_task, gen, progress=1)
+
+
+def test_readout_weights_must_be_finite():
+    with pytest.raises(ValueError, match="weights must be finite"):
+        practice.Readout(np.full((3, 2), np.nan), "ridge", 1.0, "primal")
+    with pytest.raises(ValueError, match="weights must have 2"):
+        practice.Readout(np.zeros(3), "ridge", 1.0, "primal")

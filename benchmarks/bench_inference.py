@@ -1,0 +1,201 @@
+"""Benchmark: the compressed network's forward pass against dense fp32 (Chapter 5, appendix).
+
+Time and peak memory of one forward pass (inputs to outputs) at batch 1 and 256:
+
+- ``compressed, int8``: :class:`lossless.compress.CompressedMLP` with its integer path
+  (first layer in float32 with a float64 fix-up near the thresholds, layers 2.. as
+  int8 x uint8 products in int32 through oneDNN), ε = 0.9;
+- ``compressed, float``: the same network through its float reference path
+  (``backend="float"``: float64 first layer, float32 products of the codes), the
+  path before the integer one;
+- ``dense fp32``: a plain torch network, ``nn.Linear`` (no bias) and ReLU layers and a
+  linear readout, float32, under ``torch.inference_mode``.
+
+Widths are ``f x (2000, 2000, 1000)`` on p = 784 inputs, for several factors ``f``
+(the frontier of ``run_frontier.py`` says which dense width matches which compressed
+one in accuracy). Each configuration runs in a fresh subprocess: the time is the
+fastest of ``--repeats`` passes after two warm-up passes; the peak memory is the
+resident set after building the network, two warm-up passes and a ``malloc_trim``
+(above the process's resident set before building it: the weights, any caches) plus the peak (``VmHWM``)
+during the timed passes above the resident set before them (the workspace of a pass). The outputs of the integer path are checked equal to the
+float path's (codes exactly, outputs to 1e-12) on every batch.
+
+Results go to ``benchmarks/results/inference.json``.
+
+Usage::
+
+    python benchmarks/bench_inference.py       # dense x1, compressed x1 and x4, batch 1 and 256
+    python benchmarks/bench_inference.py --factors 1 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WIDTHS = [2000, 2000, 1000]
+P = 784
+SPARSITY = 0.9
+
+
+def _status(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def saved_network(factor: float) -> Path:
+    """The compressed network at ``factor`` x the paper's widths, saved once (seed 0)."""
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"lossless_bench_inference_x{factor:g}.lossless"
+    if not path.exists():
+        import numpy as np
+        import torch
+
+        from lossless import activations, compress
+
+        plan = compress.compress([activations.get("relu")] * 3, float(np.sqrt(P)))
+        widths = [int(round(factor * w)) for w in WIDTHS]
+        net = compress.CompressedMLP.from_plan(plan, P, widths, sparsity=SPARSITY,
+                                               generator=torch.Generator().manual_seed(0))
+        net.save(path)
+    return path
+
+
+def run_one(kind: str, factor: float, batch: int, repeats: int) -> dict:
+    import numpy as np
+    import torch
+
+    from lossless import activations, compress
+
+    widths = [int(round(factor * w)) for w in WIDTHS]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((batch, P))
+    layers = [activations.get("relu")] * 3
+    plan = compress.compress(layers, float(np.sqrt(P)))
+    try:
+        Path("/proc/self/clear_refs").write_text("5")       # reset VmHWM
+    except OSError:
+        pass
+    base = _status("VmRSS")
+    gen = torch.Generator().manual_seed(0)
+    check = None
+    if kind.startswith("compressed"):
+        net = compress.CompressedMLP.load(saved_network(factor))     # as deployed
+        backend = "int8" if kind.endswith("int8") else "float"
+
+        def step():
+            return net(X, backend=backend)
+
+        if backend == "int8":
+            fast = net.activation_codes(X, backend="int8")
+            ref = net.activation_codes(X, backend="float")
+            check = all(torch.equal(a, b) for a, b in zip(fast, ref)) and bool(
+                torch.allclose(net(X, backend="int8"), net(X, backend="float"), atol=1e-12))
+        held = net.runtime_bytes()
+    else:
+        dims = [P] + widths
+        mods = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            lin = torch.nn.Linear(a, b, bias=False)
+            torch.nn.init.normal_(lin.weight, generator=gen)
+            mods += [lin, torch.nn.ReLU()]
+        mods.append(torch.nn.Linear(dims[-1], 1, bias=False))
+        net = torch.nn.Sequential(*mods).float().eval()
+        Xt = torch.from_numpy(X).float()
+
+        def step():
+            with torch.inference_mode():
+                return net(Xt)
+
+        held = {"fp32 weights": 4 * sum(p.numel() for p in net.parameters())}
+    for _ in range(2):
+        step()
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:                                      # hand freed heap back: count live memory only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    built = _status("VmRSS") - base          # weights and caches
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    before = _status("VmRSS")
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return {"kind": kind, "factor": factor, "widths": widths, "batch": batch,
+            "seconds": min(times), "median_seconds": float(np.median(times)),
+            "peak_bytes": built + _status("VmHWM") - before, "resident_bytes": built,
+            "pass_bytes": _status("VmHWM") - before, "held_bytes": held,
+            "outputs_equal": check}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--factors", type=float, nargs="*", default=[1.0, 4.0],
+                        help="width factors of the compressed network (default 1 4)")
+    parser.add_argument("--dense-factors", type=float, nargs="*", default=[1.0],
+                        help="width factors of the dense network (default 1)")
+    parser.add_argument("--batches", type=int, nargs="*", default=[1, 256])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--one", nargs=4, metavar=("KIND", "FACTOR", "BATCH", "REPEATS"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=RESULTS / "inference.json")
+    args = parser.parse_args(argv)
+    if args.one:
+        kind, factor, batch, repeats = args.one
+        print(json.dumps(run_one(kind, float(factor), int(batch), int(repeats))))
+        return
+    import torch
+
+    start = time.perf_counter()
+    results = []
+    configs = ([("dense fp32", f) for f in args.dense_factors]
+               + [("compressed, int8", f) for f in args.factors]
+               + [("compressed, float", f) for f in args.factors if f == 1.0])
+    for factor in args.factors:
+        saved_network(factor)
+    for kind, factor in configs:
+        for batch in args.batches:
+            if True:
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--one", kind, str(factor), str(batch),
+                     str(args.repeats)], capture_output=True, text=True, check=True)
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                results.append(r)
+                print(f"x{factor:g} batch {batch:>3} {kind:>18}: {1e3 * r['seconds']:8.2f} ms, "
+                      f"peak {r['peak_bytes'] / 2**20:7.1f} MiB", flush=True)
+    from run_practice import cpu_model
+
+    meta = {
+        "command": " ".join(["python", "benchmarks/bench_inference.py"] +
+                            (argv if argv is not None else sys.argv[1:])),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - start, 1),
+        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "loadavg": os.getloadavg()},
+        "p": P, "paper_widths": WIDTHS, "sparsity": SPARSITY, "repeats": args.repeats,
+        "results": results,
+    }
+    args.out.write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
