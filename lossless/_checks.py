@@ -36,6 +36,8 @@ __all__ = [
     "symmetrize",
     "finite_output",
     "int_sequence",
+    "layer_widths",
+    "path",
 ]
 
 
@@ -180,6 +182,27 @@ def int_sequence(value: Any, name: str, *, minimum: int = 1, length: int | None 
     if not items:
         raise ValueError(f"{name} must be a non-empty sequence of integers >= {minimum}, got {describe(value)}")
     return tuple(integer(v, f"{name}[{i}]", minimum=minimum) for i, v in enumerate(items))
+
+
+def layer_widths(value: Any, depth: int, name: str = "widths") -> tuple[int, ...]:
+    """One positive integer width per layer (``depth`` of them)."""
+    dims = int_sequence(value, name, minimum=1)
+    if len(dims) != depth:
+        raise ValueError(
+            f"{name} must have one entry per layer (len(layers) = {depth}), got {len(dims)}: "
+            f"{describe(value)}"
+        )
+    return dims
+
+
+def path(value: Any, name: str = "path") -> "os.PathLike":
+    """A file-system path (str or os.PathLike, not bytes) as a :class:`pathlib.Path`."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {describe(value)}")
+    return Path(value)
 
 
 # ----------------------------------------------------------------------------------

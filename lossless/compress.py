@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import time
 import zlib
 from collections.abc import Sequence
@@ -1433,10 +1432,7 @@ _MAX_HEADER = 4096
 
 
 def _check_path(path: Any) -> Path:
-    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
-        raise TypeError(f"path must be a str or os.PathLike, got {_checks.describe(path)}")
-    return Path(path)
-
+    return _checks.path(path)
 
 def _pack_file(payload: bytes) -> bytes:
     header = {"format": _FORMAT, "version": _FORMAT_VERSION, "payload_bytes": len(payload),

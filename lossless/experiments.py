@@ -15,7 +15,6 @@ import csv
 import html
 import math
 import numbers
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -978,10 +977,7 @@ def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
 
 
 def _check_path(path: Any) -> Path:
-    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
-        raise TypeError(f"path must be a str or os.PathLike, got {_checks.describe(path)}")
-    return Path(path)
-
+    return _checks.path(path)
 
 def _parse(value: str) -> Any:
     for cast in (int, float):

@@ -498,14 +498,7 @@ def _check_weights(weights: Any) -> Any:
 
 
 def _check_widths(widths: Any, depth: int) -> tuple[int, ...]:
-    dims = _checks.int_sequence(widths, "widths", minimum=1)
-    if len(dims) != depth:
-        raise ValueError(
-            f"widths must have one entry per layer (len(layers) = {depth}), got {len(dims)}: "
-            f"{_checks.describe(widths)}"
-        )
-    return dims
-
+    return _checks.layer_widths(widths, depth)
 
 def empirical_ck(
     X: "np.ndarray | torch.Tensor",

@@ -152,14 +152,7 @@ def _as_activation_list(layers: object) -> tuple:
 
 
 def _check_widths(widths: object, n_layers: int) -> tuple[int, ...]:
-    dims = _checks.int_sequence(widths, "widths", minimum=1)
-    if len(dims) != n_layers:
-        raise ValueError(
-            f"widths must have one entry per layer (len(layers) = {n_layers}), got {len(dims)}: "
-            f"{widths!r}"
-        )
-    return dims
-
+    return _checks.layer_widths(widths, n_layers)
 
 _INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
