@@ -177,6 +177,27 @@ class ArcCosineStep(FastStep):
         return out, der
 
 
+def _arcsine_strip(G, r0, r1, e, amplitude, constant, out, der, w) -> None:
+    """One strip of an arc-sine kernel, in place: with ``z = G_ij e_i e_j`` (clipped to
+    [-1, 1]), ``out = amplitude asin(z) + constant`` and, if ``der`` is given,
+    ``der = amplitude e_i e_j / sqrt(1 - z^2)``. Shared by the sign/step and erf steps."""
+    c = G.shape[1]
+    np.multiply(G, e[r0:r1, None], out=out)
+    out *= e[None, :c]
+    np.clip(out, -1.0, 1.0, out=out)
+    if der is not None:
+        np.multiply(out, out, out=w)
+        np.subtract(1.0, w, out=w)
+        np.sqrt(w, out=w)
+        np.divide(amplitude, w, out=der)
+        der *= e[r0:r1, None]
+        der *= e[None, :c]
+    np.arcsin(out, out=out)
+    out *= amplitude
+    if constant:
+        out += constant
+
+
 class ArcSineStep(FastStep):
     """``sigma(t) = offset + J 1[t > 0]`` (sign: offset -1, J = 2; the step at 0).
 
@@ -200,21 +221,7 @@ class ArcSineStep(FastStep):
         return {"inv": inv, "mu2": mu * mu}, dval, dder
 
     def strip(self, G, r0, r1, vec, out, der, w):
-        c = G.shape[1]
-        inv = vec["inv"]
-        np.multiply(G, inv[r0:r1, None], out=out)
-        out *= inv[None, :c]
-        np.clip(out, -1.0, 1.0, out=out)
-        if der is not None:
-            np.multiply(out, out, out=w)
-            np.subtract(1.0, w, out=w)
-            np.sqrt(w, out=w)
-            np.divide(self.c2, w, out=der)
-            der *= inv[r0:r1, None]
-            der *= inv[None, :c]
-        np.arcsin(out, out=out)
-        out *= self.c2
-        out += vec["mu2"]
+        _arcsine_strip(G, r0, r1, vec["inv"], self.c2, vec["mu2"], out, der, w)
 
     def torch_full(self, K, vec, want_der):
         import torch
@@ -248,22 +255,7 @@ class ErfStep(FastStep):
         return {"e": e, "c2": center * center}, dval, dder
 
     def strip(self, G, r0, r1, vec, out, der, w):
-        c = G.shape[1]
-        e = vec["e"]
-        np.multiply(G, e[r0:r1, None], out=out)
-        out *= e[None, :c]
-        np.clip(out, -1.0, 1.0, out=out)
-        if der is not None:
-            np.multiply(out, out, out=w)
-            np.subtract(1.0, w, out=w)
-            np.sqrt(w, out=w)
-            np.divide(2.0 / math.pi, w, out=der)
-            der *= e[r0:r1, None]
-            der *= e[None, :c]
-        np.arcsin(out, out=out)
-        out *= 2.0 / math.pi
-        if vec["c2"]:
-            out += vec["c2"]
+        _arcsine_strip(G, r0, r1, vec["e"], 2.0 / math.pi, vec["c2"], out, der, w)
 
     def torch_full(self, K, vec, want_der):
         import torch

@@ -10,8 +10,8 @@ from lossless import baselines, experiments, practice, readout
 def test_practice_reexports_every_public_name_of_the_three_modules():
     for module in (readout, baselines, experiments):
         for name in module.__all__:
-            if name in practice.__all__:
-                assert getattr(practice, name) is getattr(module, name)
+            assert name in practice.__all__
+            assert getattr(practice, name) is getattr(module, name)
     assert practice.ridge_readout is readout.ridge_readout
     assert practice.run_trial is experiments.run_trial
     assert practice.ternary_memory is baselines.ternary_memory
