@@ -143,6 +143,8 @@ def check_rows(task: practice.Task, factor: float, seed: int, sparsity: float) -
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds first-seed, ..., first-seed + seeds - 1 (default 0)")
     parser.add_argument("--rotation-seeds", type=int, default=3)
     parser.add_argument("--factors", type=float, nargs="*", default=None,
                         help="width factors (default 0.5 2 4)")
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"rotation seed {seed} {task.name}")
     if "width" in args.parts:
         for factor, sparsities in factors.items():
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for task in selected(seed):
                     t0 = time.perf_counter()
                     keep(trial_rows("width", task, factor, seed, sparsities),
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                     "numpy": np.__version__, "python": platform.python_version()},
         "paper_widths": WIDTHS, "factors": {str(f): list(s) for f, s in factors.items()},
-        "parts": args.parts, "seeds": args.seeds, "rotation_seeds": args.rotation_seeds,
+        "parts": args.parts, "seeds": args.seeds, "first_seed": args.first_seed, "rotation_seeds": args.rotation_seeds,
         "n_kernel": N_KERNEL, "rows": len(rows), "trials": {k: v for k, v in ran.items()},
     }
     args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")

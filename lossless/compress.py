@@ -14,6 +14,7 @@ import io
 import json
 import math
 import time
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -1477,8 +1478,34 @@ def _unpack_file(data: bytes, where: str) -> bytes:
     return payload
 
 
-#: Up to this many samples, the int8 path sums weight columns instead of calling oneDNN.
+#: Up to this many samples, the int8 path multiplies layers ℓ ≥ 2 as sparse CSR matrices
+#: instead of calling oneDNN's int8 GEMM (slow for a handful of rows).
 _FEW_ROWS = 8
+
+
+def _csr32(codes: torch.Tensor) -> torch.Tensor:
+    """Ternary codes as a CSR matrix: float32 values ±1, int32 indices (built directly,
+    without torch's int64 intermediate copies)."""
+    rows, cols = torch.nonzero(codes, as_tuple=True)  # row-major: the CSR order
+    crow = torch.zeros(codes.shape[0] + 1, dtype=torch.int32)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=codes.shape[0]), 0)
+    values = codes[rows, cols].to(torch.float32)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta state"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, cols.to(torch.int32), values, codes.shape,
+                                       check_invariants=False)
+
+
+def _round_f32(x: torch.Tensor, *, up: bool) -> torch.Tensor:
+    """float64 ``x`` rounded to float32 upwards (``up``) or downwards: a float32 bound."""
+    y = x.to(torch.float32)
+    off = y.to(torch.float64) < x if up else y.to(torch.float64) > x
+    return torch.where(off, torch.nextafter(y, torch.tensor(math.inf if up else -math.inf)), y)
+
+
+def _csr_bytes(csr: torch.Tensor) -> int:
+    return sum(t.numel() * t.element_size()
+               for t in (csr.crow_indices(), csr.col_indices(), csr.values()))
 
 
 class CompressedMLP(torch.nn.Module):
@@ -1674,12 +1701,12 @@ class CompressedMLP(torch.nn.Module):
         X : array_like, shape (n, p)
         backend : {"auto", "int8", "float"}
             ``"float"``: layer 1 in float64, layers ℓ ≥ 2 as float32 products of the
-            codes (exact integers), the reference. ``"int8"``: layer 1 in float32 with
-            every entry whose rounding error could cross a threshold recomputed in
-            float64 (a rigorous bound, so the codes are those of ``"float"``), layers
-            ℓ ≥ 2 as int8 × uint8 products accumulated in int32 by oneDNN
-            (``torch.ops.onednn.qlinear_pointwise``), exact; for up to 8 samples, as
-            int32 sums of the int8 weight columns of the non-zero inputs. ``"auto"``: ``"int8"``
+            codes (exact integers), the reference. ``"int8"``: layer 1 as a sparse (CSR)
+            float32 product with every entry whose rounding error could cross a
+            threshold recomputed in float64 (a rigorous bound, so the codes are those of
+            ``"float"``); layers ℓ ≥ 2 as int8 × uint8 products accumulated in int32 by
+            oneDNN (``torch.ops.onednn.qlinear_pointwise``), exact; for up to 8 samples
+            as sparse (CSR) float32 products of the codes, exact. ``"auto"``: ``"int8"``
             where this torch build has the oneDNN quantized ops, else ``"float"``.
         """
         backend = _checks.choice(backend, "backend", ("auto", "int8", "float"))
@@ -1707,7 +1734,11 @@ class CompressedMLP(torch.nn.Module):
 
     # -- the integer inference path ------------------------------------------------------
     def _fast_path(self) -> dict | None:
-        """Cached operands of the int8 path (built on first use, not saved), or None."""
+        """Cached operands of the int8 path (built on first use, not saved), or None.
+
+        Every layer's codes as a CSR matrix (float32 values ±1, int32 indices: 8 bytes per
+        non-zero weight), and layers ℓ ≥ 2 also as int8 matrices packed by oneDNN for
+        batches above ``_FEW_ROWS``."""
         cache = self.__dict__.get("_fast_cache", False)
         if cache is not False:
             return cache
@@ -1718,90 +1749,118 @@ class CompressedMLP(torch.nn.Module):
         except (AttributeError, RuntimeError):
             qlinear = prepack = None
         if qlinear is not None:
-            codes_0 = self.codes(0)
-            err = torch.maximum(self.upper_0.abs(), self.lower_0.abs()) * 2.0 ** -23
-            err = torch.where(torch.isfinite(err), err, torch.zeros_like(err))
-            cache = {"first": codes_0.to(torch.float32).T.contiguous(), "codes_0": codes_0,
-                     "upper_0": self.upper_0.to(torch.float32),
-                     "lower_0": self.lower_0.to(torch.float32),
-                     "threshold_error": (1.01 * err).to(torch.float32), "layers": []}
+            cache = {"first": _csr32(self.codes(0)),
+                     "upper_0": self.upper_0.to(torch.float64)[:, None],
+                     "lower_0": self.lower_0.to(torch.float64)[:, None],
+                     "layers": [], "qlinear": qlinear}
             for i in range(1, self.depth):
                 d = self.widths[i]
-                upper = getattr(self, f"upper_{i}")
-                lower = getattr(self, f"lower_{i}")
                 # Z is an integer: Z > u <=> Z > floor(u), Z < l <=> Z < ceil(l); both are
                 # exact in float32 when |.| < 2^24 and beyond every reachable |Z| otherwise
+                upper = torch.floor(getattr(self, f"upper_{i}")).to(torch.float32)
+                lower = torch.ceil(getattr(self, f"lower_{i}")).to(torch.float32)
                 codes = self.codes(i)
                 cache["layers"].append({
-                    "weight": prepack(codes.contiguous(), None),
-                    "codes_t": codes.T.contiguous(),
+                    "weight": prepack(codes.contiguous(), None), "csr": _csr32(codes),
                     "w_scale": torch.ones(d), "w_zero": torch.zeros(d, dtype=torch.int64),
-                    "upper": torch.floor(upper).to(torch.float32),
-                    "lower": torch.ceil(lower).to(torch.float32)})
-            cache["qlinear"] = qlinear
+                    "upper": upper, "lower": lower,
+                    "upper_col": upper[:, None], "lower_col": lower[:, None]})
+                del codes
             try:  # a build whose kernels disagree with the reference is not used
                 probe = torch.linspace(-2.0, 2.0, 3 * self.p, dtype=torch.float64)
                 probe = probe.reshape(3, self.p) * self.tau0 / math.sqrt(self.p)
+                probe = torch.cat([probe, probe.flip(0).repeat(_FEW_ROWS, 1)])
                 object.__setattr__(self, "_fast_cache", cache)
-                fast = self._codes_int8(probe, cache)
                 ref = self.activation_codes(probe.numpy(), backend="float")
-                if not all(torch.equal(a, b) for a, b in zip(fast, ref)):
-                    cache = None
+                for rows in (probe[:3], probe):  # the CSR and the oneDNN products
+                    fast = self._codes_int8(rows, cache)
+                    if not all(torch.equal(a, b[: rows.shape[0]]) for a, b in zip(fast, ref)):
+                        cache = None
+                        break
             except RuntimeError:
                 cache = None
         object.__setattr__(self, "_fast_cache", cache)
         return cache
 
     def _codes_int8(self, H: torch.Tensor, fast: dict) -> list[torch.Tensor]:
-        act = self.layers[0]
-        sign = -1 if act.odd else 1
-        Z = H.to(torch.float32) @ fast["first"]
-        # |fl32(x . c) - x . c| <= (p + 2) 2^-24 ||x||_1 for codes c in {-1, 0, 1}, and the
-        # float32 thresholds are within |u| 2^-24 of the float64 ones: an entry farther
-        # than both from a threshold is decided in float32 as in float64
-        bound = ((1.01 * (self.p + 2) * 2.0 ** -24) * H.abs().sum(dim=1, keepdim=True)).to(
-            torch.float32)
-        margin = bound + fast["threshold_error"]
-        du = Z - fast["upper_0"]
-        dl = Z - fast["lower_0"]
-        T = (du > 0).to(torch.int8) + sign * (dl < 0).to(torch.int8)
-        close = (du.abs() <= margin) | (dl.abs() <= margin)
+        n = H.shape[0]
+        if n == 0:
+            return [torch.zeros((0, d), dtype=torch.int8) for d in self.widths]
+        sign = -1 if self.layers[0].odd else 1
+        # layer 1, samples in columns: Z^T = C_1 X^T, a CSR product in float32
+        Z = torch.sparse.mm(fast["first"], H.T.to(torch.float32).contiguous())
+        # |fl32(x . c) - x . c| <= (p + 2) 2^-24 ||x||_1 =: m for codes c in {-1, 0, 1}, in
+        # any summation order. With the thresholds moved outwards by m and rounded outwards
+        # to float32, Z > u + m means x . c > u for sure and Z <= u - m means x . c <= u
+        # (the same for l): only entries between the two bounds are recomputed in float64
+        m = 1.01 * (self.p + 2) * 2.0 ** -24 * float(H.abs().sum(dim=1).max())
+        u, l = fast["upper_0"], fast["lower_0"]
+        above = Z > _round_f32(u + m, up=True)
+        below = Z < _round_f32(l - m, up=False)
+        close = (Z > _round_f32(u - m, up=False)).logical_xor_(above)
+        close.logical_or_((Z < _round_f32(l + m, up=True)).logical_xor_(below))
+        T = above.to(torch.int8)
+        if sign > 0:
+            T += below.to(torch.int8)
+        else:
+            T -= below.to(torch.int8)
+        del Z, above, below
         if bool(close.any()):
-            rows, cols = torch.nonzero(close, as_tuple=True)
-            z = (H[rows] * fast["codes_0"][cols].to(torch.float64)).sum(dim=1)
-            T[rows, cols] = ((z > self.upper_0[cols]).to(torch.int8)
-                             + sign * (z < self.lower_0[cols]).to(torch.int8))
-        out = [T]
+            T[close] = self._first_layer_exact(H, close, fast["first"])
+        out = [T]  # codes with samples in columns, transposed at the end
         for i, layer in enumerate(fast["layers"], start=1):
-            act = self.layers[i]
-            if out[-1].shape[0] <= _FEW_ROWS:
-                # a few samples: sum the int8 weight columns of the active inputs in int32
-                # (oneDNN's int8 GEMM is slow for a handful of rows)
-                Z = torch.stack([
-                    layer["codes_t"][t == 1].sum(dim=0, dtype=torch.int32)
-                    - layer["codes_t"][t == -1].sum(dim=0, dtype=torch.int32)
-                    for t in out[-1]]).to(torch.float32) if out[-1].shape[0] else \
-                    torch.zeros((0, self.widths[i]))
+            odd = self.layers[i].odd
+            if n <= _FEW_ROWS:  # CSR product, samples in columns (exact: |Z| < 2^24)
+                Z = torch.sparse.mm(layer["csr"], out[-1].to(torch.float32))
+                upper, lower = layer["upper_col"], layer["lower_col"]
+            else:  # int8 x uint8 (zero point 1) in int32 by oneDNN, samples in rows
+                x = out[-1].T.to(torch.uint8) if i == 1 else out[-1].to(torch.uint8)
+                x += 1
+                Z = fast["qlinear"](x.contiguous(), 1.0, 1, layer["weight"], layer["w_scale"],
+                                    layer["w_zero"], None, 1.0, 0, torch.float32, "none",
+                                    [], "")
+                upper, lower = layer["upper"], layer["lower"]
+            T = (Z > upper).to(torch.int8)
+            if odd:
+                T -= (Z < lower).to(torch.int8)
             else:
-                x = (out[-1] + 1).to(torch.uint8)
-                Z = fast["qlinear"](x, 1.0, 1, layer["weight"], layer["w_scale"],
-                                    layer["w_zero"], None, 1.0, 0, torch.float32, "none", [], "")
-            T = ((Z > layer["upper"]).to(torch.int8)
-                 + (-1 if act.odd else 1) * (Z < layer["lower"]).to(torch.int8))
+                T += (Z < lower).to(torch.int8)
             out.append(T)
-        return out
+        if n <= _FEW_ROWS:
+            return [T.T.contiguous() for T in out]
+        return [out[0].T.contiguous(), *out[1:]]
+
+    def _first_layer_exact(self, H: torch.Tensor, close: torch.Tensor,
+                           csr: torch.Tensor) -> torch.Tensor:
+        """Codes of layer 1 at the entries ``close`` (neuron, sample) recomputed in float64
+        from the CSR codes: the entries whose float32 value may be on the wrong side of a
+        threshold."""
+        neurons, samples = torch.nonzero(close, as_tuple=True)
+        crow = csr.crow_indices().to(torch.int64)
+        starts = crow[neurons]
+        counts = crow[neurons + 1] - starts
+        seg = torch.repeat_interleave(torch.arange(len(neurons)), counts)
+        offsets = torch.cumsum(counts, 0) - counts
+        pos = starts[seg] + torch.arange(int(counts.sum())) - offsets[seg]
+        cols = csr.col_indices().to(torch.int64)[pos]
+        terms = H[samples[seg], cols] * csr.values()[pos].to(torch.float64)
+        z = torch.zeros(len(neurons), dtype=torch.float64).index_add_(0, seg, terms)
+        sign = -1 if self.layers[0].odd else 1
+        return ((z > self.upper_0[neurons]).to(torch.int8)
+                + sign * (z < self.lower_0[neurons]).to(torch.int8))
 
     def runtime_bytes(self) -> dict[str, int]:
-        """Bytes held for inference: the packed codes, and the int8 path's operands
-        (first-layer codes in float32 and int8, int8 codes of layers ℓ ≥ 2 as oneDNN
-        packs them, thresholds), once built."""
+        """Bytes held for inference: the packed codes, and the int8 path's operands once
+        built (CSR codes of every layer, int8 codes of layers ℓ ≥ 2 as oneDNN packs them,
+        counted at one byte per weight, and thresholds)."""
         packed = sum(getattr(self, f"packed_{i}").numel() for i in range(self.depth))
         fast = self._fast_path()
         extra = 0
         if fast is not None:
-            extra = fast["first"].numel() * 5 + 12 * self.widths[0]
+            extra = _csr_bytes(fast["first"]) + 2 * 8 * self.widths[0]
             for i, layer in enumerate(fast["layers"], start=1):
-                extra += 2 * self.widths[i] * self.widths[i - 1] + 2 * 4 * self.widths[i]
+                extra += (_csr_bytes(layer["csr"]) + self.widths[i] * self.widths[i - 1]
+                          + 4 * 4 * self.widths[i] + 12 * self.widths[i])
         return {"packed": packed, "int8 path": extra}
 
     def features(self, X: Any, *, backend: str = "auto") -> torch.Tensor:

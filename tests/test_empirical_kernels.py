@@ -399,7 +399,10 @@ def test_activation_nan_only_in_torch_is_named():
     def fn(t):
         return t * float("nan") if isinstance(t, torch.Tensor) else np.tanh(t)
 
-    act = activations.Custom(fn, lambda t: 1 - np.tanh(t) ** 2, name="torch_nan")
+    def dfn(t):
+        return 1 - (torch.tanh(t) if isinstance(t, torch.Tensor) else np.tanh(t)) ** 2
+
+    act = activations.Custom(fn, dfn, name="torch_nan")
     X = data(5, 6)
     with pytest.raises(ValueError, match=r"layers\[1\] = torch_nan"):
         kernels.empirical_ck(X, [activations.get("relu"), act], [8, 8], 1, gen())

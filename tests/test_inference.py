@@ -45,3 +45,66 @@ def test_backend_is_checked(net):
         net.activation_codes(np.zeros((1, 40)), backend="gpu")
     assert net.runtime_bytes()["packed"] == sum(
         getattr(net, f"packed_{i}").numel() for i in range(3))
+
+
+@pytest.fixture(scope="module", params=["relu", "tanh"])
+def net_any(request):
+    """An even (ReLU: codes {0, 1}) and an odd (tanh: codes {-1, 0, 1}) network."""
+    plan = compress.compress([activations.get(request.param)] * 3, 4.0)
+    return compress.CompressedMLP.from_plan(plan, 40, [48, 32, 24], sparsity=0.7,
+                                            generator=torch.Generator().manual_seed(5))
+
+
+@pytest.mark.parametrize("n", [0, 1, compress._FEW_ROWS, compress._FEW_ROWS + 1, 64])
+def test_both_products_give_the_float_paths_codes_at_every_batch_size(net_any, n):
+    # up to _FEW_ROWS samples layers >= 2 are CSR products, above it oneDNN's int8 GEMM
+    if net_any._fast_path() is None:
+        pytest.skip("this torch build has no oneDNN quantized linear")
+    X = np.random.default_rng(n).standard_normal((n, 40)) * 4.0 / np.sqrt(40)
+    fast = net_any.activation_codes(X, backend="int8")
+    ref = net_any.activation_codes(X, backend="float")
+    assert [tuple(t.shape) for t in fast] == [(n, d) for d in (48, 32, 24)]
+    assert all(t.dtype == torch.int8 for t in fast)
+    assert all(torch.equal(a, b) for a, b in zip(fast, ref))
+    assert any(bool((t != 0).any()) and bool((t == 0).any()) for t in fast) or n == 0
+
+
+def test_many_entries_on_thresholds_are_all_recomputed(net_any):
+    # one sample per neuron of layer 1, each on (or one ulp past) that neuron's threshold,
+    # plus background coordinates: dozens of (neuron, sample) entries need the float64 fix
+    if net_any._fast_path() is None:
+        pytest.skip("this torch build has no oneDNN quantized linear")
+    C = net_any.codes(0).to(torch.float64)
+    rng = np.random.default_rng(11)
+    rows = []
+    for i in range(C.shape[0]):
+        nz = torch.nonzero(C[i]).flatten()
+        if len(nz) < 2:
+            continue
+        k, j = int(nz[0]), int(nz[1])
+        x = np.zeros(40)
+        x[j] = rng.standard_normal()
+        for target in (float(net_any.upper_0[i]), float(net_any.lower_0[i])):
+            if not np.isfinite(target):
+                continue
+            x = x.copy()
+            x[k] = (target - x[j] * float(C[i, j])) * float(C[i, k])
+            rows += [x, x.copy()]
+            rows[-1][k] = np.nextafter(x[k], np.inf)
+    X = np.array(rows)
+    assert len(X) > 2 * compress._FEW_ROWS
+    for part in (X, X[: compress._FEW_ROWS]):
+        fast = net_any.activation_codes(part, backend="int8")
+        ref = net_any.activation_codes(part, backend="float")
+        assert all(torch.equal(a, b) for a, b in zip(fast, ref))
+
+
+def test_the_int8_path_holds_less_than_fp32_weights_at_high_sparsity():
+    plan = compress.compress([activations.get("relu")] * 3, 4.0)
+    net = compress.CompressedMLP.from_plan(plan, 100, [200, 200, 100], sparsity=0.9,
+                                           generator=torch.Generator().manual_seed(0))
+    if net._fast_path() is None:
+        pytest.skip("this torch build has no oneDNN quantized linear")
+    held = net.runtime_bytes()
+    fp32 = 4 * (100 * 200 + 200 * 200 + 200 * 100)
+    assert held["packed"] + held["int8 path"] < 0.6 * fp32
