@@ -1,4 +1,4 @@
-"""Benchmark: the compressed network's forward pass against dense fp32 (Chapter 5, appendix).
+"""Benchmark: the compressed network's forward pass against dense fp32 (chapter 7 and the appendix).
 
 Time and peak memory of one forward pass (inputs to outputs) at batch 1 and 256:
 
@@ -15,18 +15,23 @@ Widths are ``f x (2000, 2000, 1000)`` on p = 784 inputs, for several factors ``f
 the compressed network at ``f = 1`` (equal widths) and at the width where chapter 7's
 frontier finds it about as accurate as the dense network at ``f = 1`` (equal accuracy).
 
-Each configuration runs in a fresh subprocess, ``--rounds`` times, the configurations
-interleaved round by round so that a change in the machine's load hits all of them
-alike; the time is the fastest pass over all rounds (``--repeats`` passes per round,
-after two warm-up passes). Memory is measured with glibc's mmap threshold fixed at
-64 KiB (``MALLOC_MMAP_THRESHOLD_``, the same for every network), so that freed arrays
-go back to the system and the resident set counts live memory only:
+Each configuration runs ``--rounds`` times, the configurations interleaved round by
+round so that a change in the machine's load hits all of them alike, and each round in
+two fresh subprocesses:
 
-- ``resident_bytes``: the anonymous resident memory (``RssAnon``) the network adds once
-  built and warmed up: weights, caches, packed operands (library code pages excluded);
-- ``pass_bytes``: the peak resident set during the timed passes above the resident set
-  before them (``VmHWM``): the workspace of a pass;
-- ``peak_bytes``: their sum.
+- a **timing** process with the default allocator, as a user runs it: the time is the
+  fastest pass over all rounds (``--repeats`` passes per round, after two warm-up
+  passes);
+- a **memory** process with glibc's mmap threshold fixed at 64 KiB
+  (``MALLOC_MMAP_THRESHOLD_``, the same for every network), so that freed arrays go back
+  to the system and the resident set counts live memory only (the fixed threshold makes
+  every large allocation a fresh mapping, which slows the passes: hence two processes):
+
+  - ``resident_bytes``: the anonymous resident memory (``RssAnon``) the network adds
+    once built and warmed up: weights, caches, packed operands (library code excluded);
+  - ``pass_bytes``: the peak resident set during three passes above the resident set
+    before them (``VmHWM``): the workspace of a pass;
+  - ``peak_bytes``: their sum (the smallest over the rounds).
 
 The outputs of the integer path are checked equal to the float path's (codes exactly,
 outputs to 1e-12) on every batch. Results go to ``benchmarks/results/inference.json``.
@@ -79,7 +84,10 @@ def saved_network(factor: float) -> Path:
     return path
 
 
-def run_one(kind: str, factor: float, batch: int, repeats: int) -> dict:
+def run_one(kind: str, factor: float, batch: int, repeats: int, mode: str) -> dict:
+    """One configuration in this process: ``mode="time"`` times ``repeats`` passes (and
+    checks the int8 outputs afterwards); ``mode="memory"`` reads the resident memory the
+    network adds and the peak of ``repeats`` passes (run with the mmap threshold fixed)."""
     import numpy as np
     import torch
 
@@ -147,6 +155,10 @@ def run_one(kind: str, factor: float, batch: int, repeats: int) -> dict:
         step()
         times.append(time.perf_counter() - t0)
     pass_bytes = _status("VmHWM") - before
+    if mode == "memory":
+        return {"kind": kind, "factor": factor, "widths": widths, "batch": batch,
+                "peak_bytes": built + pass_bytes, "resident_bytes": built,
+                "pass_bytes": pass_bytes, "held_bytes": held}
     if kind == "compressed, int8":  # after the measurement: the float path's buffers
         fast = net.activation_codes(X, backend="int8")  # would count as the network's
         ref = net.activation_codes(X, backend="float")
@@ -154,8 +166,6 @@ def run_one(kind: str, factor: float, batch: int, repeats: int) -> dict:
             torch.allclose(net(X, backend="int8"), net(X, backend="float"), atol=1e-12))
     return {"kind": kind, "factor": factor, "widths": widths, "batch": batch,
             "seconds": min(times), "median_seconds": float(np.median(times)),
-            "peak_bytes": built + pass_bytes, "resident_bytes": built,
-            "pass_bytes": pass_bytes, "held_bytes": held,
             "outputs_equal": check}
 
 
@@ -169,13 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed passes per round")
     parser.add_argument("--rounds", type=int, default=3,
                         help="fresh processes per configuration, interleaved (default 3)")
-    parser.add_argument("--one", nargs=4, metavar=("KIND", "FACTOR", "BATCH", "REPEATS"),
+    parser.add_argument("--one", nargs=5, metavar=("KIND", "FACTOR", "BATCH", "REPEATS", "MODE"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS / "inference.json")
     args = parser.parse_args(argv)
     if args.one:
-        kind, factor, batch, repeats = args.one
-        print(json.dumps(run_one(kind, float(factor), int(batch), int(repeats))))
+        kind, factor, batch, repeats, mode = args.one
+        print(json.dumps(run_one(kind, float(factor), int(batch), int(repeats), mode)))
         return
     import torch
 
@@ -185,25 +195,35 @@ def main(argv: list[str] | None = None) -> None:
                + [("compressed, float", f) for f in args.factors if f == 1.0])
     for factor in args.factors:
         saved_network(factor)
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    envs = {"time": dict(os.environ), "memory": dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")}
+    envs["time"].pop("MALLOC_MMAP_THRESHOLD_", None)
     load_start = os.getloadavg()
     runs: dict[tuple, list[dict]] = {}
+    mems: dict[tuple, list[dict]] = {}
+
+    def one(kind, factor, batch, repeats, mode):
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", kind, str(factor), str(batch), str(repeats),
+             mode], capture_output=True, text=True, check=True, env=envs[mode])
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
     for round_ in range(args.rounds):
         for kind, factor in configs:
             for batch in args.batches:
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--one", kind, str(factor), str(batch),
-                     str(args.repeats)], capture_output=True, text=True, check=True, env=env)
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                r = one(kind, factor, batch, args.repeats, "time")
+                m = one(kind, factor, batch, 3, "memory")
                 runs.setdefault((kind, factor, batch), []).append(r)
+                mems.setdefault((kind, factor, batch), []).append(m)
                 print(f"round {round_ + 1}: x{factor:g} batch {batch:>3} {kind:>18}: "
-                      f"{1e3 * r['seconds']:8.2f} ms, peak {r['peak_bytes'] / 2**20:7.1f} MiB",
+                      f"{1e3 * r['seconds']:8.2f} ms, peak {m['peak_bytes'] / 2**20:7.1f} MiB",
                       flush=True)
     results = []
-    for (kind, factor, batch), rs in runs.items():
+    for key, rs in runs.items():
         best = min(rs, key=lambda r: r["seconds"])
+        mem = min(mems[key], key=lambda m: m["peak_bytes"])
         results.append(dict(best, round_seconds=[r["seconds"] for r in rs],
-                            peak_bytes=min(r["peak_bytes"] for r in rs),
+                            peak_bytes=mem["peak_bytes"], resident_bytes=mem["resident_bytes"],
+                            pass_bytes=mem["pass_bytes"], held_bytes=mem["held_bytes"],
                             outputs_equal=(None if rs[0]["outputs_equal"] is None
                                            else all(r["outputs_equal"] for r in rs))))
     from run_practice import cpu_model

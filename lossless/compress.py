@@ -1749,7 +1749,9 @@ class CompressedMLP(torch.nn.Module):
         except (AttributeError, RuntimeError):
             qlinear = prepack = None
         if qlinear is not None:
-            cache = {"first": _csr32(self.codes(0)),
+            first = _csr32(self.codes(0))
+            cache = {"first": first,
+                     "first_nnz": max(1, int(first.crow_indices().diff().max())),
                      "upper_0": self.upper_0.to(torch.float64)[:, None],
                      "lower_0": self.lower_0.to(torch.float64)[:, None],
                      "layers": [], "qlinear": qlinear}
@@ -1789,11 +1791,11 @@ class CompressedMLP(torch.nn.Module):
         sign = -1 if self.layers[0].odd else 1
         # layer 1, samples in columns: Z^T = C_1 X^T, a CSR product in float32
         Z = torch.sparse.mm(fast["first"], H.T.to(torch.float32).contiguous())
-        # |fl32(x . c) - x . c| <= (p + 2) 2^-24 ||x||_1 =: m for codes c in {-1, 0, 1}, in
-        # any summation order. With the thresholds moved outwards by m and rounded outwards
-        # to float32, Z > u + m means x . c > u for sure and Z <= u - m means x . c <= u
-        # (the same for l): only entries between the two bounds are recomputed in float64
-        m = 1.01 * (self.p + 2) * 2.0 ** -24 * float(H.abs().sum(dim=1).max())
+        # |fl32(x . c) - x . c| <= m for every row c of codes (see _first_layer_margin).
+        # With the thresholds moved outwards by m and rounded outwards to float32,
+        # Z > u + m means x . c > u for sure and Z <= u - m means x . c <= u (the same
+        # for l): only entries between the two bounds are recomputed in float64
+        m = self._first_layer_margin(H, fast["first_nnz"])
         u, l = fast["upper_0"], fast["lower_0"]
         above = Z > _round_f32(u + m, up=True)
         below = Z < _round_f32(l - m, up=False)
@@ -1805,8 +1807,9 @@ class CompressedMLP(torch.nn.Module):
         else:
             T -= below.to(torch.int8)
         del Z, above, below
-        if bool(close.any()):
-            T[close] = self._first_layer_exact(H, close, fast["first"])
+        neurons, samples = torch.nonzero(close, as_tuple=True)
+        if len(neurons):
+            T[neurons, samples] = self._first_layer_exact(H, neurons, samples, fast["first"])
         out = [T]  # codes with samples in columns, transposed at the end
         for i, layer in enumerate(fast["layers"], start=1):
             odd = self.layers[i].odd
@@ -1830,12 +1833,27 @@ class CompressedMLP(torch.nn.Module):
             return [T.T.contiguous() for T in out]
         return [out[0].T.contiguous(), *out[1:]]
 
-    def _first_layer_exact(self, H: torch.Tensor, close: torch.Tensor,
+    @staticmethod
+    def _first_layer_margin(H: torch.Tensor, k: int) -> float:
+        """A bound ``m`` on ``|fl32(x . c) - x . c|`` over the samples ``x`` (rows of
+        ``H``, float64) and the code rows ``c`` (at most ``k`` non-zeros in {-1, 1}).
+
+        Rounding ``x`` to float32 moves each term by at most ``u |x_j|`` (``u = 2^-24``),
+        the products by ±1 are exact, and a float32 sum of ``k`` terms in any order (or
+        tree, with or without fused multiply-adds) is off by at most
+        ``(k - 1) u / (1 - (k - 1) u)`` times the sum of their magnitudes, which is at
+        most ``sqrt(k) ||x||_2`` (Cauchy-Schwarz over the ``k`` terms). So
+        ``m = 1.01 (k + 1) u sqrt(k) max_x ||x||_2`` bounds the error whenever
+        ``(k + 1) u < 0.005``.
+        """
+        norm = math.sqrt(float(torch.einsum("ij,ij->i", H, H).max()))
+        return 1.01 * (k + 1) * 2.0 ** -24 * math.sqrt(k) * norm
+
+    def _first_layer_exact(self, H: torch.Tensor, neurons: torch.Tensor, samples: torch.Tensor,
                            csr: torch.Tensor) -> torch.Tensor:
-        """Codes of layer 1 at the entries ``close`` (neuron, sample) recomputed in float64
-        from the CSR codes: the entries whose float32 value may be on the wrong side of a
-        threshold."""
-        neurons, samples = torch.nonzero(close, as_tuple=True)
+        """Codes of layer 1 at the entries ``(neurons[i], samples[i])`` recomputed in
+        float64 from the CSR codes: the entries whose float32 value may be on the wrong
+        side of a threshold."""
         crow = csr.crow_indices().to(torch.int64)
         starts = crow[neurons]
         counts = crow[neurons + 1] - starts
