@@ -15,7 +15,7 @@ file imports none of them, so each can be used on its own.
 - ``lossless.readout``: ridge, shift-corrected, validated, kernel ridge, logistic readouts.
 - ``lossless.baselines``: the networks compared at equal memory, and their memory.
 - ``lossless.experiments``: tasks, trial runs, fine-tuning, width laws, tables, CSV.
-- ``lossless.practice``: one name for the three above (chapter 5).
+- ``lossless.practice``: one name for the three above (chapter 7).
 - ``lossless.spectra`` / ``lossless.plotting``: spectral helpers and figures.
 """
 

@@ -1,7 +1,8 @@
 """Two-point Gaussian expectations of activations ("dual kernels"), block by block.
 
-For samples with input scales ``s_i`` and correlations ``rho_ij`` (``u = s_i xi``,
-``v = s_j eta``, ``corr(xi, eta) = rho_ij``) these objects return
+For samples with input scales ``nu_i = sqrt(K_ii)`` and correlations ``rho_ij`` (the
+book's ν_i and ρ_ij; ``u = nu_i xi``, ``v = nu_j eta``, ``corr(xi, eta) = rho_ij``)
+these objects return the entries of the book's eq-ckntk-ck-recursion:
 
 - ``values``:      ``E[(sigma(u) - c) (sigma(v) - c)]``
 - ``derivatives``: ``E[sigma'(u) sigma'(v)]`` (Stein/Price sense: jumps contribute their
@@ -39,7 +40,7 @@ class DualExpectations:
     Parameters
     ----------
     scales : ndarray, shape (n,)
-        Standard deviations ``s_i = sqrt(K_ii)`` (positive).
+        Standard deviations ``nu_i = sqrt(K_ii)`` (positive; the book's ν_i).
     center : float
         Constant ``c`` subtracted from the activation in :meth:`values`.
     """
@@ -83,7 +84,7 @@ class PiecewiseLinearDual(DualExpectations):
     ``C = omega phi(x) phi((y - rho x)/omega)``, ``omega = sqrt(1 - rho^2)``;
     breakpoints at 0 reduce to the arc-sine/arc-cosine formulas (ReLU, leaky ReLU, abs,
     sign). The derivative kernel adds, for the jumps, the bivariate density
-    ``phi2(x, y; rho) / (s_i s_j)`` and the mixed terms ``A / s_i``, ``B / s_j``.
+    ``phi2(x, y; rho) / (nu_i nu_j)`` and the mixed terms ``A / nu_i``, ``B / nu_j``.
     """
 
     method = "closed form (bivariate normal orthants, arc-cosine/arc-sine at 0)"
@@ -357,9 +358,12 @@ class PiecewiseLinearDual(DualExpectations):
 # erf, sin, cos
 # ----------------------------------------------------------------------------------
 class ErfDual(DualExpectations):
-    """``E[erf(b u) erf(b v)] = (2/pi) asin(2 b^2 K_ij / sqrt((1 + 2 b^2 K_ii)(1 + 2 b^2 K_jj)))``
+    """``E[erf(𝔰 u) erf(𝔰 v)] = (2/pi) asin(2 𝔰^2 K_ij / sqrt((1 + 2 𝔰^2 K_ii)(1 + 2 𝔰^2 K_jj)))``
 
-    and ``E[sigma'(u) sigma'(v)] = (4 b^2 / pi) / sqrt((1 + 2b^2 K_ii)(1 + 2b^2 K_jj) - 4 b^4 K_ij^2)``.
+    and ``E[sigma'(u) sigma'(v)] =
+    (4 𝔰^2 / pi) / sqrt((1 + 2𝔰^2 K_ii)(1 + 2𝔰^2 K_jj) - 4 𝔰^4 K_ij^2)``,
+    with the sharpness 𝔰 (fraktur s, ``sharpness``; the book's chapter "CK and NTK of
+    deep fully-connected networks", section on steps).
     """
 
     method = "closed form (arc-sine)"
@@ -367,7 +371,7 @@ class ErfDual(DualExpectations):
     def __init__(self, sharpness: float, scales: np.ndarray, center: float = 0.0) -> None:
         super().__init__(scales, center)
         self.b2 = float(sharpness) ** 2
-        self.d = 1.0 + 2.0 * self.b2 * self.scales**2  # 1 + 2 b^2 K_ii
+        self.d = 1.0 + 2.0 * self.b2 * self.scales**2  # 1 + 2 𝔰^2 K_ii (b2 = 𝔰^2)
 
     def values(self, rows: Index, cols: Index, rho: np.ndarray) -> np.ndarray:
         s = self.scales
@@ -536,10 +540,11 @@ class HermiteDual(DualExpectations):
     """Generic dual kernels by the Mehler expansion with per-sample coefficients.
 
     ``E[f_i(u) f_j(v)] = sum_k a_k(i) a_k(j) rho_ij^k`` with
-    ``a_k(i) = E[f(s_i xi) He_k(xi)] / sqrt(k!)`` (``f = sigma - c`` or ``sigma'``).
+    ``a_k(i) = E[f(nu_i xi) He_k(xi)] / sqrt(k!)`` (``f = sigma - c`` or ``sigma'``; the
+    book's Mehler formula, eq-toolbox-mehler and eq-equiv-mehler).
 
     Truncation is chosen so that, for every pair with ``|rho_ij| <= rho_cut``, the
-    neglected tail is at most ``rtol * sqrt(D_i D_j)`` (``D_i = E[f(s_i xi)^2]``), by
+    neglected tail is at most ``rtol * sqrt(D_i D_j)`` (``D_i = E[f(nu_i xi)^2]``), by
     Cauchy–Schwarz and Parseval: the tail of sample ``i`` beyond order ``N`` is bounded
     by ``sum_{N < k <= Nmax} a_k(i)^2 |rho|^k + (D_i - sum_{k <= Nmax} a_k(i)^2)
     |rho|^{Nmax + 1}``. The number of computed coefficients ``Nmax`` doubles (from 32 up

@@ -337,7 +337,8 @@ class Activation:
         Parameters
         ----------
         scales : ndarray, shape (n,)
-            Standard deviations ``s_i = sqrt(K_ii)`` of the pre-activations (positive).
+            Standard deviations ``nu_i = sqrt(K_ii)`` of the pre-activations (positive;
+            the book's ν_i, chapter "CK and NTK of deep fully-connected networks").
         center : float
             Constant subtracted from the activation in ``values`` (the centring ``m``).
         max_correlation : float
@@ -349,7 +350,7 @@ class Activation:
         DualExpectations
             With ``values(rows, cols, rho)``, ``derivatives(rows, cols, rho)`` (blocks of
             ``E[(sigma(u) - c)(sigma(v) - c)]`` and ``E[sigma'(u) sigma'(v)]`` for
-            ``u = s_i xi``, ``v = s_j eta``, ``corr = rho``), ``diagonal_values()`` and
+            ``u = nu_i xi``, ``v = nu_j eta``, ``corr = rho``), ``diagonal_values()`` and
             ``diagonal_derivatives()`` (``inf`` with jumps).
 
         Notes
@@ -941,8 +942,9 @@ class Quadratic(Polynomial):
 class Erf(Activation):
     """``sigma(t) = erf(sharpness * t)``; a smoothed ``sign`` for large ``sharpness``.
 
-    Closed forms: ``g1 = 2 b / sqrt(pi (1 + 2 b^2 tau^2))``,
-    ``v = (2/pi) arcsin(2 b^2 tau^2 / (1 + 2 b^2 tau^2))`` etc. (``b`` the sharpness).
+    Closed forms, with ``𝔰`` the sharpness (the book's fraktur s; ``b`` is the scale of a
+    ternary activation): ``g1 = 2 𝔰 / sqrt(pi (1 + 2 𝔰^2 tau^2))``,
+    ``v = (2/pi) arcsin(2 𝔰^2 tau^2 / (1 + 2 𝔰^2 tau^2))`` etc.
     """
 
     name = "erf"

@@ -1,4 +1,4 @@
-"""The networks compared at equal memory, and their memory (Chapter 5).
+"""The networks compared at equal memory, and their memory (chapter 7).
 
 The dense original, the compressed network of :mod:`lossless.compress`, the baselines
 derived from the dense weights (magnitude pruning, naive ternarisation, random
@@ -69,7 +69,7 @@ def _check_dims(p: Any, widths: Any) -> tuple[int, list[int]]:
 
 
 # =====================================================================================
-# memory: both accountings of chapter 5
+# memory: both accountings of chapter 7
 # =====================================================================================
 
 #: The two accountings, by key (labels for tables and figures).
@@ -99,7 +99,7 @@ def binary_entropy(x: float) -> float:
 
 @dataclass(frozen=True)
 class MemoryCost:
-    """Bits needed for the hidden weights, with both accountings of chapter 5.
+    """Bits needed for the hidden weights, with both accountings of chapter 7.
 
     Attributes
     ----------
@@ -461,7 +461,7 @@ def dense_network(p: int, widths: Sequence[int], layers: Sequence[Activation], t
 
 def compressed_network(plan: compress.CompressionPlan, p: int, widths: Sequence[int],
                        sparsity: float, generator: torch.Generator) -> FeatureNetwork:
-    """The compressed network of chapter 4: sparse ternary weights, ternary activations.
+    """The compressed network of chapter 5: sparse ternary weights, ternary activations.
 
     A :class:`lossless.compress.CompressedMLP` drawn by ``CompressedMLP.from_plan``
     (weights stored as 2-bit codes; i.i.d. entries with ``P(0) = ε``); its predicted CK

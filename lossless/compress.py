@@ -27,7 +27,7 @@ from scipy.optimize import brentq, minimize_scalar
 from scipy.special import erfc
 
 from lossless import _checks, activations
-from lossless._display import html_table, text_table
+from lossless._display import fmt_residual, fmt_sig, html_table, text_table
 from lossless.activations import Activation, Moments, check_layers
 from lossless.networks import ternary_weights
 
@@ -191,22 +191,26 @@ def _shape_jacobian(x: float, y: float, eta: float) -> dict[str, tuple[float, fl
 
 
 # -------------------------------------------------------------------------------------
-# the curve on which g1² : g2² is matched
+# the curve on which g1² : g2² is matched (the book's compression chapter, step 1
+# "direction" after eq-compress-equations; its symbols ω, ω₀, θ are used here, the code
+# keeps the names _Psi / psi / lam for them)
 #
-# With (ca, sa) ∝ (√T1, ±√T2) (unit vector, ca ≥ 0), the direction equation
-# c2 ca − c1 sa = 0 reads ψ(y) = η ψ(x) with ψ(u) = φ(u) (u ca − sa). For ca > 0, ψ has
+# With (ca, sa) = (cos θ, sin θ) ∝ (√T1, ±√T2) (unit vector, ca ≥ 0), the direction
+# equation c2 ca − c1 sa = 0 reads ω(y) = η ω(x) with ω(u) = φ(u) (u ca − sa), where
+# x = s̄₋, y = s̄₊ are the thresholds in units of τ^c. For ca > 0, ω has
 # a minimum at u1 < u0 = sa/ca and a maximum at u2 > u0 (u1 u2 = −1), with monotone
-# pieces A = (−∞, u1) ↓, B = (u1, u0) ↑ (values in (ψ_min, 0)) and C = (u0, u2) ↑,
-# D = (u2, ∞) ↓ (values in (0, ψ_max)). Every solution with x < y lies on one of the
-# branches, parametrized by the level λ = |ψ|:
-#   even (η = +1): (x, y) ∈ A × B at level −λ, or C × D at level +λ;
-#   odd  (η = −1): x ∈ A or B at level −λ and y ∈ C or D at level +λ (four branches).
+# pieces A = (−∞, u1) ↓, B = (u1, u0) ↑ (values in (ω_min, 0)) and C = (u0, u2) ↑,
+# D = (u2, ∞) ↓ (values in (0, ω_max)). Every solution with x < y lies on one of the
+# branches, parametrized by the level ω₀ = |ω| (``lam`` in the code):
+#   even (η = +1): (x, y) ∈ A × B at level −ω₀, or C × D at level +ω₀;
+#   odd  (η = −1): x ∈ A or B at level −ω₀ and y ∈ C or D at level +ω₀ (four branches).
 # For ca = 0 (g1 = 0) only the even pattern works, with x = −y.
 # -------------------------------------------------------------------------------------
 
 
 class _Psi:
-    """ψ(u) = φ(u)(u ca − sa) and its monotone pieces."""
+    """The book's ω(u) = φ(u)(u cos θ − sin θ) (here ``ca``, ``sa``) and its monotone
+    pieces (``psi_min``, ``psi_max`` are ω's extreme values)."""
 
     def __init__(self, ca: float, sa: float) -> None:
         self.ca, self.sa = float(ca), float(sa)
@@ -237,7 +241,7 @@ class _Psi:
         return math.exp(-0.5 * u * u) / _SQRT2PI * (self.ca - u * (u * self.ca - self.sa))
 
     def invert(self, piece: str, level: np.ndarray) -> np.ndarray:
-        """Vectorized bisection for ψ(u) = level on a monotone piece."""
+        """Vectorized bisection for ω(u) = level on a monotone piece."""
         lo0, hi0, increasing = self.pieces[piece]
         level = np.asarray(level, dtype=float)
         lo = np.full(level.shape, lo0)
@@ -264,7 +268,7 @@ class _Psi:
         return 0.5 * (lo + hi)
 
 
-# A fixed grid of the branch parameter w = λ/Λ ∈ (0, 1): geometric towards 0 (a
+# A fixed grid of the branch parameter w = ω₀/Λ ∈ (0, 1): geometric towards 0 (a
 # threshold runs off to infinity like sqrt(2 log 1/w)) and towards 1 (turning point).
 _W_GRID = np.unique(np.concatenate([
     np.geomspace(1e-40, 1e-3, 160),
@@ -283,9 +287,9 @@ class _Branch:
     odd: bool
     x_piece: str
     y_piece: str
-    x_sign: float  # ψ(x) = x_sign · λ
+    x_sign: float  # ω(x) = x_sign · ω₀
     y_sign: float
-    span: float  # Λ: levels λ = w Λ
+    span: float  # Λ: levels ω₀ = w Λ
     grid: np.ndarray
 
     @property
@@ -880,12 +884,13 @@ class CompressionPlan:
         return self.tau_compressed**2 - self.tau**2
 
     def surrogates(self) -> list[Activation]:
-        """Affine straight-through derivatives ``s_ℓ(t) = g1 + g2 t`` of the compressed
-        layers (``g1, g2`` of the ternary activation at τ^c_{ℓ−1}).
+        """Affine straight-through derivatives ``ς_ℓ(t) = g1 + g2 t`` of the compressed
+        layers (``g1, g2`` of the ternary activation at τ^c_{ℓ−1}); the book's
+        compression chapter, section "The NTK: off the diagonal, and on it".
 
-        They have ``E[s] = g1`` and ``E[s'] = g2``, so the NTK coefficients β of the
-        compressed network equal the original's, and the smallest possible
-        ``q = E[s²] = g1² + τ_c² g2²`` among such surrogates; pass them as
+        They have ``E[ς] = g1`` and ``E[ς'] = g2``, so the NTK coefficients β of the
+        compressed network equal the original's (eq-equiv-beta), and the smallest possible
+        ``q = E[ς²] = g1² + τ_c² g2²`` among such surrogates; pass them as
         ``surrogates=`` to :func:`lossless.theory.coefficients` or
         :func:`lossless.kernels.exact_ntk`.
         """
@@ -936,18 +941,25 @@ class CompressionPlan:
         }
 
     def _rows(self) -> list[list[str]]:
+        # residuals at rounding level print as "< 1e-12" (their digits depend on the
+        # machine); the last layer with last_layer="closest_tau" matches g1², g2² and
+        # minimises |(τ^c_L)² − τ_L²|, which the last column says
         rows = []
         for s, t in zip(self.solutions, self.layers):
+            equations = [k.replace("^2", "²") for k in s.matched if k != "tau^2"]
+            solved = "+".join(equations) + " matched"
+            if "tau^2" in s.matched:
+                solved += "; τ² minimised"
             rows.append([
                 str(s.index), _label(s.original), "odd" if t.odd else "even",
-                f"{t.s_minus:.4g}", f"{t.s_plus:.4g}", f"{t.scale:.4g}",
-                f"{self.tau[s.index]:.4g}", f"{self.tau_compressed[s.index]:.4g}",
-                f"{s.max_residual:.1e}", "+".join(s.matched).replace("^2", "²"),
+                fmt_sig(t.s_minus), fmt_sig(t.s_plus), fmt_sig(t.scale),
+                fmt_sig(self.tau[s.index]), fmt_sig(self.tau_compressed[s.index]),
+                fmt_residual(s.max_residual), solved,
             ])
         return rows
 
     _HEADER = ("ℓ", "original", "pattern", "s₋", "s₊", "b", "τ_ℓ", "τᶜ_ℓ", "residual",
-               "matched")
+               "equations")
 
     def __repr__(self) -> str:
         return text_table(f"CompressionPlan(L={self.depth}, tau0={self.tau0:.4g}, "
@@ -1482,6 +1494,11 @@ def _unpack_file(data: bytes, where: str) -> bytes:
 #: instead of calling oneDNN's int8 GEMM (slow for a handful of rows).
 _FEW_ROWS = 8
 
+#: Layers ℓ ≥ 2 with fewer non-zero weights than this fraction are always multiplied as
+#: CSR matrices: a dense int8 GEMM does the work of every weight, a CSR product only of
+#: the non-zeros (at batch 256 and width 2000 the two cost the same near 4 %).
+_INT8_MIN_DENSITY = 0.04
+
 
 def _csr32(codes: torch.Tensor) -> torch.Tensor:
     """Ternary codes as a CSR matrix: float32 values ±1, int32 indices (built directly,
@@ -1705,10 +1722,16 @@ class CompressedMLP(torch.nn.Module):
             float32 product with every entry whose rounding error could cross a
             threshold recomputed in float64 (a rigorous bound, so the codes are those of
             ``"float"``); layers ℓ ≥ 2 as int8 × uint8 products accumulated in int32 by
-            oneDNN (``torch.ops.onednn.qlinear_pointwise``), exact; for up to 8 samples
-            as sparse (CSR) float32 products of the codes, exact. ``"auto"``: ``"int8"``
+            oneDNN (``torch.ops.onednn.qlinear_pointwise``), exact; for up to 8 samples,
+            or for layers with fewer than 4 % non-zero weights, as sparse (CSR) float32
+            products of the codes, exact. ``"auto"``: ``"int8"``
             where this torch build has the oneDNN quantized ops, else ``"float"``.
         """
+        return self._codes(X, backend, last_only=False)
+
+    def _codes(self, X: Any, backend: str, *, last_only: bool) -> list[torch.Tensor]:
+        """:meth:`activation_codes`; with ``last_only``, the last layer's codes alone (the
+        earlier layers are freed as soon as the next is computed)."""
         backend = _checks.choice(backend, "backend", ("auto", "int8", "float"))
         H = self._check_input(X)
         if backend == "auto":
@@ -1718,7 +1741,7 @@ class CompressedMLP(torch.nn.Module):
             if fast is None:
                 raise ValueError("backend 'int8' needs torch.ops.onednn.qlinear_pointwise, "
                                  "which this torch build does not provide; use 'float'")
-            return self._codes_int8(H, fast)
+            return self._codes_int8(H, fast, last_only=last_only)
         out = []
         for i, act in enumerate(self.layers):
             C = self.codes(i)
@@ -1737,8 +1760,8 @@ class CompressedMLP(torch.nn.Module):
         """Cached operands of the int8 path (built on first use, not saved), or None.
 
         Every layer's codes as a CSR matrix (float32 values ±1, int32 indices: 8 bytes per
-        non-zero weight), and layers ℓ ≥ 2 also as int8 matrices packed by oneDNN for
-        batches above ``_FEW_ROWS``."""
+        non-zero weight), and layers ℓ ≥ 2 with at least ``_INT8_MIN_DENSITY`` non-zero
+        weights also as int8 matrices packed by oneDNN, for batches above ``_FEW_ROWS``."""
         cache = self.__dict__.get("_fast_cache", False)
         if cache is not False:
             return cache
@@ -1762,8 +1785,10 @@ class CompressedMLP(torch.nn.Module):
                 upper = torch.floor(getattr(self, f"upper_{i}")).to(torch.float32)
                 lower = torch.ceil(getattr(self, f"lower_{i}")).to(torch.float32)
                 codes = self.codes(i)
+                csr = _csr32(codes)
+                dense = csr.values().numel() >= _INT8_MIN_DENSITY * codes.numel()
                 cache["layers"].append({
-                    "weight": prepack(codes.contiguous(), None), "csr": _csr32(codes),
+                    "weight": prepack(codes.contiguous(), None) if dense else None, "csr": csr,
                     "w_scale": torch.ones(d), "w_zero": torch.zeros(d, dtype=torch.int64),
                     "upper": upper, "lower": lower,
                     "upper_col": upper[:, None], "lower_col": lower[:, None]})
@@ -1784,7 +1809,8 @@ class CompressedMLP(torch.nn.Module):
         object.__setattr__(self, "_fast_cache", cache)
         return cache
 
-    def _codes_int8(self, H: torch.Tensor, fast: dict) -> list[torch.Tensor]:
+    def _codes_int8(self, H: torch.Tensor, fast: dict, *, last_only: bool = False
+                    ) -> list[torch.Tensor]:
         n = H.shape[0]
         if n == 0:
             return [torch.zeros((0, d), dtype=torch.int8) for d in self.widths]
@@ -1810,28 +1836,31 @@ class CompressedMLP(torch.nn.Module):
         neurons, samples = torch.nonzero(close, as_tuple=True)
         if len(neurons):
             T[neurons, samples] = self._first_layer_exact(H, neurons, samples, fast["first"])
-        out = [T]  # codes with samples in columns, transposed at the end
+        out, cols = [T], [True]  # codes, and whether they hold samples in columns
         for i, layer in enumerate(fast["layers"], start=1):
             odd = self.layers[i].odd
-            if n <= _FEW_ROWS:  # CSR product, samples in columns (exact: |Z| < 2^24)
-                Z = torch.sparse.mm(layer["csr"], out[-1].to(torch.float32))
+            if n <= _FEW_ROWS or layer["weight"] is None:
+                # CSR product, samples in columns (exact: |Z| < 2^24)
+                prev = out[-1] if cols[-1] else out[-1].T
+                Z = torch.sparse.mm(layer["csr"], prev.to(torch.float32).contiguous())
                 upper, lower = layer["upper_col"], layer["lower_col"]
             else:  # int8 x uint8 (zero point 1) in int32 by oneDNN, samples in rows
-                x = out[-1].T.to(torch.uint8) if i == 1 else out[-1].to(torch.uint8)
+                x = (out[-1].T if cols[-1] else out[-1]).to(torch.uint8)
                 x += 1
                 Z = fast["qlinear"](x.contiguous(), 1.0, 1, layer["weight"], layer["w_scale"],
                                     layer["w_zero"], None, 1.0, 0, torch.float32, "none",
                                     [], "")
                 upper, lower = layer["upper"], layer["lower"]
+            cols.append(upper is layer["upper_col"])
             T = (Z > upper).to(torch.int8)
             if odd:
                 T -= (Z < lower).to(torch.int8)
             else:
                 T += (Z < lower).to(torch.int8)
             out.append(T)
-        if n <= _FEW_ROWS:
-            return [T.T.contiguous() for T in out]
-        return [out[0].T.contiguous(), *out[1:]]
+            if last_only:
+                del out[0], cols[0]
+        return [T.T.contiguous() if c else T for T, c in zip(out, cols)]
 
     @staticmethod
     def _first_layer_margin(H: torch.Tensor, k: int) -> float:
@@ -1869,7 +1898,7 @@ class CompressedMLP(torch.nn.Module):
 
     def runtime_bytes(self) -> dict[str, int]:
         """Bytes held for inference: the packed codes, and the int8 path's operands once
-        built (CSR codes of every layer, int8 codes of layers ℓ ≥ 2 as oneDNN packs them,
+        built (CSR codes of every layer, int8 codes of the layers ℓ ≥ 2 that oneDNN multiplies,
         counted at one byte per weight, and thresholds)."""
         packed = sum(getattr(self, f"packed_{i}").numel() for i in range(self.depth))
         fast = self._fast_path()
@@ -1877,14 +1906,14 @@ class CompressedMLP(torch.nn.Module):
         if fast is not None:
             extra = _csr_bytes(fast["first"]) + 2 * 8 * self.widths[0]
             for i, layer in enumerate(fast["layers"], start=1):
-                extra += (_csr_bytes(layer["csr"]) + self.widths[i] * self.widths[i - 1]
-                          + 4 * 4 * self.widths[i] + 12 * self.widths[i])
+                int8 = 0 if layer["weight"] is None else self.widths[i] * self.widths[i - 1]
+                extra += _csr_bytes(layer["csr"]) + int8 + 4 * 4 * self.widths[i] + 12 * self.widths[i]
         return {"packed": packed, "int8 path": extra}
 
     def features(self, X: Any, *, backend: str = "auto") -> torch.Tensor:
         r"""Last-layer features :math:`\Sigma_L`, shape (n, d_L), float64 (``backend`` as
         in :meth:`activation_codes`)."""
-        T = self.activation_codes(X, backend=backend)[-1].to(torch.float64)
+        T = self._codes(X, backend, last_only=True)[-1].to(torch.float64)
         act = self.layers[-1]
         return (act.scale * T - self.centres[-1]) / math.sqrt(self.widths[-1])
 
@@ -2110,10 +2139,11 @@ class SpectraOverlay:
     def report(self) -> str:
         """A few lines of text: mismatches per layer, shift, errors (rounded)."""
         lines = ["layer   g1² mismatch   g2² mismatch   h mismatch      τ_ℓ    τᶜ_ℓ"]
-        for row in self.mismatch:
-            h = "-" if row["h"] is None else f"{row['h']:.1e}"
-            lines.append(f"{row['layer']:>5}   {row['g1^2']:>12.1e}   {row['g2^2']:>12.1e}   "
-                         f"{h:>10}   {row['tau']:.3f}   {row['tau_c']:.3f}")
+        for row in self.mismatch:  # rounding-level mismatches print as "< 1e-12"
+            h = "-" if row["h"] is None else fmt_residual(row["h"])
+            lines.append(f"{row['layer']:>5}   {fmt_residual(row['g1^2']):>12}   "
+                         f"{fmt_residual(row['g2^2']):>12}   {h:>10}   {row['tau']:.3f}   "
+                         f"{row['tau_c']:.3f}")
         where = "exact (infinite width)" if self.width is None else \
             f"width {self.width}, sparsity {self.sparsity:g}"
         lines.append(f"compressed kernel: {where}")

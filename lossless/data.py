@@ -98,7 +98,8 @@ class GrowthStatistics(NamedTuple):
     cov_deviation : float
         ``max_{a,b} |tr(C_a° C_b°)| / p``.
     tau0_squared : float
-        ``tr C° / p``.
+        ``tr C° / p``, the book's ``τ0²`` (the definition; ``Sample.tau0`` is its data
+        estimate ``τ̂0``).
     """
 
     mean_norm: float
@@ -340,7 +341,7 @@ class GaussianMixture:
     def __repr__(self) -> str:
         kind = {1: "scalar", 2: "diagonal", 3: "full"}[self._covs.ndim]
         return (
-            f"GaussianMixture(K={self.K}, p={self.p}, covs={kind}, "
+            f"GaussianMixture(k={self.K}, p={self.p}, covs={kind}, "
             f"weights={np.round(self._weights, 4).tolist()})"
         )
 
@@ -353,7 +354,7 @@ class Sample:
     X : array_like, shape (n, p)
         Rows ``x_i = (mu_a + z_i) / sqrt(p)``.
     labels : array_like of int, shape (n,)
-        Class of each row, in ``[0, K)``.
+        Class of each row, in ``[0, K)`` (label ``a - 1`` is the book's class ``a = 1..k``).
     mixture : GaussianMixture, optional
         The population. Required for the statistics ``M, t, T, psi, V`` (use
         :meth:`Sample.from_data` to estimate one from the data).
@@ -364,7 +365,8 @@ class Sample:
     Notes
     -----
     Population statistics use the sample's own proportions ``n_a / n`` in
-    ``C° = sum_a (n_a/n) C_a``. ``tau0`` is the data estimate ``sqrt(mean_i ||x_i||^2)``.
+    ``C° = sum_a (n_a/n) C_a``. ``tau0`` is the data estimate ``sqrt(mean_i ||x_i||^2)``
+    (the book's ``τ̂0``) of ``tau0_population = sqrt(tr C° / p)`` (the book's ``τ0``).
     """
 
     def __init__(self, X, labels, mixture: GaussianMixture | None = None, *, Z=None):
@@ -517,7 +519,8 @@ class Sample:
 
     @cached_property
     def tau0(self) -> float:
-        """``sqrt(mean_i ||x_i||^2)`` (a float, not squared)."""
+        """``sqrt(mean_i ||x_i||^2)`` (a float, not squared): the book's estimate ``τ̂0`` of
+        ``τ0 = sqrt(tr C° / p)`` (:attr:`tau0_population`), the value every computation uses."""
         return float(np.sqrt(np.mean(np.einsum("ij,ij->i", self._X, self._X))))
 
     # ------------------------------------------------------------------ population statistics
@@ -561,13 +564,14 @@ class Sample:
 
     @cached_property
     def tau0_population(self) -> float:
-        """``sqrt(tr C° / p)`` with the sample's proportions (the limit of ``tau0``)."""
+        """``sqrt(tr C° / p)`` with the sample's proportions: the book's ``τ0``, of which
+        :attr:`tau0` is the estimate (they differ by ``O(1/p)`` in squares)."""
         tr = self._need_mixture("tau0_population").traces()
         return float(np.sqrt((self.counts / self.n) @ tr / self.p))
 
     def __repr__(self) -> str:
         return (
-            f"Sample(n={self.n}, p={self.p}, K={self.K}, counts={self.counts.tolist()}, "
+            f"Sample(n={self.n}, p={self.p}, k={self.K}, counts={self.counts.tolist()}, "
             f"mixture={'yes' if self._mixture is not None else 'no'})"
         )
 
@@ -645,7 +649,9 @@ PRESETS: dict[str, Callable[..., GaussianMixture]] = {
 def preset(name: str, p: int, **params) -> GaussianMixture:
     """A standard test mixture of dimension ``p`` satisfying Assumption 1.
 
-    Three ingredients, each of the order Assumption 1 allows (classes ``a = 0..K-1``):
+    Three ingredients, each of the order Assumption 1 allows. Here the class index is
+    the code's ``a = 0..K-1`` (the book's class ``a + 1``; the book numbers classes
+    ``1..k``):
 
     - means at pairwise distance ``separation`` (a regular simplex,
       ``mu_a = separation/sqrt(2) (e_a - sum_b w_b e_b)``), so ``||mu_a|| = O(1)``;
@@ -659,7 +665,7 @@ def preset(name: str, p: int, **params) -> GaussianMixture:
     name : {"mean", "trace", "shape", "mixed", "reference"}
         ``"mean"``: ``separation=3`` only (``C_a = I``). ``"trace"``: ``trace_gap=4``
         only. ``"shape"``: ``shape=0.5`` only. ``"mixed"``: ``separation=2,
-        trace_gap=3, shape=0.4``. ``"reference"``: the reference mixture of chapter 3, two classes,
+        trace_gap=3, shape=0.4``. ``"reference"``: the book's reference mixture (chapter 1), two classes,
         ``mu_1 = -mu_2 = 3 e_1``, ``C_a = (1 + 3(a-1)/sqrt(p)) I`` (``a = 1, 2``), equal
         weights; it takes no parameters.
     p : int
@@ -1028,7 +1034,8 @@ def gram_spectrum_demo(
     """Gram spectrum of a two-class mixture, for the chapter-1 widget.
 
     Two equal classes with means at distance ``separation`` and covariances
-    ``(1 + trace_gap * a / sqrt(p)) I`` (``a = 0, 1``): ``preset("mixed", p,
+    ``(1 + trace_gap * (a - 1) / sqrt(p)) I`` for the book's classes ``a = 1, 2`` (code
+    labels 0 and 1): ``preset("mixed", p,
     separation=separation, trace_gap=trace_gap, shape=0)``, ``n = round(ratio * p)``.
 
     Parameters

@@ -2,7 +2,8 @@
 
 Full-batch gradient descent with learning rate ``lr`` on the squared loss
 ``L = ||f(X) - y||^2 / 2`` of a model linear in its parameters moves the residual
-``r = f(X) - y`` by ``r_{t+1} = (I_n - lr K) r_t`` with ``K`` its (constant) NTK;
+``r = f(X) - y`` by ``r_{t+1} = (I_n - lr K) r_t`` with ``K`` its (constant) NTK (the
+book's eq-dyn-gd, eq-dyn-residual and prop-dyn-linear, chapter "Training on the NTK");
 :func:`linearized_residuals` and :func:`linearized_loss_curve` compute that prediction
 in the eigenbasis of ``K``. :func:`train_full_batch` trains an actual
 :class:`lossless.networks.MLP` (all layers and the readout) the same way and records
@@ -74,7 +75,8 @@ def _decay_factors(eigvals: np.ndarray, lr: float, steps: int) -> np.ndarray:
 
 def linearized_residuals(K: np.ndarray, residual0: np.ndarray, lr: float,
                          steps: int) -> np.ndarray:
-    r"""Residuals of gradient descent on the linearised model, ``r_t = (I - lr K)^t r_0``.
+    r"""Residuals of gradient descent on the linearised model, ``r_t = (I - lr K)^t r_0``
+    (the book's eq-dyn-residual).
 
     Parameters
     ----------
@@ -106,7 +108,7 @@ def linearized_residuals(K: np.ndarray, residual0: np.ndarray, lr: float,
 
 def linearized_loss_curve(K: np.ndarray, residual0: np.ndarray, lr: float,
                           steps: int) -> np.ndarray:
-    r"""Training loss of gradient descent on the linearised model.
+    r"""Training loss of gradient descent on the linearised model (the book's eq-dyn-loss).
 
     .. math::
 

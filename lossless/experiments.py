@@ -1,4 +1,4 @@
-"""Experiment runs of Chapter 5: tasks, trials, fine-tuning, summaries and results files.
+"""Experiment runs of chapter 7 (``05_practice``): tasks, trials, fine-tuning, summaries and results files.
 
 A :class:`Task` holds train and test samples (a Gaussian mixture of chapter 1 or
 classes of Fashion-MNIST); :func:`run_trial` builds every network of
@@ -118,7 +118,7 @@ class Task:
         _check_labels(self.y_test, np.shape(self.X_test)[0], K)
 
     def __repr__(self) -> str:
-        return (f"Task({self.name!r}, p={self.p}, K={self.K}, n_train={self.n_train}, "
+        return (f"Task({self.name!r}, p={self.p}, k={self.K}, n_train={self.n_train}, "
                 f"n_test={self.n_test}, tau0={self.tau0:.4g})")
 
 
@@ -393,11 +393,12 @@ def run_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *
       network's (budgets too small to keep one weight per matrix, or a network of
       width 1, are skipped).
 
-    Readouts (:class:`Readout`), for each ``lambda`` in ``ridges``: ``ridge`` at
-    ``lambda`` (every network) and ``shift-corrected ridge`` at ``lambda - shift``
+    Readouts (:class:`Readout`), for each ridge penalty ``gamma`` (the book's ``γ``) in
+    ``ridges``: ``ridge`` at ``gamma`` (every network) and ``shift-corrected ridge`` at
+    ``gamma - shift``
     (compressed networks; an infeasible correction is recorded with NaN accuracy and
     the reason in ``note``); then ``ridge (validated)``, each network with its own
-    hold-out-validated ``lambda`` (:func:`validated_ridge_readout`); and ``logistic``
+    hold-out-validated ``gamma`` (:func:`validated_ridge_readout`); and ``logistic``
     (:func:`logistic_readout`) if ``logistic_penalty`` is given.
 
     Parameters
@@ -408,12 +409,12 @@ def run_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *
     widths : sequence of int
     seed : int
     ridges : sequence of (float or None), default (None,)
-        The ``lambda`` of the ``ridge`` and ``shift-corrected ridge`` readouts; None
-        stands for the dense network's validated ``lambda`` (every network is then read
+        The ``gamma`` of the ``ridge`` and ``shift-corrected ridge`` readouts; None
+        stands for the dense network's validated ``gamma`` (every network is then read
         out with the ridge that suits the original).
     shift_ridges : sequence of float, default ()
-        More ``lambda`` values, as multiples of the compressed network's identity shift
-        ``Delta tau_L^2`` (from :func:`lossless.compress.compress` at the task's
+        More ``gamma`` values, as multiples of the compressed network's identity shift
+        ``Delta = (tau^c_L)^2 - tau_L^2`` (from :func:`lossless.compress.compress` at the task's
         ``tau0``); a multiple above 1 keeps the shift-corrected ridge positive.
     sparsities : sequence of float
     baselines : sequence of str

@@ -515,7 +515,7 @@ def gram_widget(p: int = 256, *, seed: int = 0) -> Any:
 
 
 # ---------------------------------------------------------------------------------
-# chapter 2: empirical against exact kernel of one random network
+# chapter 3: empirical against exact kernel of one random network
 
 
 KERNEL_ACTIVATIONS = ("relu", "tanh", "erf", "abs", "leaky_relu")
@@ -548,7 +548,7 @@ def kernel_states(X: np.ndarray, labels: np.ndarray, tau0: float, *, kernel: str
                   activations: Sequence[str] = KERNEL_ACTIVATIONS,
                   depths: Sequence[int] = KERNEL_DEPTHS, widths: Sequence[int] = KERNEL_WIDTHS,
                   seed: int = 0) -> list[dict]:
-    """Grid of chapter-2 states: one random network per activation × depth × width
+    """Grid of chapter-3 states: one random network per activation × depth × width
     against the exact kernel (:func:`lossless.kernels.compare_spectra`).
 
     Parameters
@@ -616,7 +616,7 @@ def kernel_states(X: np.ndarray, labels: np.ndarray, tau0: float, *, kernel: str
 
 def kernel_explorer(X: np.ndarray, labels: np.ndarray, tau0: float, *, kernel: str = "ck",
                     seed: int = 0, name: str = "kernels", cache: bool = True) -> Explorer:
-    """Chapter 2's explorer: activation × depth × width, empirical against exact kernel.
+    """Chapter 3's explorer: activation × depth × width, empirical against exact kernel.
 
     Parameters
     ----------
@@ -651,7 +651,7 @@ def kernel_explorer(X: np.ndarray, labels: np.ndarray, tau0: float, *, kernel: s
 
 def kernel_widget(X: np.ndarray, labels: np.ndarray, *, seed: int = 0, depth: int = 3,
                   width: int = 1024) -> Any:
-    """Chapter 2's live widget (JupyterLab): any activation, depth, width and kernel.
+    """Chapter 3's live widget (JupyterLab): any activation, depth, width and kernel.
 
     Returns
     -------
@@ -684,7 +684,7 @@ def kernel_widget(X: np.ndarray, labels: np.ndarray, *, seed: int = 0, depth: in
 
 
 # ---------------------------------------------------------------------------------
-# chapter 3: exact kernel against its equivalent (ours and the authors')
+# chapter 4: exact kernel against its equivalent (ours and the authors')
 
 
 EQUIVALENCE_ACTIVATIONS = ("relu", "leaky_relu", "abs", "tanh", "erf", "quadratic", "ternary")
@@ -695,7 +695,7 @@ EQUIVALENCE_SIZES = (64, 128, 256)
 def equivalence_states(*, activations: Sequence[str] = EQUIVALENCE_ACTIVATIONS,
                        depths: Sequence[int] = EQUIVALENCE_DEPTHS,
                        sizes: Sequence[int] = EQUIVALENCE_SIZES, seed: int = 0) -> list[dict]:
-    """Grid of chapter-3 states: exact CK against K̃ and the authors' K̃.
+    """Grid of chapter-4 states: exact CK against K̃ and the authors' K̃.
 
     For every activation × depth × p, on the reference mixture (``n = 2p``, drawn
     with ``numpy.random.default_rng(seed)``), the exact CK
@@ -745,7 +745,7 @@ def equivalence_states(*, activations: Sequence[str] = EQUIVALENCE_ACTIVATIONS,
 
 def equivalence_explorer(*, seed: int = 0, name: str = "equivalence", cache: bool = True
                          ) -> Explorer:
-    """Chapter 3's explorer: activation × depth × p, K against K̃ (ours or the authors').
+    """Chapter 4's explorer: activation × depth × p, K against K̃ (ours or the authors').
 
     The grid (:func:`equivalence_states`) is read or stored by :func:`cached_states`.
 
@@ -774,7 +774,7 @@ def equivalence_explorer(*, seed: int = 0, name: str = "equivalence", cache: boo
 
 
 def equivalence_widget(activations: dict, *, seed: int = 0) -> Any:
-    """Chapter 3's live widget (JupyterLab): ``activations`` maps labels to Activation.
+    """Chapter 4's live widget (JupyterLab): ``activations`` maps labels to Activation.
 
     Returns
     -------
@@ -788,7 +788,7 @@ def equivalence_widget(activations: dict, *, seed: int = 0) -> Any:
     def show(activation, depth=3, p=256, kernel="ck"):
         act = activations[activation]
         if kernel == "ntk" and act.has_jumps:
-            print(f"{activation} has jumps: its NTK diagonal is infinite (see chapter 2); "
+            print(f"{activation} has jumps: its NTK diagonal is infinite (see chapter 3); "
                   "showing the CK")
             kernel = "ck"
         comp = theory.reference_comparison(act, depth, p, kernel=kernel, seed=seed)
@@ -808,7 +808,7 @@ def equivalence_widget(activations: dict, *, seed: int = 0) -> Any:
 
 
 # ---------------------------------------------------------------------------------
-# chapter 4: original against compressed network
+# chapter 5: original against compressed network
 
 
 COMPRESSION_OFFSETS = (-0.5, -0.25, 0.0, 0.25, 0.5)
@@ -821,8 +821,8 @@ def coupled_ternary(sparsity: float) -> Callable:
     """A weight sampler for :class:`lossless.networks.MLP`: Gaussian draws, ternarised.
 
     Draws ``W`` exactly as the Gaussian sampler does (same generator calls), then
-    returns ``sign(W) 1[|W| > q] / sqrt(1 - sparsity)`` with ``P(|W| > q) =
-    1 - sparsity``: i.i.d. sparse ternary weights with zero mean and unit variance
+    returns ``sign(W) 1[|W| > Φ⁻¹((1 + sparsity)/2)] / sqrt(1 - sparsity)``, the cut-off
+    being the quantile with ``P(|W| > cut-off) = 1 - sparsity``: i.i.d. sparse ternary weights with zero mean and unit variance
     (the distribution of :func:`lossless.compress.ternary_weights`), coupled to the dense
     network drawn from the same seed: the compressed network is the ternarisation of
     that dense network.
@@ -850,7 +850,8 @@ def coupled_ternary(sparsity: float) -> Callable:
 
 
 def _ternarise(W: Any, eps: float) -> Any:
-    """``sign(W) 1[|W| > q] / sqrt(1 - eps)`` with ``P(|xi| > q) = 1 - eps``, xi ~ N(0, 1)."""
+    """``sign(W) 1[|W| > cut] / sqrt(1 - eps)``, ``cut = Φ⁻¹((1 + eps)/2)`` so that
+    ``P(|xi| > cut) = 1 - eps`` for xi ~ N(0, 1)."""
     import torch
     from scipy.special import ndtri
 
@@ -944,7 +945,7 @@ def compression_states(sample: Any, original: Sequence[Any], *, seed: int = 0,
                        sparsities: Sequence[float] = COMPRESSION_SPARSITIES,
                        widths: Sequence[int] = COMPRESSION_WIDTHS,
                        finite: bool = True) -> list[dict]:
-    """Grid of chapter-4 states: the original network against compressed ones.
+    """Grid of chapter-5 states: the original network against compressed ones.
 
     The compressed network is :func:`lossless.compress.compress` of ``original``, with
     one layer's activation moved: thresholds ``s_-, s_+`` offset by ``offsets``, scale
@@ -1099,7 +1100,7 @@ def cached_states(kind: str, key: str, compute: Callable[[], list], *, cache: bo
 
 def compression_explorer(sample: Any, original: Sequence[Any], *, seed: int = 0,
                          name: str = "compression", cache: bool = True) -> Explorer:
-    """Chapter 4's explorer: move one layer's thresholds, scale and pattern, the
+    """Chapter 5's explorer: move one layer's thresholds, scale and pattern, the
     sparsity and the width, and watch the two spectra (see :func:`compression_states`).
 
     The states take minutes to compute; they are cached by :func:`cached_states`.
@@ -1177,7 +1178,7 @@ def _compression_chart(states: list, name: str) -> Explorer:
 
 
 def compression_widget(sample: Any, original: Sequence[Any], *, seed: int = 0) -> Any:
-    """Chapter 4's live widget (JupyterLab): any thresholds, scale, pattern, ε, width.
+    """Chapter 5's live widget (JupyterLab): any thresholds, scale, pattern, ε, width.
 
     Each redraw is one :func:`lossless.compress.overlay_spectra` call (the finite
     networks with independent sparse ternary weights).

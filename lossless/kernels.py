@@ -1,7 +1,9 @@
 """Exact (infinite-width) and empirical CK/NTK matrices of deep fully-connected networks.
 
-The exact part (top of this file) implements the infinite-width recursion for samples
-in rows, ``X`` of shape ``(n, p)``:
+The exact part (top of this file) implements the infinite-width recursion of the book's
+eq-ckntk-ck-recursion and eq-ckntk-ntk-recursion (chapter "CK and NTK of deep
+fully-connected networks"), with the centring of eq-ckntk-centring, for samples in rows,
+``X`` of shape ``(n, p)`` (the book's ``X^T X`` is ``X X^T`` here):
 
 ``K_CK,0 = X X^T``,  ``K_CK,l(i, j) = E[sigma_l^c(u) sigma_l^c(v)]``,
 ``K'_l(i, j) = E[sigma_l'(u) sigma_l'(v)]``,  ``K_NTK,l = K_CK,l + K_NTK,l-1 * K'_l``
@@ -112,7 +114,8 @@ def _fast_step(act: Activation) -> Any:
 # public API
 # ----------------------------------------------------------------------------------
 def layer_scales(layers: Sequence[Activation], tau0: float) -> list[float]:
-    """Scales ``tau_0, ..., tau_L`` of the centring recursion ``tau_l^2 = v_l(tau_{l-1})``.
+    """Scales ``tau_0, ..., tau_L`` of the centring recursion ``tau_l^2 = v_l(tau_{l-1})``
+    (the book's eq-ckntk-centring).
 
     Parameters
     ----------
@@ -194,7 +197,7 @@ def exact_ck(
     backend: str | None = None,
     device: Any = None,
 ) -> np.ndarray:
-    """Exact (infinite-width) conjugate kernel ``K_CK,L``.
+    """Exact (infinite-width) conjugate kernel ``K_CK,L`` (the book's eq-ckntk-ck-recursion).
 
     Parameters
     ----------
@@ -235,7 +238,8 @@ def exact_ntk(
     backend: str | None = None,
     device: Any = None,
 ) -> np.ndarray:
-    """Exact (infinite-width) neural tangent kernel ``K_NTK,L``.
+    """Exact (infinite-width) neural tangent kernel ``K_NTK,L`` (the book's
+    eq-ckntk-ntk-recursion, with the derivative kernel of eq-ckntk-ck-recursion).
 
     Parameters
     ----------
@@ -243,8 +247,8 @@ def exact_ntk(
     layers : list of Activation, length L
     surrogates : list, optional
         One entry per layer: None (use the true derivative) or an Activation/callable
-        ``s`` standing for ``sigma_l'`` (straight-through), so that
-        ``K'_l(i, j) = E[s(u) s(v)]``.
+        ``ς_l`` (the book's varsigma) standing for ``sigma_l'`` (straight-through), so
+        that ``K'_l(i, j) = E[ς_l(u) ς_l(v)]``.
     diagonal : {"raise", "nan"}
         What to do when a layer has jumps and no surrogate: its derivative kernel is
         finite off the diagonal (Gaussian density terms, one per pair of jumps) but
@@ -513,7 +517,8 @@ def empirical_ck(
     dtype: "torch.dtype | None" = None,
     progress: bool = False,
 ) -> np.ndarray:
-    r"""Monte Carlo estimate of the CK: :math:`\Sigma_L \Sigma_L^\top` averaged over draws.
+    r"""Monte Carlo estimate of the CK: :math:`\Sigma_L \Sigma_L^\top` averaged over draws
+    (samples in rows; the book's :math:`\Sigma_L^\top \Sigma_L` of eq-ckntk-kernels).
 
     Each draw builds a fresh :class:`lossless.networks.MLP` (independent weights from
     ``generator``) and computes the Gram matrix of its last-layer features. With one draw
@@ -617,16 +622,19 @@ def empirical_ntk(
 ) -> np.ndarray:
     r"""NTK of a given network, exactly, from per-layer forward and backward quantities.
 
-    For :class:`lossless.networks.MLP` ``net`` (samples in rows),
+    For :class:`lossless.networks.MLP` ``net`` (samples in rows), the book's
+    eq-ckntk-ntk-layers:
 
     .. math::
 
         K = \Sigma_L \Sigma_L^\top
-            + \sum_{\ell=1}^{L} (G_\ell G_\ell^\top) \circ (\Sigma_{\ell-1}\Sigma_{\ell-1}^\top),
+            + \sum_{\ell=1}^{L} (\delta_\ell \delta_\ell^\top)
+              \circ (\Sigma_{\ell-1}\Sigma_{\ell-1}^\top),
 
-    with ``G_l`` (``n x d_l``) the derivatives of ``f`` with respect to the
-    pre-activations ``Z_l = Sigma_{l-1} W_l^T``: ``G_L = sigma_L'(Z_L) * w / sqrt(d_L)``,
-    ``G_l = sigma_l'(Z_l) * (G_{l+1} W_{l+1}) / sqrt(d_l)``. This equals ``J J^T`` for
+    with the backward signals ``δ_l`` (``n x d_l``, the transpose of the book's
+    ``d_l x n`` matrix) the derivatives of ``f`` with respect to the
+    pre-activations ``Z_l = Sigma_{l-1} W_l^T``: ``δ_L = sigma_L'(Z_L) * w / sqrt(d_L)``,
+    ``δ_l = sigma_l'(Z_l) * (δ_{l+1} W_{l+1}) / sqrt(d_l)``. This equals ``J J^T`` for
     the Jacobian ``J`` of ``f`` with respect to all parameters (``W_1..W_L`` and
     ``w``), without ever forming ``J`` (``n x P``): memory is ``O(n^2 + n sum_l d_l)``,
     work ``O(n P + n^2 sum_l d_l)``. The Gram products are done by blocks of
@@ -638,8 +646,8 @@ def empirical_ntk(
     default every weight matrix up to the last layer with jumps gets a zero gradient
     (this is what autograd computes), whereas the exact NTK of such a network has an
     infinite diagonal (:func:`exact_ntk`). Pass ``surrogates`` to use a straight-through
-    derivative instead, with the convention of :func:`exact_ntk`: ``s`` is evaluated in
-    place of ``sigma'``, so the exact counterpart is ``exact_ntk(X, layers,
+    derivative instead, with the convention of :func:`exact_ntk`: ``ς_l`` is evaluated in
+    place of ``sigma_l'``, so the exact counterpart is ``exact_ntk(X, layers,
     surrogates=...)``.
 
     Parameters
@@ -698,7 +706,8 @@ def empirical_ntk(
             A /= math.sqrt(d)
             H.append(A)
             del Z
-        # backward: G_l = sigma_l'(Z_l) * (G_{l+1} W_{l+1}) / sqrt(d_l), G_L uses w
+        # backward signals δ_l (the list G, eq-ckntk-ntk-layers):
+        # δ_l = sigma_l'(Z_l) * (δ_{l+1} W_{l+1}) / sqrt(d_l), δ_L uses w
         back = w.expand(n, -1)
         for ell in range(len(Ws) - 1, -1, -1):
             G[ell] = G[ell] * back
@@ -722,7 +731,7 @@ def empirical_ntk(
 
 @dataclass(frozen=True)
 class SpectrumComparison:
-    """Empirical against exact kernel spectra (the compute behind Chapter 2's widget).
+    """Empirical against exact kernel spectra (the compute behind chapter 3's widget).
 
     Attributes
     ----------

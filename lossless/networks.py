@@ -1,4 +1,4 @@
-"""The finite-width network of the book (the book's eq-ckntk-network, chapter 2) and its
+"""The finite-width network of the book (the book's eq-ckntk-network, chapter 3) and its
 weight distributions.
 
 A depth-``L`` fully-connected network without biases, with centred activations and the

@@ -1,4 +1,4 @@
-"""Compression in practice (Chapter 5), one name for its three modules.
+"""Compression in practice (chapter 7, ``05_practice``), one name for its three modules.
 
 The paper's protocol (random hidden weights, a trained readout on the last-layer
 features) and the comparison at equal memory live in three modules, each named for

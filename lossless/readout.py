@@ -1,9 +1,10 @@
-"""Readouts: the trained last layer on fixed random features (Chapter 5).
+"""Readouts: the trained last layer on fixed random features (chapter 7, ``05_practice``).
 
-Ridge regression in closed form (plain, shift-corrected by ``lambda - Delta tau_L^2``,
-chapter 5's remedy for the compressed network's CK identity shift, and with the ridge
-chosen on held-out samples), kernel ridge regression (the infinite-width limit of the
-ridge readout) and multinomial logistic regression. Features ``F`` have samples in rows.
+Ridge regression in closed form (plain; shift-corrected, with the ridge penalty ``γ``
+lowered by the identity shift ``Δ = (τ^c_L)² − τ_L²``, chapter 7's remedy for the
+compressed network's CK identity shift; and with the ridge chosen on held-out samples),
+kernel ridge regression (the infinite-width limit of the ridge readout) and multinomial
+logistic regression. Features ``F`` have samples in rows.
 """
 
 from __future__ import annotations
@@ -207,11 +208,11 @@ def ridge_readout(F: Any, targets: Any, ridge: float, *, solver: str = "auto") -
 
     .. math::
 
-        W = \arg\min_W \|F W - Y\|_F^2 + \lambda \|W\|_F^2
-          = (F^\top F + \lambda I_d)^{-1} F^\top Y = F^\top (F F^\top + \lambda I_n)^{-1} Y,
+        W = \arg\min_W \|F W - Y\|_F^2 + \gamma \|W\|_F^2
+          = (F^\top F + \gamma I_d)^{-1} F^\top Y = F^\top (F F^\top + \gamma I_n)^{-1} Y,
 
     solved through the smaller of the two systems (Cholesky). In the dual form the
-    predictions on new features ``F'`` are ``F' F^T (K + lambda I)^{-1} Y``: kernel ridge
+    predictions on new features ``F'`` are ``F' F^T (K + gamma I)^{-1} Y``: kernel ridge
     regression with the empirical CK ``K = F F^T``.
 
     Parameters
@@ -221,9 +222,10 @@ def ridge_readout(F: Any, targets: Any, ridge: float, *, solver: str = "auto") -
     targets : array_like, shape (n, K) or (n,)
         E.g. :func:`class_targets`.
     ridge : float
-        The penalty ``lambda``. Values ``<= 0`` are accepted only while the solved
-        system stays positive definite, i.e. ``lambda > -lambda_min`` of the Gram matrix
-        (``lambda_min = 0`` when it is rank deficient); otherwise ``ValueError``.
+        The penalty ``gamma`` (the book's ``γ``). Values ``<= 0`` are accepted only while
+        the solved system stays positive definite, i.e. ``gamma > -lambda_min``, the
+        smallest eigenvalue of the Gram matrix (``lambda_min = 0`` when it is rank
+        deficient); otherwise ``ValueError``.
     solver : {"auto", "primal", "dual"}
         ``"primal"`` solves the d x d system, ``"dual"`` the n x n one; ``"auto"`` the
         smaller.
@@ -247,14 +249,14 @@ def ridge_readout(F: Any, targets: Any, ridge: float, *, solver: str = "auto") -
 
 def shift_corrected_readout(F: Any, targets: Any, ridge: float, shift: float, *,
                             solver: str = "auto") -> Readout:
-    r"""The shift-corrected ridge of chapter 5: ridge with ``lambda - Delta tau_L^2``.
+    r"""The shift-corrected ridge of chapter 7: ridge with ``gamma - Delta``.
 
     The compressed network's CK is, asymptotically, the original's plus
-    ``Delta tau_L^2 I_n`` with ``Delta tau_L^2 = (tau_L^c)^2 - tau_L^2``
+    ``Delta I_n`` with the identity shift ``Delta = (tau^c_L)^2 - tau_L^2``
     (:attr:`lossless.compress.CompressionPlan.shift`). The identity term enters kernel
     ridge regression only through the train Gram matrix, exactly like the ridge, and
-    not through the test-train kernel, so solving with ``lambda - Delta tau_L^2`` on the
-    compressed features reproduces the original ridge readout at ``lambda`` in that
+    not through the test-train kernel, so solving with ``gamma - Delta`` on the
+    compressed features reproduces the original ridge readout at ``gamma`` in that
     limit (infinite width, ``n, p`` large). At finite width the Gram matrix of ``d_L``
     features has rank ``<= d_L``, and the correction is only approximate.
 
@@ -264,9 +266,9 @@ def shift_corrected_readout(F: Any, targets: Any, ridge: float, shift: float, *,
         Features of the compressed network.
     targets : array_like, shape (n, K) or (n,)
     ridge : float
-        The original readout's ``lambda``.
+        The original readout's ``gamma``.
     shift : float
-        ``Delta tau_L^2``.
+        ``Delta``.
     solver : {"auto", "primal", "dual"}
 
     Returns
@@ -285,7 +287,7 @@ def shift_corrected_readout(F: Any, targets: Any, ridge: float, shift: float, *,
     ridge = _checks.real(ridge, "ridge")
     shift = _checks.real(shift, "shift")
     context = (f"shift_corrected_readout (ridge - shift = {ridge:.6g} - {shift:.6g} "
-               f"= lambda - Delta tau_L^2)")
+               f"= gamma - Delta)")
     W, solver = _solve_ridge(F, Y, ridge - shift, solver, context)
     return Readout(weights=W, kind="shift-corrected ridge", penalty=ridge - shift, solver=solver)
 
@@ -296,13 +298,13 @@ RIDGE_GRID: tuple[float, ...] = tuple(float(x) for x in 10.0 ** np.arange(-3.0, 
 
 def validated_ridge_readout(F: Any, labels: Any, K: int, *, grid: Sequence[float] = RIDGE_GRID,
                             every: int = 5) -> Readout:
-    """Ridge readout with ``lambda`` chosen by hold-out validation on the training set.
+    """Ridge readout with ``gamma`` chosen by hold-out validation on the training set.
 
     Every ``every``-th training sample (``i % every == 0``; balanced over classes when
     the samples are ordered by class, as :class:`Task` stores them) is held out; the
-    ridge is fitted on the others for each ``lambda = g * mean_i ||f_i||^2``, ``g`` in
+    ridge is fitted on the others for each ``gamma = g * mean_i ||f_i||^2``, ``g`` in
     ``grid`` (relative to the feature scale, so networks with larger features are not
-    penalised less), and the ``lambda`` with the best held-out accuracy (the largest
+    penalised less), and the ``gamma`` with the best held-out accuracy (the largest
     one among ties) is refitted on all samples. One eigendecomposition serves the
     whole grid.
 
@@ -320,7 +322,7 @@ def validated_ridge_readout(F: Any, labels: Any, K: int, *, grid: Sequence[float
     Returns
     -------
     Readout
-        ``kind = "ridge (validated)"``, ``penalty`` the chosen ``lambda``.
+        ``kind = "ridge (validated)"``, ``penalty`` the chosen ``gamma``.
     """
     F = _check_features(F)
     n = F.shape[0]

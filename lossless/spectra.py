@@ -5,7 +5,8 @@ Normalisation used throughout (code notation, samples in rows): the Gram matrix
 and ``ratio = n / p``. Its eigenvalue distribution is the Marchenko-Pastur law of ratio
 ``n/p`` (a sample covariance of dimension ``n`` from ``p`` samples); with the paper's
 ``c = p / n`` and samples in columns, it is the *companion* of the Marchenko-Pastur law
-of the ``p x p`` matrix (``X.T @ X`` in code).
+of the ``p x p`` matrix (``X.T @ X`` in code). ``sigma2`` is the noise variance, the
+book's ``τ0²``; the bulk edges are the book's ``λ∓`` and ``theta^2 / sigma2`` its ``θ̄²``.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def _check_ratio_sigma(ratio: float, sigma2: float) -> tuple[float, float]:
 
 
 def marchenko_pastur_support(ratio: float, sigma2: float = 1.0) -> tuple[float, float]:
-    """Edges ``sigma2 (1 -+ sqrt(ratio))^2`` of the bulk of ``X @ X.T``.
+    """Edges ``sigma2 (1 -+ sqrt(ratio))^2`` of the bulk of ``X @ X.T`` (the book's ``λ∓``,
+    eq-gmm-mp and eq-toolbox-mp).
 
     Parameters
     ----------
@@ -83,14 +85,15 @@ def marchenko_pastur_support(ratio: float, sigma2: float = 1.0) -> tuple[float, 
 
 
 def marchenko_pastur_density(x, ratio: float, sigma2: float = 1.0) -> np.ndarray:
-    """Density of the eigenvalues of the Gram matrix ``X @ X.T`` (continuous part).
+    """Density of the eigenvalues of the Gram matrix ``X @ X.T`` (continuous part; the
+    book's eq-gmm-mp and eq-toolbox-mp).
 
     For ``X`` of shape ``(n, p)`` with rows ``x_i = z_i / sqrt(p)``, ``z_i ~ N(0,
     sigma2 I_p)``, and ``ratio = n / p``, the empirical eigenvalue distribution of the
     ``n x n`` matrix ``X @ X.T`` tends to
 
-        f(x) = sqrt((b - x)(x - a)) / (2 pi sigma2 ratio x)   on [a, b],
-        a, b = sigma2 (1 -+ sqrt(ratio))^2,
+        f(x) = sqrt((lam_+ - x)(x - lam_-)) / (2 pi sigma2 ratio x)   on [lam_-, lam_+],
+        lam_-+ = sigma2 (1 -+ sqrt(ratio))^2   (the book's λ∓, sigma2 = τ0²),
 
     plus, when ``ratio > 1`` (``n > p``), an atom of mass ``1 - 1/ratio`` at zero (the
     Gram matrix has rank ``p``), which this function does not include: the density
@@ -230,18 +233,23 @@ class SpikePrediction(NamedTuple):
 
 
 def gram_spike_predictions(M, proportions, ratio: float, sigma2: float = 1.0) -> SpikePrediction:
-    """Isolated eigenvalues of ``X @ X.T`` created by the class means (spiked model).
+    """Isolated eigenvalues of ``X @ X.T`` created by the class means (spiked model): the
+    book's eq-gmm-spike (chapter 1) and eq-toolbox-bbp (Gaussian toolbox), with the BBP
+    threshold of thm-toolbox-bbp.
 
     For ``X = (J M^T + sigma Z) / sqrt(p)`` with ``Z`` i.i.d. standard Gaussian (the
     mixture with covariances ``sigma2 I``), ``J M^T / sqrt(n)`` has singular values
-    ``theta_k``. With ``s_k = theta_k^2 / sigma2`` and ``r = ratio = n/p``, a spike is
-    visible iff ``s_k > 1/sqrt(r)`` (the BBP phase transition); then
+    ``theta_k``. With ``tb_k = theta_k^2 / sigma2`` (the book's ``θ̄²``) and
+    ``r = ratio = n/p``, a spike is visible iff ``tb_k > 1/sqrt(r)`` (the BBP phase
+    transition); then
 
-        lambda_k -> sigma2 r (1 + s_k)(1 + 1/(r s_k)),
-        |<u_hat_k, u_k>|^2 -> (s_k^2 - 1/r) / (s_k (s_k + 1)).
+        lambda_k -> sigma2 r (1 + tb_k)(1 + 1/(r tb_k)),
+        |<u_hat_k, u_k>|^2 -> (tb_k^2 - 1/r) / (tb_k (tb_k + 1)).
 
-    At the threshold ``lambda_k`` equals the bulk edge ``sigma2 (1 + sqrt(r))^2`` and
-    the alignment vanishes. For class-dependent covariances this is an approximation
+    The returned ``alignments`` are the cosines ``|<u_hat_k, u_k>|`` (the square root of
+    the second limit), as in eq-gmm-spike. At the threshold ``lambda_k`` equals the bulk
+    edge ``sigma2 (1 + sqrt(r))^2`` and the alignment vanishes. For class-dependent
+    covariances this is an approximation
     with ``sigma2 = tr C° / p``.
 
     Parameters

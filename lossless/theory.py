@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lossless import _checks, activations
-from lossless._display import html_table, text_table
+from lossless._display import fmt_sig, html_table, text_table
 from lossless.activations import (Activation, Moments, check_layers, check_positive,
                                   check_surrogates)
 
@@ -85,7 +85,7 @@ def _derivative_moments(act: Activation, surrogate: Activation | None, tau: floa
     if surrogate is None:
         return DerivativeMoments(g1=moments.g1, g2=moments.g2, q=moments.q)
     sm = surrogate.moments(tau)
-    # the surrogate s stands for σ' itself: E[s], E[s'] and E[s²] = Var s + (E s)².
+    # the surrogate ς (varsigma) stands for σ' itself: E[ς], E[ς'] and E[ς²] = Var ς + (E ς)².
     return DerivativeMoments(g1=sm.m, g2=sm.g1, q=sm.v + sm.m**2, surrogate=True)
 
 
@@ -135,11 +135,13 @@ _COLUMNS = (
 
 
 def _fmt(value: Any) -> str:
+    # four significant digits after rounding to twelve (_display.fmt_sig): exact values
+    # such as alpha_3,1 = 1/64 for ReLU print the same whatever the rounding noise
     if value is None:
         return "-"
     if isinstance(value, str):
         return value
-    return f"{float(value):.4g}"
+    return fmt_sig(value)
 
 
 @dataclass(frozen=True)
@@ -330,8 +332,8 @@ def coefficients(layers: Sequence[Activation], tau0: float, *,
         β_ℓ,3 = α_ℓ,3 + ġ1² β_ℓ-1,3 + ġ2² α_ℓ-1,1 β_ℓ-1,1
         τ_ℓ² = v,   κ_ℓ² = τ_ℓ² + q̇ κ_ℓ-1²
 
-    where (ġ1, ġ2, q̇) are (g1, g2, q) of σ_ℓ, or (E s, E s', E s²) of the surrogate
-    derivative ``s`` of that layer if one is given (the same convention as
+    where (ġ1, ġ2, q̇) are (g1, g2, q) of σ_ℓ, or (E ς, E ς', E ς²) of the surrogate
+    derivative ς_ℓ of that layer if one is given (the same convention as
     :func:`lossless.kernels.exact_ntk`).
 
     Parameters
@@ -718,7 +720,7 @@ def compare_spectra(sample: Any, layers: Sequence[Activation], *, kernel: str = 
 def reference_comparison(activation: Activation, depth: int, p: int, *, kernel: str = "ck",
                          seed: int = 0, n_vectors: int = 2) -> SpectralComparison:
     """The book's widget computation: ``depth`` layers of ``activation`` on the
-    reference mixture of chapter 3 (two classes, n = 2p), exact kernel against K̃.
+    book's reference mixture (two classes, n = 2p), exact kernel against K̃.
 
     Parameters
     ----------
@@ -753,13 +755,14 @@ def hermite_twin(layers: Sequence[Activation], tau0: float, *, flip: bool = True
                  ) -> list[Activation]:
     """Quartic-polynomial activations with the same CK equivalent as ``layers``.
 
-    For each layer ℓ, with ``u = t / τ_{ℓ-1}`` and Hermite polynomials He_k, the twin
-    is ``σ̃_ℓ(t) = Σ_{k=1..4} d_k He_k(u)`` where d_1 = ∓ g1 τ, d_2 = g2 τ² / 2 (same
-    g1², g2² as σ_ℓ; ``flip=True`` takes the opposite sign of g1, so the curve looks
-    nothing like σ_ℓ), and (d_3, d_4) solve the two equations
+    For each layer ℓ the twin is given by its Hermite coefficients ζ_r (the book's
+    notation, eq-toolbox-zeta): ``σ̃_ℓ(τ_{ℓ-1} ξ) = Σ_{r=1..4} ζ_r He_r(ξ)`` where
+    ζ_1 = ∓ g1 τ, ζ_2 = g2 τ² / 2 (same g1², g2² as σ_ℓ; ``flip=True`` takes the
+    opposite sign of g1, so the curve looks nothing like σ_ℓ), and (ζ_3, ζ_4) solve the
+    two equations
 
-        Σ_k k! d_k² = v(σ_ℓ)                      (same τ_ℓ)
-        Σ_k 2k·k! d_k² + 12 d_1 d_3 + 48 d_2 d_4 = h(σ_ℓ) τ²   (same h)
+        Σ_r r! ζ_r² = v(σ_ℓ)                      (same τ_ℓ)
+        Σ_r 2r·r! ζ_r² + 12 ζ_1 ζ_3 + 48 ζ_2 ζ_4 = h(σ_ℓ) τ²   (same h)
 
     so every (g1², g2², h, τ) agrees and the α's are identical: the two networks have
     the same K̃_CK (their NTKs differ only through q, i.e. the identity shift).
@@ -769,7 +772,7 @@ def hermite_twin(layers: Sequence[Activation], tau0: float, *, flip: bool = True
     layers : list of Activation
     tau0 : float
     flip : bool
-        Use d_1 = −g1 τ (default) instead of +g1 τ.
+        Use ζ_1 = −g1 τ (default) instead of +g1 τ.
 
     Returns
     -------
@@ -779,7 +782,7 @@ def hermite_twin(layers: Sequence[Activation], tau0: float, *, flip: bool = True
     Raises
     ------
     ValueError
-        If no real (d_3, d_4) exists for some layer (the residual is reported).
+        If no real (ζ_3, ζ_4) exists for some layer (the residual is reported).
     """
     from numpy.polynomial import hermite_e
     from scipy.optimize import least_squares

@@ -3,8 +3,10 @@ breakpoints of an activation, signed Hermite coefficients and the Mehler series.
 
 These are the three computations behind the Gaussian moments of
 :mod:`lossless.activations` and the one-layer equivalent of :mod:`lossless.theory`,
-exposed so that a chapter can check Stein's lemma, the Hermite expansion and Mehler's
-formula independently of the closed forms::
+exposed so that a chapter can check Stein's lemma (the book's lem-toolbox-stein,
+eq-toolbox-moments), the Hermite expansion (lem-toolbox-hermite, eq-toolbox-zeta) and
+Mehler's formula (lem-toolbox-mehler, eq-toolbox-mehler) independently of the closed
+forms::
 
     from lossless import activations, toolbox
     relu = activations.get("relu")
@@ -90,7 +92,8 @@ def gaussian_expectation(func: Callable[[np.ndarray], Any], *,
 
 
 def hermite_coefficients(activation: Activation, tau: Any, order: int) -> np.ndarray:
-    """Signed Hermite coefficients ``zeta_r`` of ``sigma(tau xi) = sum_r zeta_r He_r(xi)``.
+    """Signed Hermite coefficients ``zeta_r`` of ``sigma(tau xi) = sum_r zeta_r He_r(xi)``
+    (the book's lem-toolbox-hermite, eq-toolbox-zeta).
 
     ``zeta_r = E[sigma(tau xi) He_r(xi)] / r!`` with the probabilists' Hermite polynomials
     ``He_r``; so ``zeta_0 = m``, ``zeta_1 = tau g1``, ``zeta_2 = tau^2 g2 / 2`` and
@@ -144,7 +147,8 @@ def hermite_coefficients(activation: Activation, tau: Any, order: int) -> np.nda
 
 
 def mehler_series(zeta_f: Any, zeta_g: Any, rho: Any) -> np.ndarray:
-    """``sum_r r! zeta_r(f) zeta_r(g) rho^r``: ``E[f(u) g(v)]`` by Mehler's formula.
+    """``sum_r r! zeta_r(f) zeta_r(g) rho^r``: ``E[f(u) g(v)]`` by Mehler's formula (the
+    book's eq-toolbox-mehler; with ``f = g = sigma^c`` it is eq-toolbox-dual).
 
     For ``(u, v)`` standard Gaussians with correlation ``rho``, ``f(u) = sum zeta_r(f)
     He_r(u)`` and likewise ``g``, the series is exact when summed to infinity; here it

@@ -260,7 +260,7 @@ def test_jumps_and_q():
 
 
 # --------------------------------------------------------------------------- moments
-def test_relu_moments_match_math_spec():
+def test_relu_moments_match_closed_forms():
     for tau in (0.2, 1.0, 4.0):
         mo = A.get("relu").moments(tau)
         np.testing.assert_allclose(
@@ -270,7 +270,7 @@ def test_relu_moments_match_math_spec():
         )
 
 
-def test_step_moments_match_math_spec():
+def test_step_moments_match_closed_forms():
     """E[1[tau xi > r]] = Q(u), E[xi 1] = phi(u), E[(xi^2-1) 1] = u phi(u), u = r / tau."""
     for tau, r in ((0.5, 0.3), (2.0, -1.1), (1.0, 4.0)):
         u = r / tau
@@ -335,7 +335,8 @@ def test_plain_stein_quadrature_is_an_independent_check():
 
 
 def test_smooth_moments_match_direct_definitions():
-    """tanh and sigmoid (no closed forms): the fallback against scipy.integrate.quad of §3."""
+    """tanh and sigmoid (no closed forms): the fallback against scipy.integrate.quad of
+    the definitions (the book's eq-equiv-moments)."""
     for act in (A.get("tanh"), A.get("sigmoid")):
         for tau in (0.5, 2.0):
             pdf = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi)  # noqa: E731

@@ -127,8 +127,9 @@ def test_solver_is_deterministic():
     assert plan.to_dict() == again.to_dict()
 
 
-def test_reference_values_of_math_spec(relu3):
-    """Three ReLU layers in the §6 setting: τ = (0.61, 0.36, 0.21), τ^c = (0.75, 0.55, 0.41)."""
+def test_three_relu_layers_reference_scales_and_repr(relu3):
+    """Three ReLU layers on the book's reference mixture (04_compression):
+    τ = (0.61, 0.36, 0.21), τ^c = (0.75, 0.55, 0.41)."""
     np.testing.assert_allclose(relu3.tau[1:], [0.61, 0.36, 0.21], atol=0.006)
     np.testing.assert_allclose(relu3.tau_compressed[1:], [0.75, 0.55, 0.41], atol=0.006)
     assert relu3.shift == pytest.approx(relu3.tau_compressed[-1] ** 2 - relu3.tau[-1] ** 2)

@@ -191,7 +191,7 @@ def test_presets_satisfy_growth_rates(name):
     assert np.all(arr[:, 4] > 0.5)  # tau0^2 converges to a positive limit
 
 
-def test_reference_preset_is_math_spec_6():
+def test_reference_preset_means_and_covariances():
     p = 64
     m = data.preset("reference", p)
     expected = np.zeros((2, p))

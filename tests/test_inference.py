@@ -129,3 +129,23 @@ def test_first_layer_margin_bounds_the_float32_error(spread):
     assert 0 < err <= m
     # the bound is not vacuous: within a factor of the worst case it allows
     assert m < 1e-4 * float(H.abs().max()) * k
+
+
+@pytest.mark.parametrize("n", [1, 64])
+def test_very_sparse_layers_use_csr_products_and_give_the_float_paths_codes(n):
+    # below _INT8_MIN_DENSITY no int8 copy of the weights is held: layers >= 2 are CSR
+    # products at every batch size, with the float path's codes
+    plan = compress.compress([activations.get("tanh")] * 3, 4.0)
+    net = compress.CompressedMLP.from_plan(plan, 200, [300, 300, 100], sparsity=0.99,
+                                           generator=torch.Generator().manual_seed(2))
+    fast = net._fast_path()
+    if fast is None:
+        pytest.skip("this torch build has no oneDNN quantized linear")
+    assert all(layer["weight"] is None for layer in fast["layers"])
+    X = np.random.default_rng(4).standard_normal((n, 200)) * 4.0 / np.sqrt(200)
+    fast_codes = net.activation_codes(X, backend="int8")
+    ref = net.activation_codes(X, backend="float")
+    assert all(torch.equal(a, b) for a, b in zip(fast_codes, ref))
+    assert any(bool(T.any()) for T in fast_codes[1:])
+    held = net.runtime_bytes()["int8 path"]
+    assert held < 0.2 * sum(a * b for a, b in zip([200, 300, 300], [300, 300, 100]))

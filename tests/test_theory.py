@@ -50,7 +50,8 @@ def test_one_relu_layer_coefficients_by_hand():
 
 
 def test_two_layer_recursion_uses_the_previous_scale():
-    """Layer 2's moments are taken at τ_1 = sqrt(v(τ_0)) and combined as in §4."""
+    """Layer 2's moments are taken at τ_1 = sqrt(v(τ_0)) and combined as in the book's
+    eq-equiv-alpha."""
     relu, tanh = activations.get("relu"), activations.get("tanh")
     tau0 = 0.9
     c = theory.coefficients([relu, tanh], tau0)
