@@ -3,7 +3,7 @@
 Nothing in the repository is modified: every run works in a fresh temporary directory.
 
 1. Chapters. The chapter notebooks ``book/0*.ipynb`` (sorted) are copied, with the rest
-   of ``book/`` and ``benchmarks/results/`` (chapter 5 finds ``benchmarks/`` by walking up
+   of ``book/`` and ``benchmarks/results/`` (chapter 7 finds ``benchmarks/`` by walking up
    from its working directory; chapter 3 reads through ``lossless.__file__``, i.e. the
    installed package), to ``<tmp>/book`` and ``<tmp>/benchmarks/results``. Each chapter
    is executed with nbclient (kernel ``python3`` of this environment, working directory

@@ -1,4 +1,4 @@
-"""Benchmark: the accuracy-memory frontier with the width free (Chapter 5).
+"""Benchmark: the accuracy-memory frontier with the width free (chapter 7, ``book/05_practice.ipynb``).
 
 ``run_practice.py`` compares networks at the paper's widths 2000 x 2000 x 1000. Here
 the width is free: the dense network and the compressed one (three ReLU layers, the
@@ -17,7 +17,7 @@ Three parts, written to one CSV (column ``part``):
 - ``width``: dense and compressed networks at every width factor, with the empirical
   CK's error against the exact CK on 500 training samples;
 - ``check``: the compressed network alone at a width the fitted finite-width law
-  predicts (chapter 5), e.g. ``--parts check --factors 5 --sparsities 0.9``.
+  predicts (chapter 7), e.g. ``--parts check --factors 5 --sparsities 0.9``.
 
 Rows go to ``benchmarks/results/frontier.csv`` (rewritten after every trial, so a run
 stopped early keeps what it computed) and ``frontier.json`` records the command,
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
                          f"width x{factor:g} seed {seed} {task.name}")
     if "check" in args.parts:
         for factor, sparsities in factors.items():
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for task in selected(seed):
                     for eps in sparsities:
                         t0 = time.perf_counter()
