@@ -16,12 +16,14 @@ APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver fonts-dejavu-core
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with .ci/nbval_sanitize.cfg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help install apt assets test unit unit-single-thread nbval book execute lab browser-test clean
+.PHONY: help install apt assets test unit unit-single-thread nbval book execute lab browser-test lab-test pdf clean
 
 help:
 	@echo "make test          install everything, run unit tests and nbval over every chapter"
 	@echo "make book          install everything, execute the chapters, write _build/html"
 	@echo "make browser-test  serve _build/html locally and check every page in headless Chromium"
+	@echo "make pdf           the whole book as one PDF, _build/pdf/lossless.pdf, printed by Chromium and checked"
+	@echo "make lab-test      run the chapters with live widgets in JupyterLab (headless Chromium), move each widget"
 	@echo "make lab           open the chapters in JupyterLab"
 	@echo "make execute NB=book/01_gaussian_mixture.ipynb   re-execute one chapter in place"
 	@echo "make assets        copy the offline JavaScript (MathJax, widget manager, vega) under _build/assets"
@@ -132,6 +134,21 @@ $(BROWSER_STAMP): requirements-browser.txt $(STAMP)
 browser-test: install $(BROWSER_STAMP)
 	@[ -f _build/html/index.html ] || { echo "no _build/html/index.html: run make book first" >&2; exit 2; }
 	"$(PY)" .ci/browser_test.py --html _build/html --screenshots _build/screenshots
+
+# Runs every chapter with live ipywidgets in JupyterLab (a temporary copy of book/: the
+# notebooks are never modified) in headless Chromium, moves one control of each widget and
+# checks that its output redraws without error; screenshots go to _build/lab-screenshots/.
+# One chapter: make lab-test CHAPTERS=01_gaussian_mixture.ipynb
+lab-test: install $(BROWSER_STAMP)
+	"$(PY)" .ci/lab_test.py --book book --screenshots _build/lab-screenshots $(CHAPTERS)
+
+# The PDF edition: the whole book as one page (Jupyter Book's singlehtml builder, same
+# sources and configuration, make book's execution cache), printed to A4 by Debian's
+# Chromium with .ci/pdf/print.css, then checked (every chapter of _toc.yml, math typeset,
+# fonts embedded, no tofu, images, internal links, equation numbers, explorers' notes);
+# a failed check exits non-zero. Independent of make book (either may run first).
+pdf: install assets $(BROWSER_STAMP)
+	"$(PY)" .ci/make_pdf.py --out _build/pdf/lossless.pdf
 
 execute: install
 	@[ -n "$(NB)" ] || { echo "usage: make execute NB=book/NN_name.ipynb" >&2; exit 2; }

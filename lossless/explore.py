@@ -1188,8 +1188,9 @@ def compression_widget(sample: Any, original: Sequence[Any], *, seed: int = 0) -
     ipywidgets.VBox
     """
     import ipywidgets as widgets
-    import matplotlib.pyplot as plt
     import torch
+    from IPython.display import display
+    from matplotlib.figure import Figure
 
     from lossless import activations, compress, kernels, plotting
 
@@ -1221,27 +1222,50 @@ def compression_widget(sample: Any, original: Sequence[Any], *, seed: int = 0) -
         state["busy"] = False
 
     def redraw(*_):
+        # The kernel may deliver a slider's next value while a redraw is still computing
+        # (ipykernel handles widget messages while busy): one redraw at a time, then once
+        # more with the latest values. Values are compared at the sliders' resolution, so
+        # the float noise of a slider echoing its value back does not recompute anything.
         if state["busy"]:
             return
-        lo, hi = sorted((s_minus.value, s_plus.value))
+        if state.get("drawing"):
+            state["pending"] = True
+            return
+        state["drawing"] = True
+        try:
+            while True:
+                state["pending"] = False
+                _draw()
+                if not state["pending"]:
+                    break
+        finally:
+            state["drawing"] = False
+
+    def _draw():
+        lo, hi = sorted((round(s_minus.value, 2), round(s_plus.value, 2)))
         current = state["layers"][layer_box.value - 1]
         moved = (max(abs(lo - current.s_minus), abs(hi - current.s_plus),
-                     abs(scale.value - current.scale)) > 0.006
+                     abs(round(scale.value, 2) - current.scale)) > 0.006
                  or (pattern.value == "odd") != current.odd)
         if moved:
             state["layers"][layer_box.value - 1] = activations.Ternary(
-                lo, hi, scale.value, pattern.value == "odd")
+                lo, hi, round(scale.value, 2), pattern.value == "odd")
+        key = (repr(state["layers"]), round(sparsity.value, 2), width.value, corrected.value)
+        if key == state.get("drawn"):
+            return
         ov = compress.overlay_spectra(
-            sample, original, state["layers"], width=widths[width.value], sparsity=sparsity.value,
-            generator=torch.Generator().manual_seed(seed), shift_corrected=corrected.value,
-            K_original=K, eigh_original=eig)
+            sample, original, state["layers"], width=widths[width.value],
+            sparsity=round(sparsity.value, 2), generator=torch.Generator().manual_seed(seed),
+            shift_corrected=corrected.value, K_original=K, eigh_original=eig)
+        fig = Figure(figsize=(10, 3.4))        # not pyplot: no state shared between redraws
+        axes = fig.subplots(1, 2)
+        plotting.compression_overlay_plot(axes, ov)
+        fig.tight_layout()
         with out:
             out.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-            plotting.compression_overlay_plot(axes, ov)
-            fig.tight_layout()
-            plt.show()
+            display(fig)
             print(ov.report())
+        state["drawn"] = key
 
     def on_layer(_):
         show_layer()

@@ -1,0 +1,931 @@
+#!/usr/bin/env python3
+"""Run every chapter that has live ipywidgets in JupyterLab, in headless Chromium, and
+move one control of each widget.
+
+Starts JupyterLab (``python -m jupyterlab``) on 127.0.0.1, at a free port, with a random
+token, on a temporary COPY of the book's folder (JupyterLab autosaves: the committed
+notebooks are never touched) and with temporary Jupyter config, data and runtime folders
+and IPython folder (the user's settings, workspaces and startup files do not apply;
+``MPLBACKEND`` is removed from the server's environment, so that the kernels draw
+inline; ``PYTHONPATH`` starts with this checkout, so the kernels import its
+``lossless``, whose ``__file__`` the chapters use to find ``benchmarks/``). The
+chapters tested are the notebooks with a saved widget view
+(``application/vnd.jupyter.widget-view+json``) or code that uses ``ipywidgets``. Each
+one is opened in Debian's ``/usr/bin/chromium`` through Playwright, in a workspace of
+its own (``/lab/workspaces/<name>/tree/<chapter>.ipynb``), and the test
+
+- waits for the kernel, clears the outputs and runs every cell (JupyterLab's
+  ``notebook:run-all-cells`` command, through ``window.jupyterapp``, which
+  ``--LabApp.expose_app_in_browser`` exposes), printing progress, and fails on a cell
+  error (an ``error`` output, or a traceback on stderr), on a dead kernel, or when the
+  run does not finish within ``--timeout`` seconds;
+- requires every widget view that the run produced to be rendered by the widget
+  manager (``.jupyter-widgets`` elements, not the text/plain fallback, not "Loading
+  widget..." or "Error displaying widget"): a broken front-end widget extension fails
+  here, and so does a chapter that produced fewer widget views than its committed copy;
+- for every live widget, moves ONE control, as a reader would: a slider by the
+  keyboard (ArrowRight on its handle; ArrowLeft at the maximum), else a dropdown (the
+  next option), else toggle buttons (another button), else a checkbox; it requires the
+  control's value to change, then the widget's output area (its ``Output`` widgets) to
+  redraw within ``--redraw-timeout`` seconds, with the kernel idle again: the figure
+  (base64 PNG) or the printed numbers must differ from before, with no traceback in the
+  output, no error published by the kernel in answer to the widget's messages (e.g. an
+  exception raised by an ``observe`` callback outside an ``Output``), none in the
+  server's log (where the kernel's own log goes) and no output in JupyterLab's log
+  console (where a callback's output lands when no ``Output`` widget takes it: a
+  figure that escaped its widget). Before the move the test waits, as a reader would,
+  until the widget is quiet (kernel idle, output unchanged and no widget message either
+  way for 5 s: slider views send their value back snapped to their step when they are
+  drawn, which can redraw a widget at display); a move that leaves the kernel idle
+  with no widget message for 20 s and the output unchanged fails at once. A failed
+  move prints the widget messages that followed it;
+- fails on any console error or uncaught exception in the page, and on any request to a
+  host other than the local server (logged and blocked, as in ``browser_test.py``);
+- checks that the client-side explorers (``.lossless-explorer``: they run in the built
+  book only) replaced their "Loading" note by the JupyterLab one, i.e. that their
+  script ran without error.
+
+Screenshots go to ``--screenshots``: per chapter the page after the run
+(``<chapter>.png``), and each widget before and after its control was moved
+(``<chapter>__widget<k>-before.png``, ``-after.png``). The server (its process group)
+and any kernel left over are stopped at the end, also on an error, Ctrl-C or SIGTERM.
+Exit status 0 when every chapter passes, 1 otherwise, 2 on a usage error. Usage::
+
+    python .ci/lab_test.py --book book --screenshots _build/lab-screenshots [CHAPTER ...]
+
+Playwright (PyPI) drives Debian's Chromium over a pipe (``executable_path``, the
+browser settings of ``.ci/browser_test.py``), so no browser is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser_test import CHROMIUM, CHROMIUM_ARGS, VIEWPORT  # noqa: E402 (same conventions)
+
+REPO = Path(__file__).resolve().parents[1]  # the checkout whose package is tested
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# Code that makes a live widget without a saved view (e.g. a chapter never executed).
+USES_IPYWIDGETS = re.compile(r"\bipywidgets\b|\binteract(?:ive|_manual)?\s*\(|\bwidgets\.\w+\(")
+# Lines of the server's log (which holds the kernels' stderr) that mean an exception.
+LOG_ERROR = re.compile(r"Traceback \(most recent call last\)|Exception in comm_msg|"
+                       r"\[E [0-9-]+ [0-9:.]+ ")
+
+# The open notebook panel; every snippet below starts from it.
+_NB = "const app = window.jupyterapp; const w = app && app.shell.currentWidget;"
+
+# State of the notebook named `name`: loading, or its kernel's status ('idle', ...).
+JS_NOTEBOOK_STATE = "(name) => {" + _NB + """
+  if (!app) return 'no jupyterapp (is --LabApp.expose_app_in_browser set?)';
+  if (!w || !w.context || w.context.path !== name) return 'notebook not open';
+  if (!w.context.isReady) return 'notebook loading';
+  const s = w.sessionContext;
+  if (!s || !s.session || !s.session.kernel) return 'no kernel';
+  return s.session.kernel.status;
+}"""
+
+# Clears the outputs and starts "Run All Cells"; its promise resolves to false when a
+# cell fails (the kernel then skips the rest). The outcome lands in window.__labTestRun.
+JS_START_RUN = "async () => {" + _NB + """
+  app.shell.activateById(w.id);
+  await app.commands.execute('notebook:clear-all-cell-outputs');
+  window.__labTestRun = {done: false, ok: null, error: null};
+  app.commands.execute('notebook:run-all-cells').then(
+    ok => { window.__labTestRun = {done: true, ok: ok !== false, error: null}; },
+    err => { window.__labTestRun = {done: true, ok: false, error: String(err)}; });
+}"""
+
+# Progress of the run, and every error output or stderr stream so far.
+JS_RUN_STATUS = "() => {" + _NB + """
+  const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
+  const code = w.content.widgets.map((c, i) => [c, i]).filter(([c]) => c.model.type === 'code');
+  const errors = [], stderr = [];
+  for (const [c, i] of code) {
+    const outs = c.model.outputs;
+    for (let j = 0; j < outs.length; j++) {
+      const o = outs.get(j).toJSON();
+      if (o.output_type === 'error') {
+        errors.push(`cell ${i}: ${o.ename}: ${o.evalue}`.slice(0, 300));
+      } else if (o.output_type === 'stream' && o.name === 'stderr') {
+        const t = (Array.isArray(o.text) ? o.text.join('') : o.text).trim();
+        (t.includes('Traceback') ? errors : stderr).push(`cell ${i}: ${t.slice(0, 300)}`);
+      }
+    }
+  }
+  return {run: window.__labTestRun || null, kernel: kernel ? kernel.status : 'none',
+          cells: code.length, executed: code.filter(([c]) => c.model.executionCount !== null).length,
+          running: code.filter(([c]) => c.promptNode && c.promptNode.textContent.includes('*')).length,
+          errors, stderr};
+}"""
+
+# Marks the output node of every widget view of the notebook (data-lab-test-widget=k),
+# from the notebook's model, so that nested outputs (inside Output widgets) never count.
+JS_TAG_WIDGETS = "(mime) => {" + _NB + """
+  const found = [];
+  w.content.widgets.forEach((c, i) => {
+    if (c.model.type !== 'code') return;
+    const outs = c.model.outputs;
+    for (let j = 0; j < outs.length; j++) {
+      const data = outs.get(j).data || {};
+      if (!(mime in data)) continue;
+      const child = c.outputArea.widgets[j];
+      const node = child ? child.node.querySelector('.jp-OutputArea-output') : null;
+      if (node) node.setAttribute('data-lab-test-widget', String(found.length));
+      found.push({cell: i, model: (data[mime] || {}).model_id || '', attached: !!node});
+    }
+  });
+  return found;
+}"""
+
+# Whether widget k is rendered by the widget manager, and what it shows otherwise.
+JS_WIDGET_RENDERED = """(k) => {
+  const root = document.querySelector(`[data-lab-test-widget="${k}"]`);
+  if (!root) return {ok: false, why: 'output node gone'};
+  const text = root.textContent.trim();
+  const views = root.querySelectorAll('.jupyter-widgets').length;
+  const bad = /Loading widget|Error displaying widget|Error rendering/.test(text);
+  return {ok: views > 0 && !bad, views, mime: root.getAttribute('data-mime-type'),
+          text: text.slice(0, 160)};
+}"""
+
+# What widget k's output area shows: a hash of its HTML, one per image (base64 PNG of
+# a matplotlib figure), the printed text, and any traceback or other stderr.
+JS_OUTPUT_SNAPSHOT = """(k) => {
+  const root = document.querySelector(`[data-lab-test-widget="${k}"]`);
+  if (!root) return null;
+  const areas = Array.from(root.querySelectorAll('.widget-output'))
+    .filter(a => !a.parentElement.closest('.widget-output'));
+  const hash = s => { let h = 0; for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0; return h; };
+  const images = [], text = [], errors = [], stderr = [];
+  for (const a of areas) {
+    for (const img of a.querySelectorAll('img')) images.push(img.src.length + ':' + hash(img.src));
+    for (const t of a.querySelectorAll('.jp-RenderedText')) {
+      const s = t.textContent.trim();
+      if (t.getAttribute('data-mime-type') === 'application/vnd.jupyter.stderr') {
+        (/Traceback|Error/.test(s) ? errors : stderr).push(s.slice(0, 400));
+      } else text.push(s);
+    }
+  }
+  return {areas: areas.length, html: hash(areas.map(a => a.innerHTML).join('\\n')),
+          images, text: text.join('\\n'), errors, stderr};
+}"""
+
+# Chooses the control of widget k to move (a slider, else a dropdown, else toggle
+# buttons, else a checkbox; outside its Output widgets), marks it
+# data-lab-test-control=k and describes it.
+JS_PICK_CONTROL = """(k) => {
+  const root = document.querySelector(`[data-lab-test-widget="${k}"]`);
+  if (!root) return null;
+  const mine = e => !e.closest('.widget-output') && !e.disabled && !e.closest('.mod-disabled');
+  const kinds = [['slider', '.widget-slider .noUi-handle'], ['dropdown', '.widget-dropdown select'],
+                 ['toggle', '.widget-toggle-buttons'], ['checkbox', '.widget-checkbox input']];
+  for (const [kind, sel] of kinds) {
+    const el = Array.from(root.querySelectorAll(sel)).find(mine);
+    if (!el) continue;
+    el.setAttribute('data-lab-test-control', String(k));
+    const box = el.closest('.widget-inline-hbox, .widget-toggle-buttons, .widget-checkbox');
+    const label = box && box.querySelector('.widget-label, label');
+    return {kind, label: label ? label.textContent.trim() : '',
+            atMax: kind === 'slider' &&
+                   el.getAttribute('aria-valuenow') === el.getAttribute('aria-valuemax')};
+  }
+  return null;
+}"""
+
+# The value the chosen control of widget k shows.
+JS_CONTROL_VALUE = """(k) => {
+  const el = document.querySelector(`[data-lab-test-control="${k}"]`);
+  if (!el) return null;
+  if (el.classList.contains('noUi-handle')) {
+    const box = el.closest('.widget-slider');
+    const readout = box && box.querySelector('.widget-readout');
+    return readout ? readout.textContent.trim() : el.getAttribute('aria-valuetext');
+  }
+  if (el.tagName === 'SELECT') return el.options[el.selectedIndex] ? el.options[el.selectedIndex].text : '';
+  if (el.type === 'checkbox') return String(el.checked);
+  const on = el.querySelector('.mod-active');
+  return on ? on.textContent.trim() : '';
+}"""
+
+# Records every error and stderr message the kernel publishes (window.__labTestIopub),
+# with the type of the request it answers: a widget callback's exception comes in
+# answer to a comm_msg, whether it is shown in an Output widget or only in
+# JupyterLab's log console (an observe() callback that raises outside an Output).
+# Also records each clear_output answering a comm_msg: one per redraw of an Output.
+JS_HOOK_KERNEL = "() => {" + _NB + """
+  const kernel = w.sessionContext.session.kernel;
+  window.__labTestIopub = [];
+  kernel.iopubMessage.connect((_, msg) => {
+    const type = msg.header.msg_type, c = msg.content;
+    const parent = (msg.parent_header || {}).msg_type || '';
+    const log = (error, text) => window.__labTestIopub.push(
+      {parent, error, text, clear: type === 'clear_output'});
+    if (type === 'error') log(true, `${c.ename}: ${c.evalue}`);
+    else if (type === 'stream' && c.name === 'stderr') {
+      log(/Traceback|Exception|Error/.test(c.text), c.text.trim().slice(-400));
+    } else if (type === 'clear_output' && parent === 'comm_msg') log(false, '');
+  });
+}"""
+
+JS_IOPUB_SINCE = "(n) => (window.__labTestIopub || []).slice(n)"
+
+# A compact trace of the widget traffic (every comm_msg either way, every message the
+# kernel publishes in answer to one), for the report of a failed move, and the time of
+# the last such message: a widget has settled when there has been none for a while.
+JS_HOOK_TRACE = "() => {" + _NB + """
+  const kernel = w.sessionContext.session.kernel;
+  const t0 = performance.now();
+  window.__labTestTrace = [];
+  window.__labTestCommAt = t0;
+  const brief = v => (typeof v === 'number' || typeof v === 'boolean' ||
+                      (typeof v === 'string' && v.length < 40)) ? `=${JSON.stringify(v)}` : '';
+  kernel.anyMessage.connect((_, args) => {
+    const m = args.msg, type = m.header.msg_type, c = m.content || {};
+    const parent = (m.parent_header || {}).msg_type || '';
+    if (type !== 'comm_msg' && parent !== 'comm_msg') return;
+    window.__labTestCommAt = performance.now();
+    if (type === 'status') return;
+    let detail = '';
+    if (type === 'comm_msg') {
+      const data = c.data || {}, state = data.state || {};
+      detail = `${data.method || ''} ${Object.keys(state).map(k => k + brief(state[k])).join(' ')}`;
+    } else if (type === 'display_data' || type === 'execute_result') {
+      detail = Object.keys(c.data || {}).join(',');
+    } else if (type === 'stream') detail = c.name;
+    else if (type === 'clear_output') detail = `wait=${c.wait}`;
+    else if (type === 'error') detail = c.ename;
+    const t = ((performance.now() - t0) / 1000).toFixed(2);
+    // the message's id when sent, the id of the request it answers when received
+    const id = (args.direction === 'send' ? m.header.msg_id : (m.parent_header || {}).msg_id) || '';
+    const dir = args.direction === 'send' ? '>' : '<';
+    window.__labTestTrace.push(`${t} ${dir} [${id.slice(0, 8)}] ${type} ${detail}`.trim());
+  });
+}"""
+JS_TRACE_SINCE = "(n) => (window.__labTestTrace || []).slice(n)"
+JS_COMM_QUIET = "() => (performance.now() - (window.__labTestCommAt || 0)) / 1000"
+
+# The notebook's entries in JupyterLab's log console: the outputs of the kernel that no
+# cell and no Output widget took (e.g. a widget callback's figure that escaped its Output
+# widget), and what ipywidgets logs there. null when the log console cannot be reached
+# (it is reached through the application's plugin registry, which is not a public API).
+JS_LOG_CONSOLE = """async (name) => {
+  const app = window.jupyterapp;
+  const registry = app.pluginRegistry || app;
+  const plugins = registry._plugins;
+  const plugin = plugins && plugins.get('@jupyterlab/logconsole-extension:plugin');
+  if (!plugin || !plugin.provides || !app.resolveRequiredService) return null;
+  const loggers = await app.resolveRequiredService(plugin.provides);
+  const logger = loggers.getLogger(name);
+  return logger.outputAreaModel.toJSON().map(o => {
+    const what = o.output_type === 'stream' ? `${o.name}: ${String(o.text).trim()}`
+      : o.output_type === 'error' ? `${o.ename}: ${o.evalue}`
+      : o.output_type === 'display_data' || o.output_type === 'execute_result'
+        ? `${Object.keys(o.data || {}).join(',')} ${String((o.data || {})['text/plain'] || '')}`
+      : JSON.stringify(o);
+    return `(${o.level || '?'}) ${o.output_type}: ${what}`.slice(0, 300);
+  });
+}"""
+
+# The client-side explorers of lossless.explore, and the note each one shows.
+JS_EXPLORER_NOTES = """() => Array.from(document.querySelectorAll('.lossless-explorer')).map(e => {
+  const note = e.querySelector('.lossless-explorer-note');
+  return {id: e.id, note: note ? note.textContent : ''};
+})"""
+
+
+@dataclass
+class ChapterResult:
+    """What was checked in one chapter and what went wrong."""
+
+    name: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    stats: dict[str, object] = field(default_factory=dict)
+    seconds: float = 0.0
+    escaped: int = 0  # log console entries already reported by a widget's check
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def widget_chapters(book: Path) -> list[tuple[str, int]]:
+    """The notebooks of ``book`` with live widgets: (file name, widget views expected).
+
+    The count is that of the committed widget views; a notebook whose code uses
+    ipywidgets without any saved view expects at least one.
+    """
+    found = []
+    for path in sorted(book.glob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        views, uses = 0, False
+        for cell in nb.get("cells", []):
+            if cell.get("cell_type") != "code":
+                continue
+            source = "".join(cell.get("source", []))
+            uses = uses or bool(USES_IPYWIDGETS.search(source))
+            views += sum(WIDGET_MIME in out.get("data", {}) for out in cell.get("outputs", []))
+        if views or uses:
+            found.append((path.name, max(views, 1)))
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LabServer:
+    """JupyterLab on 127.0.0.1 over a temporary copy of ``book``, stopped by :meth:`stop`
+    (registered with atexit; SIGTERM and SIGHUP are turned into SystemExit)."""
+
+    def __init__(self, book: Path, startup_timeout: float = 120.0) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="lossless-lab-test-"))
+        self.root = self.tmp / "book"
+        shutil.copytree(book, self.root, ignore=shutil.ignore_patterns(
+            ".ipynb_checkpoints", "__pycache__", "_build", ".jupyter_cache"))
+        self.token = secrets.token_hex(24)
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}/"
+        self.log_path = self.tmp / "server.log"
+        self.proc: subprocess.Popen | None = None
+        self.startup_timeout = startup_timeout
+        self._stopped = False
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("MPLBACKEND", None)  # the kernels must use the inline backend
+        for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
+            env[var] = str(self.tmp / sub)
+            (self.tmp / sub).mkdir()
+        env.pop("JUPYTER_PATH", None)
+        env.pop("JUPYTER_CONFIG_PATH", None)
+        # The kernels import this checkout's package (the copy of the book is elsewhere;
+        # chapters find benchmarks/ through lossless.__file__).
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        # No "news?" toast over the notebook, no autosave of the copy.
+        settings = self.tmp / "config" / "lab" / "user-settings" / "@jupyterlab"
+        for rel, value in (("apputils-extension/notification", {"fetchNews": "false",
+                                                                "checkForUpdates": False}),
+                           ("docmanager-extension/plugin", {"autosave": False})):
+            path = settings / f"{rel}.jupyterlab-settings"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(value))
+        return env
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
+               "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+               f"--ServerApp.root_dir={self.root}", "--ServerApp.terminals_enabled=False",
+               "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               "--LabApp.extension_manager=readonly"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--ServerApp.allow_root=True")
+        env = self._env()
+        atexit.register(self.stop)
+        with open(self.log_path, "wb") as log:
+            # Its own process group, so that stop() reaches everything it started
+            # (kernels start their own sessions: stop() finds those by connection file).
+            self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited ({self.proc.returncode}):\n"
+                                   + self.log_tail())
+            try:
+                if self.api("GET", "api/status", timeout=5).get("started"):
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"JupyterLab did not answer within {self.startup_timeout:.0f} s:\n"
+                           + self.log_tail())
+
+    def api(self, method: str, path: str, timeout: float = 10.0) -> dict:
+        request = urllib.request.Request(self.base + path, method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else {}
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, offset: int) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_since(0).splitlines()[-lines:])
+
+    def _kernel_pids(self) -> list[int]:
+        """Kernels of this server: their command line names its runtime folder."""
+        marker = str(self.tmp / "runtime").encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+        return pids
+
+    def stop(self) -> None:
+        """Shut the server and its kernels down (API, then SIGTERM, then SIGKILL)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            try:  # shuts every kernel down, then the server
+                self.api("POST", "api/shutdown", timeout=10)
+            except (OSError, ValueError):
+                pass
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+                    try:
+                        os.killpg(proc.pid, sig)
+                        proc.wait(timeout=wait)
+                        break
+                    except ProcessLookupError:
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
+        if proc is not None:  # the group may hold children even if the server is gone
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in self._kernel_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks
+
+
+def shot_name(chapter: str, suffix: str = "") -> str:
+    return chapter.removesuffix(".ipynb") + suffix + ".png"
+
+
+def poll(page, js: str, arg: object, done, timeout: float, interval: float = 0.5):
+    """Evaluates ``js(arg)`` until ``done(value)``; returns (finished, last value)."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while True:
+        value = page.evaluate(js, arg)
+        if done(value):
+            return True, value
+        if time.monotonic() >= deadline:
+            return False, value
+        time.sleep(interval)
+
+
+def run_all_cells(page, result: ChapterResult, timeout: float) -> bool:
+    """Runs every cell of the open notebook; True when all of them ran without error."""
+    page.evaluate(JS_START_RUN)
+    started = time.monotonic()
+    last_print = started
+    while True:
+        status = page.evaluate(JS_RUN_STATUS)
+        run = status["run"] or {}
+        if run.get("done") and status["kernel"] == "idle":
+            break
+        if status["kernel"] in ("dead", "unknown", "none") or "restart" in status["kernel"]:
+            result.problems.append(f"kernel {status['kernel']} during the run "
+                                   f"({status['executed']}/{status['cells']} cells ran)")
+            return False
+        elapsed = time.monotonic() - started
+        if elapsed > timeout:
+            result.problems.append(f"run not finished after {timeout:.0f} s "
+                                   f"({status['executed']}/{status['cells']} cells ran)")
+            return False
+        if time.monotonic() - last_print >= 15:
+            print(f"       ... {status['executed']}/{status['cells']} cells, "
+                  f"{elapsed:.0f} s, kernel {status['kernel']}", flush=True)
+            last_print = time.monotonic()
+        time.sleep(1.0)
+    result.stats["cells"] = status["cells"]
+    result.stats["run s"] = round(time.monotonic() - started, 1)
+    result.problems += [f"cell error: {e}" for e in status["errors"]]
+    result.notes += [f"stderr: {e}" for e in status["stderr"]]
+    if not run.get("ok"):
+        result.problems.append("Run All Cells did not succeed"
+                               + (f": {run['error']}" if run.get("error") else ""))
+    if status["executed"] != status["cells"]:
+        result.problems.append(f"only {status['executed']} of {status['cells']} code cells ran")
+    return result.ok
+
+
+def move_control(page, k: int, control: dict) -> None:
+    """Moves the control of widget k that JS_PICK_CONTROL marked, as a reader would."""
+    el = page.locator(f'[data-lab-test-control="{k}"]')
+    el.scroll_into_view_if_needed()
+    if control["kind"] == "slider":
+        el.press("ArrowLeft" if control["atMax"] else "ArrowRight")
+    elif control["kind"] == "dropdown":
+        n, i = el.evaluate("e => [e.options.length, e.selectedIndex]")
+        el.select_option(index=(i + 1) % n)
+    elif control["kind"] == "toggle":
+        el.locator("button:not(.mod-active)").first.click()
+    else:
+        el.click()
+
+
+NO_REDRAW_QUIET = 20.0
+KERNEL_GONE = ("dead", "restarting", "autorestarting", "unknown", "no kernel")
+
+
+def settle(page, chapter: str, k: int, timeout: float, quiet: float = 5.0
+           ) -> tuple[bool, dict | None]:
+    """Waits until widget k's output has not changed for ``quiet`` seconds with the
+    kernel idle and no widget message either way (redraws queued by the display itself,
+    e.g. a slider view that sends back its value snapped to its step, must be over
+    before a control is moved, as a reader would wait); returns (settled, snapshot)."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while True:
+        snap = page.evaluate(JS_OUTPUT_SNAPSHOT, k)
+        idle = page.evaluate(JS_NOTEBOOK_STATE, chapter) == "idle"
+        now = time.monotonic()
+        if not idle or snap != last:
+            last, since = (snap if idle else None), now
+        elif now - since >= quiet and page.evaluate(JS_COMM_QUIET) >= quiet:
+            return True, snap
+        if now >= deadline:
+            return False, snap
+        time.sleep(0.5)
+
+
+def wait_redraw(page, chapter: str, k: int, before: dict, n_iopub: int, timeout: float
+                ) -> tuple[str, dict | None]:
+    """Waits until widget k's output differs from ``before`` and holds still with the
+    kernel idle (two equal looks 0.5 s apart, no widget message for 2 s). Returns
+    ("redrawn" | "error" | "no redraw" | "kernel <status>" | "timeout", last snapshot);
+    "error" when the kernel published an error since message ``n_iopub`` and the output
+    then stayed as it was; "no redraw" when the output stayed as it was with the kernel
+    idle and no widget message for ``NO_REDRAW_QUIET`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        snap = page.evaluate(JS_OUTPUT_SNAPSHOT, k)
+        state = page.evaluate(JS_NOTEBOOK_STATE, chapter)
+        if state in KERNEL_GONE:
+            return f"kernel {state}", snap
+        idle = state == "idle"
+        quiet = page.evaluate(JS_COMM_QUIET)
+        if idle and snap is not None and snap == last and quiet >= 2.0:
+            if snap["html"] != before["html"]:
+                return "redrawn", snap
+            if any(m["error"] for m in page.evaluate(JS_IOPUB_SINCE, n_iopub)):
+                return "error", snap
+            if quiet >= NO_REDRAW_QUIET:  # nothing is coming: no need to wait any longer
+                return "no redraw", snap
+        if time.monotonic() >= deadline:
+            return "timeout", snap
+        last = snap if idle else None
+        time.sleep(0.5)
+
+
+def _last_line(traceback: str) -> str:
+    """The exception line of a traceback (its last non-empty line)."""
+    lines = [line.strip() for line in traceback.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def check_widget(page, server: LabServer, chapter: str, k: int, shots: Path,
+                 result: ChapterResult, timeout: float) -> tuple[bool, bool]:
+    """Moves one control of widget k and checks the redraw; returns (the control moved,
+    the output redrew); a problem, if any, is in ``result``."""
+    name = f"widget {k}"
+    rendered = page.evaluate(JS_WIDGET_RENDERED, k)
+    if not rendered["ok"]:
+        result.problems.append(f"{name}: not rendered by the widget manager (shows "
+                               f"{rendered.get('mime') or 'widget'}: {rendered.get('text', '')!r})")
+        return False, False
+    widget = page.locator(f'[data-lab-test-widget="{k}"]')
+    widget.scroll_into_view_if_needed()
+    n_start = len(page.evaluate(JS_IOPUB_SINCE, 0))
+    settled, before = settle(page, chapter, k, timeout)
+    if not settled or before is None:
+        result.problems.append(f"{name}: still redrawing {timeout:.0f} s after the run, "
+                               "with no control moved")
+        return False, False
+    unasked = sum(m["clear"] for m in page.evaluate(JS_IOPUB_SINCE, n_start))
+    if unasked:
+        result.notes.append(f"{name}: {unasked} redraw(s) with no control moved (after the "
+                            "widget was displayed)")
+    widget.screenshot(path=str(shots / shot_name(chapter, f"__widget{k}-before")))
+    if not before["areas"]:
+        result.problems.append(f"{name}: no Output widget whose redraw could be watched")
+        return False, False
+    if before["errors"]:
+        result.problems.append(f"{name}: error shown before any move: "
+                               f"{_last_line(before['errors'][0])}")
+    control = page.evaluate(JS_PICK_CONTROL, k)
+    if control is None:
+        result.problems.append(f"{name}: no slider, dropdown, toggle or checkbox to move")
+        return False, False
+    what = f"{name}: {control['kind']} {control['label'] or '(no label)'}"
+    value = page.evaluate(JS_CONTROL_VALUE, k)
+    log_offset = server.log_size()
+    n_iopub = len(page.evaluate(JS_IOPUB_SINCE, 0))
+    n_trace = len(page.evaluate(JS_TRACE_SINCE, 0))
+    logged = page.evaluate(JS_LOG_CONSOLE, chapter)
+    started = time.monotonic()
+    move_control(page, k, control)
+    new_value = page.evaluate(JS_CONTROL_VALUE, k)
+    if new_value == value:
+        result.problems.append(f"{what}: the control did not move (value {value!r})")
+        return False, False
+    moved = f"{what} {value} -> {new_value}"
+    outcome, after = wait_redraw(page, chapter, k, before, n_iopub, timeout)
+    seconds = time.monotonic() - started
+    widget.scroll_into_view_if_needed()
+    widget.screenshot(path=str(shots / shot_name(chapter, f"__widget{k}-after")))
+    published = page.evaluate(JS_IOPUB_SINCE, n_iopub)
+    raised = [m for m in published if m["error"]]
+    escaped = [] if logged is None else page.evaluate(JS_LOG_CONSOLE, chapter)[len(logged):]
+    result.escaped += len(escaped)
+    kernel_log = [line for line in server.log_since(log_offset).splitlines()
+                  if LOG_ERROR.search(line)]
+    result.notes += [f"{moved}: stderr {_last_line(m['text'])}" for m in published
+                     if not m["error"] and not m["clear"]]
+    redraws = sum(m["clear"] for m in published)
+    if redraws > 1:
+        result.notes.append(f"{moved}: {redraws} redraws for one move")
+    problems = []
+    if raised:
+        problems.append(f"the callback raised (kernel answer to {raised[0]['parent'] or '?'}): "
+                        f"{_last_line(raised[0]['text'])}")
+    elif after and after["errors"]:
+        problems.append(f"the output shows an error: {_last_line(after['errors'][0])}")
+    if kernel_log:
+        problems.append(f"kernel error in the server log: {kernel_log[0][:300]}")
+    if escaped:
+        problems.append(f"{len(escaped)} output(s) went to JupyterLab's log console instead "
+                        f"of the widget: " + "; ".join(e[:120] for e in escaped[:4]))
+    if after is None:
+        problems.append("the widget's output vanished")
+    elif outcome.startswith("kernel"):
+        problems.append(f"{outcome} after the move")
+    elif outcome != "redrawn":
+        problems.append("the output did not redraw" + (
+            f" within {timeout:.0f} s" if outcome == "timeout" else
+            f" (kernel idle, no widget message for {NO_REDRAW_QUIET:.0f} s)"
+            if outcome == "no redraw" else ""))
+    else:
+        changed = [part for part, key in (("figure", "images"), ("printed text", "text"))
+                   if before[key] != after[key]]
+        if before["images"] and not after["images"]:
+            problems.append("the figure disappeared")
+        elif len(after["images"]) != len(before["images"]):
+            problems.append(f"{len(before['images'])} figure(s) before, "
+                            f"{len(after['images'])} after (drawn twice?)")
+        elif not changed:
+            problems.append("redrawn, but with the same figure and the same text")
+    if problems:
+        result.problems += [f"{moved}: {p}" for p in problems]
+        first = max(0, n_trace - 6)  # with the last messages before the move
+        trace = page.evaluate(JS_TRACE_SINCE, first)
+        trace.insert(n_trace - first, "-- the move --")
+        result.notes.append(f"{moved}: widget messages around the move (s, > sent [id], "
+                            "< received [id of the request answered]):"
+                            + "".join(f"\n           {line[:160]}" for line in trace[:70])
+                            + (f"\n           ... {len(trace) - 70} more"
+                               if len(trace) > 70 else ""))
+        return True, outcome == "redrawn"
+    print(f"       {moved}: {' and '.join(changed)} changed in {seconds:.1f} s", flush=True)
+    return True, True
+
+
+def check_chapter(context, server: LabServer, chapter: str, expected: int, shots: Path,
+                  timeout: float, redraw_timeout: float) -> ChapterResult:
+    """Opens one chapter in its own workspace, runs it and moves each widget."""
+    result = ChapterResult(chapter)
+    started = time.monotonic()
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    console: list[str] = []
+
+    def on_console(msg) -> None:
+        if msg.type == "error":
+            loc = msg.location or {}
+            where = f" ({loc.get('url', '')}:{loc.get('lineNumber', '')})" if loc.get("url") else ""
+            console.append(f"{msg.text[:300]}{where}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: console.append(f"uncaught: {str(exc)[:300]}"))
+    workspace = "lab-test-" + re.sub(r"[^A-Za-z0-9_-]", "-", chapter.removesuffix(".ipynb"))
+    url = f"{server.base}lab/workspaces/{workspace}/tree/{quote(chapter)}?token={server.token}"
+    log_offset = server.log_size()
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+        ready, state = poll(page, JS_NOTEBOOK_STATE, chapter, lambda s: s == "idle", 180)
+        if not ready:
+            result.problems.append(f"notebook or kernel not ready after 180 s: {state}")
+            return result
+        page.evaluate(JS_HOOK_KERNEL)
+        page.evaluate(JS_HOOK_TRACE)
+        if not run_all_cells(page, result, timeout):
+            page.screenshot(path=str(shots / shot_name(chapter)))
+            return result
+        widgets = page.evaluate(JS_TAG_WIDGETS, WIDGET_MIME)
+        result.stats["widgets"] = len(widgets)
+        if len(widgets) < expected:
+            result.problems.append(f"{len(widgets)} widget view(s) after the run, "
+                                   f"{expected} in the committed notebook")
+        missing = [w for w in widgets if not w["attached"]]
+        if missing:
+            result.problems.append(f"widget output(s) of cell(s) {[w['cell'] for w in missing]}"
+                                   " not in the page")
+        live = [k for k, w in enumerate(widgets) if w["attached"]]
+        # The widget manager renders asynchronously: give it time, bounded.
+        poll(page, "(ks) => ks.every(k => (" + JS_WIDGET_RENDERED + ")(k).ok)", live,
+             bool, 60)
+        explorers = page.evaluate(JS_EXPLORER_NOTES)
+        result.stats["explorers"] = len(explorers)
+        for e in explorers:
+            if "JupyterLab" not in e["note"]:
+                result.problems.append(f"explorer {e['id']}: its script did not run in "
+                                       f"JupyterLab (note: {e['note'][:80]!r})")
+        moved = redrawn = 0
+        for k in live:
+            did_move, did_redraw = check_widget(page, server, chapter, k, shots, result,
+                                                redraw_timeout)
+            moved += did_move
+            redrawn += did_redraw
+        result.stats["moved"] = moved
+        result.stats["redrawn"] = redrawn
+        logged = page.evaluate(JS_LOG_CONSOLE, chapter)
+        if logged is None:
+            result.notes.append("JupyterLab's log console could not be read: outputs that "
+                                "escaped a widget were not looked for")
+        elif len(logged) > result.escaped:  # e.g. a redraw at display, before any move
+            result.problems.append(
+                f"{len(logged) - result.escaped} output(s) in JupyterLab's log console (outputs "
+                "no cell and no Output widget took) besides those reported above: "
+                + "; ".join(e[:120] for e in logged[:4]))
+        if live:  # the page with the (moved) first widget in view
+            page.locator(f'[data-lab-test-widget="{live[0]}"]').scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / shot_name(chapter)))
+    except Exception as exc:  # noqa: BLE001 - one chapter's failure must not stop the run
+        result.problems.append(f"could not check the chapter: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:300]}")
+    finally:
+        try:  # free the kernel's memory before the next chapter
+            page.evaluate("async () => { const w = window.jupyterapp.shell.currentWidget;"
+                          " if (w && w.sessionContext) await w.sessionContext.shutdown(); }")
+        except Exception:  # noqa: BLE001 - the server stops them all at the end anyway
+            pass
+        page.close()
+        for message, count in Counter(console).items():
+            result.problems.append(f"console: {message}" + (f" ({count}x)" if count > 1 else ""))
+        kernel_log = [line for line in server.log_since(log_offset).splitlines()
+                      if LOG_ERROR.search(line)]
+        if kernel_log and not any("kernel error in the server log" in p for p in result.problems):
+            result.problems.append(f"server log: {kernel_log[0][:300]}")
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("chapters", nargs="*",
+                        help="notebook file names to test (default: every one with widgets)")
+    parser.add_argument("--book", type=Path, default=Path("book"),
+                        help="the folder of the chapters (default: book); a copy is served")
+    parser.add_argument("--screenshots", type=Path, default=Path("_build/lab-screenshots"),
+                        help="where to save the screenshots (default: _build/lab-screenshots)")
+    parser.add_argument("--chromium", default=CHROMIUM, help=f"browser binary ({CHROMIUM})")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds allowed to run all cells of one chapter (default 900)")
+    parser.add_argument("--redraw-timeout", type=float, default=300.0,
+                        help="seconds allowed for one widget to redraw (default 300)")
+    args = parser.parse_args(argv)
+
+    book = args.book.resolve()
+    if not book.is_dir():
+        print(f"lab-test: no folder {book}", file=sys.stderr)
+        return 2
+    if not Path(args.chromium).is_file():
+        print(f"lab-test: no browser at {args.chromium} (apt-get install chromium)",
+              file=sys.stderr)
+        return 2
+    chapters = widget_chapters(book)
+    if args.chapters:
+        unknown = set(args.chapters) - {name for name, _ in chapters}
+        if unknown:
+            print(f"lab-test: not a chapter with widgets under {book}: {sorted(unknown)}",
+                  file=sys.stderr)
+            return 2
+        chapters = [(n, e) for n, e in chapters if n in args.chapters]
+    from playwright.sync_api import sync_playwright  # after the cheap checks
+
+    shots = args.screenshots.resolve()
+    if shots.exists():
+        shutil.rmtree(shots)
+    shots.mkdir(parents=True)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
+
+    started = time.monotonic()
+    print(f"lab-test: {len(chapters)} chapter(s) with live widgets in {book}: "
+          f"{', '.join(n for n, _ in chapters) or 'none'}", flush=True)
+    server = LabServer(book)
+    results: list[ChapterResult] = []
+    foreign: list[str] = []
+    profile = tempfile.mkdtemp(prefix="lossless-chromium-")
+    try:
+        server.start()
+        print(f"lab-test: JupyterLab at {server.base} (token in the URL), serving a copy in "
+              f"{server.root}", flush=True)
+        origin = server.base.rstrip("/")
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                profile, executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS,
+                viewport=VIEWPORT, service_workers="block", timeout=60_000)
+
+            def router(route) -> None:
+                url = route.request.url
+                if url.startswith(origin + "/") or url == origin:
+                    route.continue_()
+                else:
+                    foreign.append(f"{route.request.method} {url}")
+                    route.abort("blockedbyclient")
+
+            context.route("**/*", router)
+            for chapter, expected in chapters:
+                print(f"  {chapter}: running all cells", flush=True)
+                n_foreign = len(foreign)
+                result = check_chapter(context, server, chapter, expected, shots, args.timeout,
+                                       args.redraw_timeout)
+                result.problems += [f"blocked request to a foreign host: {r}"
+                                    for r in foreign[n_foreign:]]
+                results.append(result)
+                flag = "ok  " if result.ok else "FAIL"
+                stats = ", ".join(f"{k} {v}" for k, v in result.stats.items())
+                print(f"  {flag} {chapter}  ({stats}; {result.seconds:.1f} s)", flush=True)
+                for problem in result.problems:
+                    print(f"       - {problem}", flush=True)
+                for note in result.notes:
+                    print(f"       note: {note}", flush=True)
+            context.close()
+    except RuntimeError as exc:  # the server did not start
+        print(f"lab-test: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+        shutil.rmtree(profile, ignore_errors=True)
+
+    failed = [r for r in results if not r.ok]
+    print(f"lab-test: {len(results)} chapter(s) in {time.monotonic() - started:.0f} s, "
+          f"screenshots in {shots}")
+    for r in results:
+        print(f"lab-test:   {r.name}: {r.stats.get('widgets', 0)} widget(s), "
+              f"{r.stats.get('moved', 0)} control(s) moved, {r.stats.get('redrawn', 0)} "
+              f"redraw(s) seen, run all {r.stats.get('run s', '-')} s, "
+              f"{r.seconds:.0f} s in all{'' if r.ok else ' - FAILED'}")
+    if foreign:
+        hosts = sorted({urlsplit(req.split(' ', 1)[1]).netloc for req in foreign})
+        print(f"lab-test: foreign hosts requested: {', '.join(hosts)}")
+    print(f"lab-test: {len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed or not results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
