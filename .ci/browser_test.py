@@ -65,6 +65,43 @@ CHROMIUM_ARGS = [
     "--proxy-server=http://127.0.0.1:9",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
+def launch(pw, profile: str, chromium: str, timeout_ms: float, viewport: dict = VIEWPORT):
+    """Debian's Chromium, headless, with the flags above, on a persistent ``profile``."""
+    return pw.chromium.launch_persistent_context(
+        profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
+        viewport=viewport, service_workers="block", timeout=timeout_ms)
+
+
+def offline(context, origin: str, on_foreign, stubs: dict | None = None) -> None:
+    """Routes every request of ``context``: the local server's (``origin``) go through,
+    or are answered from ``stubs`` (URL path -> (body, content type)); any other host's
+    are aborted and passed to ``on_foreign(request)``."""
+    stubs = stubs or {}
+
+    def router(route) -> None:
+        url = route.request.url
+        path = url.split("?")[0]
+        if path.startswith(origin) and path[len(origin):] in stubs:
+            body, content_type = stubs[path[len(origin):]]
+            route.fulfill(status=200, body=body, content_type=content_type)
+        elif url.startswith(origin + "/") or url == origin:
+            route.continue_()
+        else:
+            on_foreign(route.request)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", router)
+
+
+def console_error(msg) -> str | None:
+    """A browser console message as one line with its source, if it is an error."""
+    if msg.type != "error":
+        return None
+    loc = msg.location or {}
+    where = f" ({loc.get('url', '')}:{loc.get('lineNumber', '')})" if loc.get("url") else ""
+    return f"{msg.text[:300]}{where}"
+
+
 META_REFRESH = re.compile(r"""<meta[^>]+http-equiv=["']?refresh""", re.IGNORECASE)
 
 # Text that must not survive typesetting (outside code, scripts and rendered math).
@@ -329,10 +366,8 @@ def check_page(context, base: str, rel: str, shots: Path, timeout_ms: int,
     failed: list[str] = []
 
     def on_console(msg) -> None:
-        if msg.type == "error":
-            loc = msg.location or {}
-            where = f" ({loc.get('url', '')}:{loc.get('lineNumber', '')})" if loc.get("url") else ""
-            console_errors.append(f"{msg.text[:300]}{where}")
+        if (line := console_error(msg)) is not None:
+            console_errors.append(line)
 
     def on_response(response) -> None:
         if response.status >= 400:
@@ -489,20 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"browser-test: {len(pages)} pages under {root}, served at {base}")
     try:
         with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                profile, executable_path=args.chromium, headless=True,
-                args=CHROMIUM_ARGS, viewport=VIEWPORT, service_workers="block",
-                timeout=timeout_ms)
-
-            def router(route) -> None:
-                url = route.request.url
-                if url.startswith(origin + "/") or url == origin:
-                    route.continue_()
-                else:
-                    foreign.append((current["page"], f"{route.request.method} {url}"))
-                    route.abort("blockedbyclient")
-
-            context.route("**/*", router)
+            context = launch(pw, profile, args.chromium, timeout_ms)
+            offline(context, origin, lambda request: foreign.append(
+                (current["page"], f"{request.method} {request.url}")))
             for rel in pages:
                 current["page"] = rel
                 redirects = bool(META_REFRESH.search((root / rel).read_text(errors="replace")))

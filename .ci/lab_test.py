@@ -79,7 +79,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_test import CHROMIUM, CHROMIUM_ARGS, VIEWPORT  # noqa: E402 (same conventions)
+from browser_test import CHROMIUM, console_error, launch, offline  # noqa: E402 (same conventions)
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout whose package is tested
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -743,10 +743,8 @@ def check_chapter(context, server: LabServer, chapter: str, expected: int, shots
     console: list[str] = []
 
     def on_console(msg) -> None:
-        if msg.type == "error":
-            loc = msg.location or {}
-            where = f" ({loc.get('url', '')}:{loc.get('lineNumber', '')})" if loc.get("url") else ""
-            console.append(f"{msg.text[:300]}{where}")
+        if (line := console_error(msg)) is not None:
+            console.append(line)
 
     page.on("console", on_console)
     page.on("pageerror", lambda exc: console.append(f"uncaught: {str(exc)[:300]}"))
@@ -876,19 +874,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{server.root}", flush=True)
         origin = server.base.rstrip("/")
         with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                profile, executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS,
-                viewport=VIEWPORT, service_workers="block", timeout=60_000)
-
-            def router(route) -> None:
-                url = route.request.url
-                if url.startswith(origin + "/") or url == origin:
-                    route.continue_()
-                else:
-                    foreign.append(f"{route.request.method} {url}")
-                    route.abort("blockedbyclient")
-
-            context.route("**/*", router)
+            context = launch(pw, profile, args.chromium, 60_000)
+            offline(context, origin,
+                    lambda request: foreign.append(f"{request.method} {request.url}"))
             for chapter, expected in chapters:
                 print(f"  {chapter}: running all cells", flush=True)
                 n_foreign = len(foreign)

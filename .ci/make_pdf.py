@@ -426,7 +426,7 @@ def print_pdf(html_dir: Path, page_rel: str, out: Path, chromium: str, timeout_m
 
     if str(CI) not in sys.path:
         sys.path.insert(0, str(CI))
-    from browser_test import CHROMIUM_ARGS, JS_WAIT_MATHJAX, start_server
+    from browser_test import JS_WAIT_MATHJAX, launch, offline, start_server
 
     problems: list[str] = []
     stats: dict[str, Any] = {}
@@ -440,23 +440,13 @@ def print_pdf(html_dir: Path, page_rel: str, out: Path, chromium: str, timeout_m
                        footer_template=FOOTER, outline=True, tagged=True)
     try:
         with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1100, "height": 1400}, service_workers="block",
-                timeout=timeout_ms)
-
-            def router(route) -> None:
-                url = route.request.url
-                if url.split("?")[0] == f"{origin}/searchindex.js":
-                    # the theme's search box asks for it; singlehtml writes no index
-                    route.fulfill(status=200, body="", content_type="text/javascript")
-                elif url.startswith(origin + "/") or url == origin:
-                    route.continue_()
-                else:
-                    problems.append(f"blocked request to a foreign host: {url}")
-                    route.abort("blockedbyclient")
-
-            context.route("**/*", router)
+            context = launch(pw, profile, chromium, timeout_ms,
+                             viewport={"width": 1100, "height": 1400})
+            # the theme's search box asks for searchindex.js; singlehtml writes no index
+            offline(context, origin,
+                    lambda request: problems.append(
+                        f"blocked request to a foreign host: {request.url}"),
+                    stubs={"/searchindex.js": ("", "text/javascript")})
             page = context.pages[0] if context.pages else context.new_page()
             page.set_default_timeout(timeout_ms)
             page.on("pageerror", lambda exc: problems.append(f"uncaught: {str(exc)[:300]}"))
