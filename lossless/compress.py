@@ -1843,15 +1843,15 @@ class CompressedMLP(torch.nn.Module):
                 # CSR product, samples in columns (exact: |Z| < 2^24)
                 prev = out[-1] if cols[-1] else out[-1].T
                 Z = torch.sparse.mm(layer["csr"], prev.to(torch.float32).contiguous())
-                upper, lower = layer["upper_col"], layer["lower_col"]
+                upper, lower, in_cols = layer["upper_col"], layer["lower_col"], True
             else:  # int8 x uint8 (zero point 1) in int32 by oneDNN, samples in rows
                 x = (out[-1].T if cols[-1] else out[-1]).to(torch.uint8)
                 x += 1
                 Z = fast["qlinear"](x.contiguous(), 1.0, 1, layer["weight"], layer["w_scale"],
                                     layer["w_zero"], None, 1.0, 0, torch.float32, "none",
                                     [], "")
-                upper, lower = layer["upper"], layer["lower"]
-            cols.append(upper is layer["upper_col"])
+                upper, lower, in_cols = layer["upper"], layer["lower"], False
+            cols.append(in_cols)
             T = (Z > upper).to(torch.int8)
             if odd:
                 T -= (Z < lower).to(torch.int8)
@@ -1873,8 +1873,11 @@ class CompressedMLP(torch.nn.Module):
         ``(k - 1) u / (1 - (k - 1) u)`` times the sum of their magnitudes, which is at
         most ``sqrt(k) ||x||_2`` (Cauchy-Schwarz over the ``k`` terms). So
         ``m = 1.01 (k + 1) u sqrt(k) max_x ||x||_2`` bounds the error whenever
-        ``(k + 1) u < 0.005``.
+        ``(k + 1) u < 0.005``; beyond that (rows of over 80,000 non-zeros) the margin is
+        infinite and every entry is recomputed in float64.
         """
+        if (k + 1) * 2.0 ** -24 >= 0.005:
+            return math.inf
         norm = math.sqrt(float(torch.einsum("ij,ij->i", H, H).max()))
         return 1.01 * (k + 1) * 2.0 ** -24 * math.sqrt(k) * norm
 

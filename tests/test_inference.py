@@ -149,3 +149,21 @@ def test_very_sparse_layers_use_csr_products_and_give_the_float_paths_codes(n):
     assert any(bool(T.any()) for T in fast_codes[1:])
     held = net.runtime_bytes()["int8 path"]
     assert held < 0.2 * sum(a * b for a, b in zip([200, 300, 300], [300, 300, 100]))
+
+
+def test_first_layer_margin_is_infinite_where_the_bound_does_not_hold():
+    # (k + 1) 2^-24 >= 0.005: no finite margin is claimed, every entry goes to float64
+    H = torch.ones(2, 3, dtype=torch.float64)
+    assert compress.CompressedMLP._first_layer_margin(H, 90_000) == float("inf")
+    assert compress.CompressedMLP._first_layer_margin(H, 3) < 1e-5
+
+
+def test_an_infinite_margin_recomputes_every_entry_and_keeps_the_codes(net, monkeypatch):
+    if net._fast_path() is None:
+        pytest.skip("this torch build has no oneDNN quantized linear")
+    X = np.random.default_rng(6).standard_normal((12, 40)) * 4.0 / np.sqrt(40)
+    ref = net.activation_codes(X, backend="float")
+    monkeypatch.setattr(compress.CompressedMLP, "_first_layer_margin",
+                        staticmethod(lambda H, k: float("inf")))
+    fast = net.activation_codes(X, backend="int8")
+    assert all(torch.equal(a, b) for a, b in zip(fast, ref))
