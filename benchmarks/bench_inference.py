@@ -1,52 +1,73 @@
-"""Benchmark: the compressed network's forward pass against dense fp32 (chapter 7 and the appendix).
+"""Benchmark: the compressed network's forward pass against the dense networks it would replace.
 
-Time and peak memory of one forward pass (inputs to outputs) at batch 1 and 256:
+Time and peak memory of one forward pass (inputs to outputs) of networks ``784 -> f x 2000
+-> f x 2000 -> f x 1000 -> 1`` at the paper's widths (``f = 1``) and four times wider
+(``f = 4``), at batch 1, 16 and 256, in one run:
 
-- ``compressed, int8``: :class:`lossless.compress.CompressedMLP` with its integer path:
-  layer 1 as a sparse (CSR) float32 product with a float64 fix-up near the thresholds,
-  layers 2.. as int8 x uint8 products in int32 through oneDNN, or as CSR products for up
-  to 8 samples and for layers with fewer than 4 % non-zero weights;
-- ``compressed, float``: the same network through its float reference path
-  (``backend="float"``: float64 first layer, float32 products of the codes);
-- ``dense fp32``: a plain torch network, ``nn.Linear`` (no bias) and ReLU layers and a
-  linear readout, float32, under ``torch.inference_mode``: what a user would otherwise run.
+- ``dense fp32``: ``nn.Linear`` (no bias) and ReLU layers and a linear readout, float32,
+  under ``torch.inference_mode``: what a user would otherwise run;
+- ``dense int8``: the same network through torch's dynamic quantisation
+  (``torch.ao.quantization.quantize_dynamic`` on every ``nn.Linear``, int8 weights, the
+  activations quantised on the fly; fbgemm/x86 kernels): what a user would run to make
+  the dense network fast, one call;
+- ``torch CSR``: the compressed network's sparse ternary matrices as torch sparse CSR
+  tensors (layer 1 in float64, layers 2.. in float32, exact on the integer codes), with
+  the same thresholds: what torch's own sparse support gives;
+- ``compressed, int8 path``: :class:`lossless.compress.CompressedMLP`, ``backend="int8"``
+  (the previous engine: layer 1 as CSR float32 with a float64 fix-up, layers 2.. as dense
+  int8 GEMM through oneDNN or CSR products);
+- ``compressed, ternary``: ``backend="ternary"``, the numba engine of
+  :mod:`lossless.ternary_inference` (zero-skipping and bit-plane kernels);
+- ``compressed, float``: the float reference path (``backend="float"``), at ``f = 1`` and
+  ε = 0.9 only.
 
-Widths are ``f x (2000, 2000, 1000)`` on p = 784 inputs. The compressed networks
-(``--compressed FACTOR:SPARSITY``) default to ``1:0.9`` and ``1:0.99`` (equal widths,
-the paper's sparsities) and ``4:0.99``, where chapter 7's frontier finds the compressed
-network within one point of the dense network at ``f = 1`` on two of its three data
-sets (equal accuracy); the dense network defaults to ``f = 1``.
+The compressed networks have ε = 0.9 and 0.99 (``--sparsities``).
 
-Each configuration runs ``--rounds`` times, the configurations interleaved round by
-round so that a change in the machine's load hits all of them alike, and each round in
-two fresh subprocesses:
+Every configuration runs ``--rounds`` times, the configurations interleaved round by
+round (a change in the machine's load hits all of them alike), each round in a fresh
+subprocess, and in the first ``--memory-rounds`` rounds (default 1) in a second one:
 
-- a **timing** process with the default allocator, as a user runs it: the time is the
-  fastest pass over all rounds (``--repeats`` passes per round, after two warm-up
-  passes);
+- a **timing** process with the default allocator: after two warm-up passes (which also
+  load the engine's compiled kernels from numba's cache), ``--repeats`` timed passes (fewer
+  for a slow configuration: at most about ``--budget`` seconds); the result keeps every
+  pass, and reports the minimum and the median over all passes of all rounds;
 - a **memory** process with glibc's mmap threshold fixed at 64 KiB
-  (``MALLOC_MMAP_THRESHOLD_``, the same for every network), so that freed arrays go back
-  to the system and the resident set counts live memory only (the fixed threshold makes
-  every large allocation a fresh mapping, which slows the passes: hence two processes):
+  (``MALLOC_MMAP_THRESHOLD_``), so that freed arrays go back to the system and the
+  resident set counts live memory:
 
-  - ``resident_bytes``: the anonymous resident memory (``RssAnon``) the network adds
-    once built and warmed up: weights, caches, packed operands (library code excluded);
+  - ``library_bytes``: what loading and warming up the libraries costs once per process
+    (torch's quantised kernels, numba's runtime and the engine's compiled code: a tiny
+    network of the same kind runs twice first) — not counted as the network's;
+  - ``resident_bytes``: the anonymous resident memory (``RssAnon``) the network then adds
+    once built and warmed up: weights, caches, packed operands;
   - ``pass_bytes``: the peak resident set during three passes above the resident set
     before them (``VmHWM``): the workspace of a pass;
-  - ``peak_bytes``: their sum (the smallest over the rounds).
+  - ``peak_bytes``: their sum (the smallest over the memory rounds).
 
-The outputs of the integer path are checked equal to the float path's (codes exactly,
-outputs to 1e-12) on every batch. Results go to ``benchmarks/results/inference.json``.
+The codes of the compressed paths are checked equal to the float reference's and their
+outputs to 1e-12 on every batch (``outputs_equal``); the torch CSR outputs too.
+
+**The machine's limit.** One more process per round measures, on all cores, the
+primitive operations the kernels are made of: random 64-byte lines gathered from a
+buffer the size of a core's L2 cache and added into int8 lanes (the zero-skipping
+kernels), random 8-byte gathers from an L1-sized buffer (layer 1 for small batches),
+``popcount(a & b)`` on L1-resident words (the bit-plane kernels), and the memory read
+bandwidth. For each ternary-engine row, ``limit_seconds`` is the time those rates allow
+for the work of the pass (best round), and ``fraction_of_limit`` the ratio to the
+measured time.
+
+Results go to ``benchmarks/results/inference.json`` and ``inference.csv``.
 
 Usage::
 
-    python benchmarks/bench_inference.py       # dense x1; compressed 1:0.9, 1:0.99, 4:0.99
-    python benchmarks/bench_inference.py --compressed 1:0.9 --repeats 5 --rounds 1
+    python benchmarks/bench_inference.py                         # the full run (~30 min)
+    python benchmarks/bench_inference.py --factors 1 --rounds 1 --repeats 5   # quick look
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -59,6 +80,12 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 WIDTHS = [2000, 2000, 1000]
 P = 784
+KINDS = ("dense fp32", "dense int8", "torch CSR", "compressed, int8 path", "compressed, ternary",
+         "compressed, float")
+BACKEND = {"compressed, int8 path": "int8", "compressed, ternary": "ternary",
+           "compressed, float": "float"}
+FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx512_vpopcntdq", "avx512_bitalg",
+         "amx_int8")
 
 
 def _status(key: str) -> int:
@@ -66,6 +93,29 @@ def _status(key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def cpu_info() -> dict:
+    """CPU model, family/model numbers and the SIMD flags that matter here."""
+    info = {"cpu": platform.processor() or "unknown", "family": None, "model": None,
+            "flags": []}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "model name":
+            info["cpu"] = value
+        elif key == "cpu family" and info["family"] is None:
+            info["family"] = int(value)
+        elif key == "model" and info["model"] is None:
+            info["model"] = int(value)
+        elif key == "flags" and not info["flags"]:
+            have = set(value.split())
+            info["flags"] = [f for f in FLAGS if f in have]
+    return info
 
 
 def saved_network(factor: float, sparsity: float) -> Path:
@@ -87,176 +137,441 @@ def saved_network(factor: float, sparsity: float) -> Path:
     return path
 
 
-def run_one(kind: str, factor: float, sparsity: float, batch: int, repeats: int,
-            mode: str) -> dict:
-    """One configuration in this process: ``mode="time"`` times ``repeats`` passes (and
-    checks the int8 outputs afterwards); ``mode="memory"`` reads the resident memory the
-    network adds and the peak of ``repeats`` passes (run with the mmap threshold fixed)."""
+def _dense(widths: list[int], gen, quantised: bool):
+    import torch
+
+    dims = [P] + widths
+    mods = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        lin = torch.nn.Linear(a, b, bias=False)
+        torch.nn.init.normal_(lin.weight, generator=gen)
+        with torch.no_grad():
+            lin.weight /= a ** 0.5
+        mods += [lin, torch.nn.ReLU()]
+    mods.append(torch.nn.Linear(dims[-1], 1, bias=False))
+    net = torch.nn.Sequential(*mods).float().eval()
+    if quantised:
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao.quantization deprecation notice
+            warnings.simplefilter("ignore")
+            net = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear},
+                                                         dtype=torch.qint8)
+    return net
+
+
+class TorchCSR:
+    """The compressed network's ternary matrices as torch sparse CSR tensors, samples in
+    columns: layer 1 in float64 (the float reference's precision), layers 2.. in float32
+    (integer sums, exact), the same thresholds and readout."""
+
+    def __init__(self, net) -> None:
+        import torch
+
+        from lossless import compress
+
+        self.layers = []
+        for i in range(net.depth):
+            csr = compress._csr32(net.codes(i))
+            if i == 0:
+                csr = torch.sparse_csr_tensor(csr.crow_indices(), csr.col_indices(),
+                                              csr.values().double(), csr.shape,
+                                              check_invariants=False)
+                up, lo = net.upper_0[:, None], net.lower_0[:, None]
+            else:
+                up = torch.floor(getattr(net, f"upper_{i}")).float()[:, None]
+                lo = torch.ceil(getattr(net, f"lower_{i}")).float()[:, None]
+            self.layers.append((csr, up, lo, -1.0 if net.layers[i].odd else 1.0))
+        act = net.layers[-1]
+        self.w = net.readout.double()
+        self.scale, self.centre, self.root = act.scale, net.centres[-1], net.widths[-1] ** 0.5
+
+    def __call__(self, X):
+        import torch
+
+        H = torch.from_numpy(X).T.contiguous()
+        for i, (csr, up, lo, sign) in enumerate(self.layers):
+            Z = torch.sparse.mm(csr, H)
+            H = (Z > up).float() + sign * (Z < lo).float()
+            if i == 0:
+                H = H.contiguous()
+        F = (self.scale * H.double() - self.centre) / self.root
+        return self.w @ F
+
+
+def _settle() -> None:
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:                                  # hand freed heap back: count live memory only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
+def _build(kind: str, factor: float, sparsity: float, small: bool = False):
+    """``(step, held, check)`` for one configuration; ``small`` builds a tiny network of the
+    same kind (to load and warm up the libraries before the memory baseline)."""
     import numpy as np
     import torch
 
     from lossless import activations, compress
 
     widths = [int(round(factor * w)) for w in WIDTHS]
+    gen = torch.Generator().manual_seed(0)
+    if small:
+        widths = [64, 64, 32]
+        if kind.startswith("compressed") or kind == "torch CSR":
+            plan = compress.compress([activations.get("relu")] * 3, float(np.sqrt(P)))
+            net = compress.CompressedMLP.from_plan(plan, P, widths, sparsity=sparsity,
+                                                   generator=gen)
+    elif kind.startswith("compressed") or kind == "torch CSR":
+        net = compress.CompressedMLP.load(saved_network(factor, sparsity))  # as deployed
+    if kind.startswith("compressed"):
+        backend = BACKEND[kind]
+
+        def step(X):
+            return net(X, backend=backend)
+
+        def check(X):
+            fast = net.activation_codes(X, backend=backend)
+            ref = net.activation_codes(X, backend="float")
+            return all(torch.equal(a, b) for a, b in zip(fast, ref)) and bool(
+                torch.allclose(net(X, backend=backend), net(X, backend="float"), rtol=0,
+                               atol=1e-12))
+
+        return step, (lambda: net.runtime_bytes()), check
+    if kind == "torch CSR":
+        model = TorchCSR(net)
+        held = sum(t.numel() * t.element_size() for csr, up, lo, _ in model.layers
+                   for t in (csr.crow_indices(), csr.col_indices(), csr.values(), up, lo))
+
+        def check(X):
+            ref = compress.CompressedMLP.load(saved_network(factor, sparsity))
+            return bool(torch.allclose(model(X), ref(X, backend="float"), rtol=0, atol=1e-12))
+
+        del net
+        return model, (lambda: {"csr operands": held}), check
+    model = _dense(widths, gen, quantised=kind == "dense int8")
+
+    def step(X):
+        with torch.inference_mode():
+            return model(torch.from_numpy(X).float())
+
+    def held():
+        total = 0
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                total += 4 * m.weight.numel()
+            elif isinstance(m, torch.ao.nn.quantized.dynamic.Linear):  # int8 weights
+                total += m.weight().numel()
+        return {"weights": total}
+
+    return step, held, None
+
+
+def run_one(kind: str, factor: float, sparsity: float, batch: int, repeats: int, mode: str,
+            budget: float) -> dict:
+    """One configuration in this process: ``mode="time"`` times the passes (and checks the
+    outputs afterwards); ``mode="memory"`` reads the memory the network adds and the peak
+    of three passes (run with the mmap threshold fixed)."""
+    import numpy as np
+    import torch
+
     rng = np.random.default_rng(0)
     X = rng.standard_normal((batch, P))
-    layers = [activations.get("relu")] * 3
-    plan = compress.compress(layers, float(np.sqrt(P)))
+    widths = [int(round(factor * w)) for w in WIDTHS]
+    _settle()
+    bare = _status("RssAnon")
+    step, _, _ = _build(kind, factor, sparsity, small=True)   # libraries loaded, warm
+    for _ in range(2):
+        step(X)
+    del step
+    _settle()
+    base = _status("RssAnon")
+    step, held, check = _build(kind, factor, sparsity)
+    for _ in range(2):
+        step(X)
+    _settle()
+    built = _status("RssAnon") - base        # weights and caches
     try:
         Path("/proc/self/clear_refs").write_text("5")       # reset VmHWM
     except OSError:
         pass
-    import ctypes
-    import gc
-
-    def settle() -> None:
-        gc.collect()
-        try:                                  # hand freed heap back: count live memory only
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except OSError:
-            pass
-
-    settle()
-    base = _status("RssAnon")
-    gen = torch.Generator().manual_seed(0)
-    check = None
-    if kind.startswith("compressed"):
-        net = compress.CompressedMLP.load(saved_network(factor, sparsity))  # as deployed
-        backend = "int8" if kind.endswith("int8") else "float"
-
-        def step():
-            return net(X, backend=backend)
-
-        held = net.runtime_bytes()
-    else:
-        dims = [P] + widths
-        mods = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            lin = torch.nn.Linear(a, b, bias=False)
-            torch.nn.init.normal_(lin.weight, generator=gen)
-            mods += [lin, torch.nn.ReLU()]
-        mods.append(torch.nn.Linear(dims[-1], 1, bias=False))
-        net = torch.nn.Sequential(*mods).float().eval()
-        Xt = torch.from_numpy(X).float()
-
-        def step():
-            with torch.inference_mode():
-                return net(Xt)
-
-        held = {"fp32 weights": 4 * sum(p.numel() for p in net.parameters())}
-    for _ in range(2):
-        step()
-    settle()
-    built = _status("RssAnon") - base        # weights and caches
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
     before = _status("VmRSS")
     times = []
-    for _ in range(repeats):
+    start = time.perf_counter()
+    for _ in range(repeats if mode == "time" else 3):
         t0 = time.perf_counter()
-        step()
+        step(X)
         times.append(time.perf_counter() - t0)
+        if mode == "time" and len(times) >= 3 and time.perf_counter() - start > budget:
+            break
     pass_bytes = _status("VmHWM") - before
+    out = {"kind": kind, "factor": factor, "sparsity": sparsity, "widths": widths,
+           "batch": batch}
     if mode == "memory":
-        return {"kind": kind, "factor": factor, "sparsity": sparsity, "widths": widths,
-                "batch": batch, "peak_bytes": built + pass_bytes, "resident_bytes": built,
-                "pass_bytes": pass_bytes, "held_bytes": held}
-    if kind == "compressed, int8":  # after the measurement: the float path's buffers
-        fast = net.activation_codes(X, backend="int8")  # would count as the network's
-        ref = net.activation_codes(X, backend="float")
-        check = all(torch.equal(a, b) for a, b in zip(fast, ref)) and bool(
-            torch.allclose(net(X, backend="int8"), net(X, backend="float"), atol=1e-12))
-    return {"kind": kind, "factor": factor, "sparsity": sparsity, "widths": widths,
-            "batch": batch, "seconds": min(times), "median_seconds": float(np.median(times)),
-            "outputs_equal": check}
+        return dict(out, peak_bytes=built + pass_bytes, resident_bytes=built,
+                    pass_bytes=pass_bytes, library_bytes=base - bare, held_bytes=held())
+    return dict(out, times=times, torch_threads=torch.get_num_threads(),
+                outputs_equal=None if check is None else check(X))
+
+
+# -------------------------------------------------------------------------------------
+# the machine's limit
+# -------------------------------------------------------------------------------------
+
+
+def machine_limits(seconds: float = 0.3) -> dict:
+    """Rates of the kernels' primitive operations on all cores (best of a few runs)."""
+    import numba
+    import numpy as np
+    from numba import njit, prange
+
+    from lossless import ternary_inference as ti
+
+    threads = numba.config.NUMBA_NUM_THREADS
+
+    @njit(parallel=True)
+    def lines(T, idx, reps):        # random 64-byte rows of an L2-sized buffer into int8 lanes
+        acc = np.zeros((threads, 64), np.int8)
+        for t in prange(threads):
+            out = np.empty(64, np.int8)
+            for _ in range(reps):
+                ti._rows_sum_w(T, idx, 0, idx.shape[0], out, 64)
+                for b in range(64):
+                    acc[t, b] += out[b]
+        return acc
+
+    @njit(parallel=True)
+    def gathers(x, idx, reps):      # random 8-byte loads from an L1-sized buffer
+        s = np.zeros(threads)
+        for t in prange(threads):
+            for _ in range(reps):
+                s[t] += ti._gather4(x, idx, np.zeros(1, np.uint64), False, 0,
+                                    idx.shape[0] // 4)
+        return s
+
+    @njit(parallel=True)
+    def popcounts(a, b, reps):      # popcount(a & b) on L1-resident words
+        s = np.zeros(threads, np.uint64)
+        for t in prange(threads):
+            for _ in range(reps):
+                acc = np.uint64(0)
+                for q in range(a.shape[0]):
+                    acc += ti._popcount(a[q] & b[q])
+                s[t] += acc
+        return s
+
+    @njit(parallel=True)
+    def stream(a):                  # sequential read of a large buffer
+        s = 0.0
+        for i in prange(a.shape[0]):
+            s += a[i]
+        return s
+
+    rng = np.random.default_rng(0)
+    T = rng.integers(-1, 2, (6000, 64)).astype(np.int8)      # 384 KB: L2, not L1
+    idx = rng.integers(0, 6000, 100_000).astype(np.uint16)
+    x = rng.standard_normal(785)
+    gidx = rng.integers(0, 785, 100_000).astype(np.uint16)
+    a = rng.integers(0, 2 ** 63, 1024, dtype=np.int64).astype(np.uint64)
+    b = rng.integers(0, 2 ** 63, 1024, dtype=np.int64).astype(np.uint64)
+    big = np.ones(2 ** 26)                                   # 512 MB
+    ops = {"l2_lines_per_s": (lambda r: lines(T, idx, r), idx.size * threads),
+           "gathers_per_s": (lambda r: gathers(x, gidx, r), gidx.size * threads),
+           "popcount_words_per_s": (lambda r: popcounts(a, b, r), a.size * threads),
+           "read_bytes_per_s": (lambda r: stream(big), big.nbytes)}
+    rates = {}
+    for name, (fn, per_rep) in ops.items():
+        fn(1)
+        reps = 1
+        while True:
+            t0 = time.perf_counter()
+            fn(reps)
+            dt = time.perf_counter() - t0
+            if dt > seconds / 4 or name == "read_bytes_per_s":
+                break
+            reps *= 4
+        best = dt
+        for _ in range(4):
+            t0 = time.perf_counter()
+            fn(reps)
+            best = min(best, time.perf_counter() - t0)
+        rates[name] = per_rep * (reps if name != "read_bytes_per_s" else 1) / best
+    rates["threads"] = threads
+    return rates
+
+
+def engine_work(factor: float, sparsity: float, batch: int) -> dict:
+    """The primitive operations of one pass of the ternary engine (see
+    :meth:`lossless.ternary_inference.TernaryEngine.plan`)."""
+    from lossless import compress
+
+    net = compress.CompressedMLP.load(saved_network(factor, sparsity))
+    return net.ternary_engine().plan(batch)
+
+
+def limit_seconds(work: dict, rates: dict) -> float:
+    return (work["l2_lines"] / rates["l2_lines_per_s"]
+            + work["gathers"] / rates["gathers_per_s"]
+            + work["popcount_words"] / rates["popcount_words_per_s"])
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--compressed", nargs="*", default=["1:0.9", "1:0.99", "4:0.99"],
-                        metavar="FACTOR:SPARSITY",
-                        help="compressed networks: width factor and sparsity "
-                             "(default 1:0.9 1:0.99 4:0.99)")
-    parser.add_argument("--dense-factors", type=float, nargs="*", default=[1.0],
-                        help="width factors of the dense network (default 1)")
-    parser.add_argument("--batches", type=int, nargs="*", default=[1, 256])
-    parser.add_argument("--repeats", type=int, default=20, help="timed passes per round")
+    parser.add_argument("--factors", type=float, nargs="*", default=[1.0, 4.0],
+                        help="width factors (default 1 4)")
+    parser.add_argument("--sparsities", type=float, nargs="*", default=[0.9, 0.99])
+    parser.add_argument("--batches", type=int, nargs="*", default=[1, 16, 256])
+    parser.add_argument("--repeats", type=int, default=30, help="timed passes per round")
+    parser.add_argument("--budget", type=float, default=2.0,
+                        help="seconds of timed passes per round and configuration, at most "
+                             "(at least 3 passes)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="fresh processes per configuration, interleaved (default 3)")
-    parser.add_argument("--one", nargs=6,
-                        metavar=("KIND", "FACTOR", "SPARSITY", "BATCH", "REPEATS", "MODE"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--memory-rounds", type=int, default=1,
+                        help="rounds that also run the memory processes (default 1: memory "
+                             "varies little)")
+    parser.add_argument("--kinds", nargs="*", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--one", nargs=7, help=argparse.SUPPRESS,
+                        metavar=("KIND", "FACTOR", "SPARSITY", "BATCH", "REPEATS", "MODE",
+                                 "BUDGET"))
+    parser.add_argument("--limits", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--work", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=RESULTS / "inference.json")
     args = parser.parse_args(argv)
     if args.one:
-        kind, factor, sparsity, batch, repeats, mode = args.one
+        kind, factor, sparsity, batch, repeats, mode, budget = args.one
         print(json.dumps(run_one(kind, float(factor), float(sparsity), int(batch),
-                                 int(repeats), mode)))
+                                 int(repeats), mode, float(budget))))
         return
+    if args.limits:
+        print(json.dumps(machine_limits()))
+        return
+    if args.work:
+        print(json.dumps(engine_work(float(args.work[0]), float(args.work[1]),
+                                     int(args.work[2]))))
+        return
+    import numba
+    import numpy as np
     import torch
 
     start = time.perf_counter()
-    try:
-        compressed = [tuple(float(x) for x in spec.split(":")) for spec in args.compressed]
-        assert all(len(c) == 2 and c[0] > 0 and 0 <= c[1] < 1 for c in compressed)
-    except (ValueError, AssertionError):
-        parser.error(f"--compressed takes FACTOR:SPARSITY pairs (factor > 0, 0 <= sparsity "
-                     f"< 1), got {args.compressed}")
-    configs = ([("dense fp32", f, 0.0) for f in args.dense_factors]
-               + [("compressed, int8", f, e) for f, e in compressed]
-               + [("compressed, float", f, e) for f, e in compressed if (f, e) == (1.0, 0.9)])
-    for factor, sparsity in compressed:
-        saved_network(factor, sparsity)
+    configs = []
+    for f in args.factors:
+        for kind in args.kinds:
+            if kind.startswith("dense"):
+                configs.append((kind, f, 0.0))
+            elif kind == "compressed, float":
+                if f == 1.0 and 0.9 in args.sparsities:
+                    configs.append((kind, f, 0.9))
+            else:
+                configs += [(kind, f, e) for e in args.sparsities]
+    for f in args.factors:
+        for e in args.sparsities:
+            saved_network(f, e)
     envs = {"time": dict(os.environ), "memory": dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")}
     envs["time"].pop("MALLOC_MMAP_THRESHOLD_", None)
+
+    def sub(*extra, env="time"):
+        proc = subprocess.run([sys.executable, __file__, *map(str, extra)], capture_output=True,
+                              text=True, env=envs[env])
+        if proc.returncode:
+            raise RuntimeError(f"{extra} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    sub("--one", "compressed, ternary", 1.0, args.sparsities[0], 1, 1, "time", 1.0)  # compile
     load_start = os.getloadavg()
     runs: dict[tuple, list[dict]] = {}
     mems: dict[tuple, list[dict]] = {}
-
-    def one(kind, factor, sparsity, batch, repeats, mode):
-        proc = subprocess.run(
-            [sys.executable, __file__, "--one", kind, str(factor), str(sparsity), str(batch),
-             str(repeats), mode], capture_output=True, text=True, check=True, env=envs[mode])
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-
+    limits, loads = [], []
     for round_ in range(args.rounds):
+        loads.append(os.getloadavg()[0])
+        limits.append(sub("--limits"))
         for kind, factor, sparsity in configs:
             for batch in args.batches:
-                r = one(kind, factor, sparsity, batch, args.repeats, "time")
-                m = one(kind, factor, sparsity, batch, 3, "memory")
-                runs.setdefault((kind, factor, sparsity, batch), []).append(r)
-                mems.setdefault((kind, factor, sparsity, batch), []).append(m)
+                key = (kind, factor, sparsity, batch)
+                r = sub("--one", kind, factor, sparsity, batch, args.repeats, "time", args.budget)
+                runs.setdefault(key, []).append(r)
+                if round_ < args.memory_rounds:
+                    mems.setdefault(key, []).append(
+                        sub("--one", kind, factor, sparsity, batch, 3, "memory", args.budget,
+                            env="memory"))
+                m = min(mems[key], key=lambda m: m["peak_bytes"])
                 print(f"round {round_ + 1}: x{factor:g} eps {sparsity:<4g} batch {batch:>3} "
-                      f"{kind:>18}: "
-                      f"{1e3 * r['seconds']:8.2f} ms, peak {m['peak_bytes'] / 2**20:7.1f} MiB",
-                      flush=True)
+                      f"{kind:>22}: {1e3 * min(r['times']):9.3f} ms (median "
+                      f"{1e3 * float(np.median(r['times'])):9.3f}), peak "
+                      f"{m['peak_bytes'] / 2**20:7.1f} MiB", flush=True)
+    rates = {k: max(lim[k] for lim in limits) for k in limits[0]}
     results = []
     for key, rs in runs.items():
-        best = min(rs, key=lambda r: r["seconds"])
+        kind, factor, sparsity, batch = key
+        times = [t for r in rs for t in r["times"]]
         mem = min(mems[key], key=lambda m: m["peak_bytes"])
-        results.append(dict(best, round_seconds=[r["seconds"] for r in rs],
-                            peak_bytes=mem["peak_bytes"], resident_bytes=mem["resident_bytes"],
-                            pass_bytes=mem["pass_bytes"], held_bytes=mem["held_bytes"],
-                            outputs_equal=(None if rs[0]["outputs_equal"] is None
-                                           else all(r["outputs_equal"] for r in rs))))
-    from run_practice import cpu_model
-
+        row = {"kind": kind, "factor": factor, "sparsity": sparsity, "widths": rs[0]["widths"],
+               "batch": batch, "seconds": min(times), "median_seconds": float(np.median(times)),
+               "round_min_seconds": [min(r["times"]) for r in rs],
+               "round_median_seconds": [float(np.median(r["times"])) for r in rs],
+               "passes": len(times),
+               "peak_bytes": mem["peak_bytes"], "resident_bytes": mem["resident_bytes"],
+               "pass_bytes": mem["pass_bytes"], "library_bytes": mem["library_bytes"],
+               "held_bytes": mem["held_bytes"],
+               "outputs_equal": (None if rs[0]["outputs_equal"] is None
+                                 else all(r["outputs_equal"] for r in rs))}
+        if kind == "compressed, ternary":
+            work = sub("--work", factor, sparsity, batch)
+            row["work"] = work
+            row["limit_seconds"] = limit_seconds(work, rates)
+            row["fraction_of_limit"] = row["limit_seconds"] / row["seconds"]
+        results.append(row)
+    info = cpu_info()
     meta = {
         "command": " ".join(["python", "benchmarks/bench_inference.py"] +
                             (argv if argv is not None else sys.argv[1:])),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - start, 1),
-        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__,
-                    "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-                    "loadavg": os.getloadavg(), "loadavg_start": load_start},
-        "p": P, "paper_widths": WIDTHS, "repeats": args.repeats,
-        "rounds": args.rounds, "malloc_mmap_threshold": 65536,
+        "machine": {"nproc": os.cpu_count(), "cpu": info["cpu"], "cpu_family": info["family"],
+                    "cpu_model": info["model"], "flags": info["flags"],
+                    "torch": torch.__version__, "numba": numba.__version__,
+                    "numpy": np.__version__,
+                    "torch_threads": runs[next(iter(runs))][0]["torch_threads"],
+                    "numba_threads": numba.config.NUMBA_NUM_THREADS,
+                    "numba_threading_layer": _threading_layer(),
+                    "quantized_engine": torch.backends.quantized.engine,
+                    "python": platform.python_version(),
+                    "loadavg": os.getloadavg(), "loadavg_start": load_start,
+                    "loadavg_rounds": loads},
+        "limits": rates, "limits_rounds": limits,
+        "p": P, "paper_widths": WIDTHS, "repeats": args.repeats, "budget": args.budget,
+        "rounds": args.rounds, "memory_rounds": args.memory_rounds,
+        "malloc_mmap_threshold": 65536,
         "results": results,
     }
     args.out.write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    cols = ["kind", "factor", "sparsity", "batch", "seconds", "median_seconds", "peak_bytes",
+            "resident_bytes", "pass_bytes", "library_bytes", "outputs_equal", "limit_seconds",
+            "fraction_of_limit"]
+    with open(args.out.with_suffix(".csv"), "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(results)
+    print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
+
+
+def _threading_layer() -> str:
+    """numba's threading layer as the engine's processes get it."""
+    code = ("import numba, numpy as np\n"
+            "@numba.njit(parallel=True)\n"
+            "def f(a):\n"
+            "    s = 0.0\n"
+            "    for i in numba.prange(a.shape[0]):\n"
+            "        s += a[i]\n"
+            "    return s\n"
+            "f(np.ones(4)); print(numba.threading_layer())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

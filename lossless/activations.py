@@ -770,7 +770,8 @@ class Step(PiecewiseConstant):
 
 
 class Ternary(PiecewiseConstant):
-    """Two-threshold step function with values in ``{0, +-scale}`` (the book's eq-compress-ternary).
+    """Two-threshold step function with values in ``{0, +-scale}`` (the book's eq-compress-ternary,
+    where the compressed activation of layer ℓ is written σ^t_ℓ and its scale 𝔟).
 
     ``odd=True``:  ``sigma(t) = scale (1[t > s_plus] - 1[t < s_minus])``, values
     ``{-scale, 0, scale}``;
@@ -782,7 +783,7 @@ class Ternary(PiecewiseConstant):
     s_minus, s_plus : float
         Thresholds, ``s_minus <= s_plus``.
     scale : float
-        Positive output scale ``b``.
+        Positive output scale (the book's 𝔟; ``b`` is a class index there).
     odd : bool
         Sign pattern (``eta = -1`` when True, ``+1`` when False).
     """
@@ -942,7 +943,7 @@ class Quadratic(Polynomial):
 class Erf(Activation):
     """``sigma(t) = erf(sharpness * t)``; a smoothed ``sign`` for large ``sharpness``.
 
-    Closed forms, with ``𝔰`` the sharpness (the book's fraktur s; ``b`` is the scale of a
+    Closed forms, with ``𝔰`` the sharpness (the book's fraktur s: ``s`` is a threshold of a
     ternary activation): ``g1 = 2 𝔰 / sqrt(pi (1 + 2 𝔰^2 tau^2))``,
     ``v = (2/pi) arcsin(2 𝔰^2 tau^2 / (1 + 2 𝔰^2 tau^2))`` etc.
     """

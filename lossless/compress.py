@@ -1,10 +1,15 @@
 """The ternary compression construction of the book's compression chapter
 (eq-compress-ternary, eq-compress-equations).
 
-Sparse ternary weights, two-threshold ternary activations solved layer by layer so that
-the compressed network has the same asymptotic CK/NTK as the original up to an identity
-shift (:func:`compress` -> :class:`CompressionPlan`), and the packed network itself
-(:class:`CompressedMLP`) with an honest memory account.
+Sparse ternary weights, two-threshold ternary activations σ^t_ℓ (the book's symbol; σ^c
+is the centred activation) solved layer by layer so that the compressed network has the
+same asymptotic CK, and the same NTK off its diagonal, as the original up to an identity
+shift, as far as the activations go (:func:`compress` -> :class:`CompressionPlan`; the
+first layer's weight law enters the limit through its fourth cumulant, the book's section
+sec-first-layer-law); what the construction can and cannot reach
+(:func:`low_order_share`, :func:`two_threshold_share_bound`, :func:`root_paths`,
+:func:`ntk_diagonal_slopes`); and the packed network itself (:class:`CompressedMLP`) with
+an honest memory account.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch
 from scipy.optimize import brentq, minimize_scalar
 from scipy.special import erfc
 
-from lossless import _checks, activations
+from lossless import _checks, activations, ternary_codec
 from lossless._display import fmt_residual, fmt_sig, html_table, text_table
 from lossless.activations import Activation, Moments, check_layers
 from lossless.networks import ternary_weights
@@ -43,6 +48,12 @@ __all__ = [
     "hermite_energy",
     "LevelsSolution",
     "last_layer_levels",
+    "low_order_share",
+    "ShareBound",
+    "two_threshold_share_bound",
+    "RootPath",
+    "root_paths",
+    "ntk_diagonal_slopes",
     "MemoryReport",
     "memory_report",
     "pack_ternary",
@@ -63,9 +74,10 @@ class CompressionError(ValueError):
 # =====================================================================================
 # closed-form Gaussian moments of the two-threshold family
 #
-# At input scale τ with standardized thresholds x = s_-/τ < y = s_+/τ and a = b/τ, the
-# activation σ(t) = b (1[t > s_+] + η 1[t < s_-]) has (eq-equiv-moments, Stein for steps)
-#     g1 = a c1,   g2 τ = a c2,   h = a² cH,   v = b² var,   m = b mean,
+# At input scale τ with standardized thresholds x = s_-/τ < y = s_+/τ and a = 𝔟/τ, the
+# compressed activation σ^t(t) = 𝔟 (1[t > s_+] + η 1[t < s_-]) (the book's
+# eq-compress-ternary; 𝔟 is ``scale``) has (eq-equiv-moments, Stein for steps)
+#     g1 = a c1,   g2 τ = a c2,   h = a² cH,   v = 𝔟² var,   m = 𝔟 mean,
 # where c1, c2, cH, var, mean depend on (x, y, η) only: see `ternary_shape_moments`.
 # The solver therefore works in the dimensionless targets
 #     T1 = g1²,  T2 = g2² τ_c²,  TH = h      (all three scale like a²).
@@ -112,8 +124,8 @@ def ternary_shape_moments(x: Any, y: Any, odd: bool) -> dict[str, np.ndarray]:
     - ``cH = E[(ξ²−1)(s − mean)²] = (y φ(y) − x φ(x)) − 2 mean c2``
     - ``var = Var s = Q(y) + Φ(x) − mean²``
 
-    so that ``σ(t) = b s(t/τ)`` has ``g1 = (b/τ) c1``, ``g2 = (b/τ²) c2``,
-    ``h = (b/τ)² cH``, ``v = b² var``, ``m = b mean`` at scale τ.
+    so that ``σ^t(t) = 𝔟 s(t/τ)`` (𝔟 the ``scale``) has ``g1 = (𝔟/τ) c1``,
+    ``g2 = (𝔟/τ²) c2``, ``h = (𝔟/τ)² cH``, ``v = 𝔟² var``, ``m = 𝔟 mean`` at scale τ.
 
     Parameters
     ----------
@@ -192,11 +204,12 @@ def _shape_jacobian(x: float, y: float, eta: float) -> dict[str, tuple[float, fl
 
 # -------------------------------------------------------------------------------------
 # the curve on which g1² : g2² is matched (the book's compression chapter, step 1
-# "direction" after eq-compress-equations; its symbols ω, ω₀, θ are used here, the code
+# "direction" after eq-compress-equations; its symbols ω, ω₀ are used here, the code
 # keeps the names _Psi / psi / lam for them)
 #
-# With (ca, sa) = (cos θ, sin θ) ∝ (√T1, ±√T2) (unit vector, ca ≥ 0), the direction
-# equation c2 ca − c1 sa = 0 reads ω(y) = η ω(x) with ω(u) = φ(u) (u ca − sa), where
+# With (ca, sa) the unit vector ∝ (√T1, ±√T2) (ca ≥ 0), the direction equation
+# c2 ca − c1 sa = 0 reads ω(y) = η ω(x) with ω(u) = φ(u) (u ca − sa) (the book's
+# ω(u) = φ(u)(u |g1| ∓ τ|g2|), divided by √(T1 + T2)), where
 # x = s̄₋, y = s̄₊ are the thresholds in units of τ^c. For ca > 0, ω has
 # a minimum at u1 < u0 = sa/ca and a maximum at u2 > u0 (u1 u2 = −1), with monotone
 # pieces A = (−∞, u1) ↓, B = (u1, u0) ↑ (values in (ω_min, 0)) and C = (u0, u2) ↑,
@@ -209,8 +222,9 @@ def _shape_jacobian(x: float, y: float, eta: float) -> dict[str, tuple[float, fl
 
 
 class _Psi:
-    """The book's ω(u) = φ(u)(u cos θ − sin θ) (here ``ca``, ``sa``) and its monotone
-    pieces (``psi_min``, ``psi_max`` are ω's extreme values)."""
+    """The book's ω(u), normalised: φ(u)(u ca − sa) with (ca, sa) the unit vector
+    ∝ (|g1|, ±τ|g2|), and its monotone pieces (``psi_min``, ``psi_max`` are ω's
+    extreme values)."""
 
     def __init__(self, ca: float, sa: float) -> None:
         self.ca, self.sa = float(ca), float(sa)
@@ -357,11 +371,11 @@ class Candidate:
     Attributes
     ----------
     odd : bool
-        Sign pattern (values ``{-b, 0, b}`` if True, ``{0, b}`` otherwise).
+        Sign pattern (values ``{-scale, 0, scale}`` if True, ``{0, scale}`` otherwise).
     x, y : float
         Standardized thresholds ``s_-/τ_c``, ``s_+/τ_c``.
     scale : float
-        ``b``.
+        The output scale 𝔟 of eq-compress-ternary.
     variance : float
         Output variance ``v = Var σ(τ_c ξ)`` (the compressed ``τ_ℓ²``).
     residual : float
@@ -396,7 +410,7 @@ class _Targets:
         self.kappa = self.TH / self.S if self.S > 0 else math.nan
 
     def evaluate(self, x: float, y: float, odd: bool) -> dict[str, float] | None:
-        """Scale b and achieved dimensionless moments at thresholds (x, y) (None at a
+        """Scale 𝔟 and achieved dimensionless moments at thresholds (x, y) (None at a
         degenerate point where g1 = g2 = 0)."""
         mom = _shape_moments(x, y, odd)
         c1, c2, cH = float(mom["c1"]), float(mom["c2"]), float(mom["cH"])
@@ -580,8 +594,8 @@ class LayerSolution:
     original : Activation
         σ_ℓ of the original network.
     ternary : activations.Ternary
-        The compressed activation (absolute thresholds ``s_minus < s_plus``, ``scale``
-        ``b`` and ``odd``).
+        The compressed activation σ^t_ℓ (absolute thresholds ``s_minus < s_plus``,
+        ``scale`` 𝔟 and ``odd``).
     tau_in : float or None
         Original input scale τ_{ℓ−1} (where the targets are evaluated); None when
         :func:`solve_layer` was not told.
@@ -627,10 +641,10 @@ def solve_layer(target: Moments, tau_c: float, *, match_h: bool = True,
                 tau_target: float | None = None, index: int = 1,
                 original: Activation | None = None, tau_in: float | None = None,
                 tol: float = 1e-10) -> LayerSolution:
-    r"""Two-threshold activation matching one layer's moments at the scale ``tau_c``.
+    r"""Two-threshold activation σ^t_ℓ matching one layer's moments at the scale ``tau_c``.
 
-    Solves, for both sign patterns (odd ``{-b, 0, b}``, even ``{0, b}``) and both signs
-    of ``g2/g1``,
+    Solves, for both sign patterns (odd ``{-scale, 0, scale}``, even ``{0, scale}``)
+    and both signs of ``g2/g1``,
 
     - ``g1²(σ, τ_c) = g1²``, ``g2²(σ, τ_c) = g2²``, ``h(σ, τ_c) = h`` (``match_h``), or
     - the first two, with ``Var σ(τ_c ξ)`` as close as possible to ``tau_target²``
@@ -639,8 +653,15 @@ def solve_layer(target: Moments, tau_c: float, *, match_h: bool = True,
     by reducing the direction equation ``g1 : g2`` to one-parameter branches (closed
     form, see the module comments), scanning each branch on a fixed grid, bracketing
     with ``brentq`` and polishing with Newton steps (analytic Jacobian). The scale
-    ``b`` then follows in closed form. Among the feasible roots, the one with the
-    smallest output variance is kept (ties: the signs of the original ``g1, g2``).
+    𝔟 then follows in closed form. Among the feasible roots, the one with the
+    smallest output variance is kept (ties: the signs of the original ``g1, g2``);
+    :func:`compress` makes this choice layer by layer (greedy), and
+    :func:`root_paths` enumerates the alternatives.
+
+    Only ``g1², g2²`` and ``h²`` enter the coefficients α, β (``h`` through
+    ``α_{ℓ,4}``, which appears squared in ``α_{ℓ+1,2}``), so a root with ``−h`` would
+    serve as well; this function imposes ``h`` as given (pass a target with ``h``
+    negated to solve for the other sign).
 
     Parameters
     ----------
@@ -830,8 +851,8 @@ class CompressionPlan:
     original_layers : list of Activation
         σ_1..σ_L of the original network.
     layers : list of activations.Ternary
-        The compressed activations (thresholds and scale in absolute units of the
-        pre-activation, whose scale is τ^c_{ℓ−1}).
+        The compressed activations σ^t_1..σ^t_L (thresholds and scale in absolute units
+        of the pre-activation, whose scale is τ^c_{ℓ−1}).
     tau0 : float
         Input scale τ_0 (shared by both networks).
     solutions : tuple of LayerSolution
@@ -890,7 +911,10 @@ class CompressionPlan:
 
         They have ``E[ς] = g1`` and ``E[ς'] = g2``, so the NTK coefficients β of the
         compressed network equal the original's (eq-equiv-beta), and the smallest possible
-        ``q = E[ς²] = g1² + τ_c² g2²`` among such surrogates; pass them as
+        ``q = E[ς²] = g1² + τ_c² g2²`` among such surrogates (the book's exercise
+        ex-compress-affine-q). Matching β controls the NTK off its diagonal only: on the
+        diagonal ``K'_ℓ(i,i) = g1² + g2² ν_i²`` grows with the sample's squared norm
+        (slope ``g2²``, see :func:`ntk_diagonal_slopes`). Pass them as
         ``surrogates=`` to :func:`lossless.theory.coefficients` or
         :func:`lossless.kernels.exact_ntk`.
         """
@@ -958,7 +982,7 @@ class CompressionPlan:
             ])
         return rows
 
-    _HEADER = ("ℓ", "original", "pattern", "s₋", "s₊", "b", "τ_ℓ", "τᶜ_ℓ", "residual",
+    _HEADER = ("ℓ", "original", "pattern", "s₋", "s₊", "𝔟", "τ_ℓ", "τᶜ_ℓ", "residual",
                "equations")
 
     def __repr__(self) -> str:
@@ -973,14 +997,19 @@ class CompressionPlan:
 
 def compress(layers: Sequence[Activation], tau0: float, *,
              last_layer: str = "closest_tau", tol: float = 1e-10) -> CompressionPlan:
-    r"""Solve the ternary activations of the compressed network, layer by layer.
+    r"""Solve the ternary activations σ^t_ℓ of the compressed network, layer by layer.
 
     Layer ℓ is solved at the compressed network's own input scale τ^c_{ℓ−1} (which
     the previous compressed layers produce), against the original moments at τ_{ℓ−1}:
     hidden layers match ``g1², g2², h``; the last layer matches ``g1², g2²`` and makes
     ``(τ^c_L)²`` as close to ``τ_L²`` as the family allows (``last_layer="closest_tau"``)
     or matches ``h`` too (``"match_h"``). Every α and β of the two networks then agree
-    (eq-equiv-alpha, eq-compress-equations) and their CKs differ asymptotically by ``shift · I_n`` only.
+    (eq-equiv-alpha, eq-compress-equations) and their CKs differ asymptotically by
+    ``shift · I_n`` only (with Gaussian first-layer weights: a first layer with another
+    weight law adds its fourth-cumulant term, the book's section sec-first-layer-law).
+    At each hidden layer the root of smallest output variance is kept (greedy; that
+    this minimises the final shift is not proved, :func:`root_paths` checks it for a
+    given network).
 
     Parameters
     ----------
@@ -1069,9 +1098,10 @@ def hermite_energy(activation: Activation, tau: float, order: int = 12, *,
     r"""Hermite energies of ``σ(τξ)``: ``e_k = E[σ(τξ) He_k(ξ)]² / k!``, k = 0..order.
 
     ``Var σ(τξ) = Σ_{k≥1} e_k``, ``e_1 = τ² g1²``, ``e_2 = τ⁴ g2²/2``: the equivalents
-    only see ``e_1, e_2`` (and h), while a step function carries much more energy in
-    the orders ≥ 3 than a smooth activation, which is why ``τ_L`` cannot be matched
-    with a ternary last layer (eq-compress-equations).
+    only see ``e_1, e_2`` (and h) and the total variance. Any activation matching
+    ``g1², g2²`` at the scale τ has variance at least ``e_1 + e_2`` (the Hermite floor,
+    eq-compress-hermite); a two-threshold step at least ``(e_1 + e_2) / 𝔢_⋆``
+    (:func:`two_threshold_share_bound`).
 
     Parameters
     ----------
@@ -1265,6 +1295,301 @@ def _erfinv_vec(x: np.ndarray) -> np.ndarray:
 
 
 # =====================================================================================
+# what the construction can and cannot reach (the book's compression chapter, "The
+# last layer"): the share of the variance in Hermite orders 1 and 2, every path of
+# roots through the layers, and the slope of the NTK diagonal in the squared norms
+# =====================================================================================
+
+
+def low_order_share(activation: Activation, tau: float) -> float:
+    r"""Share of ``Var σ(τξ)`` carried by the Hermite orders 1 and 2 (eq-compress-hermite).
+
+    ``𝔢(σ, τ) = (τ² g1² + τ⁴ g2²/2) / v``, in ``[0, 1]`` by Parseval; the rest,
+    ``1 − 𝔢``, is the energy of the orders ≥ 3, which the equivalents see only through
+    the total variance.
+
+    Parameters
+    ----------
+    activation : Activation
+    tau : float
+        Input scale τ > 0.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        If the activation is constant at this scale (``v = 0``).
+    """
+    if not isinstance(activation, Activation):
+        raise TypeError(f"activation must be a lossless.activations.Activation, got "
+                        f"{_checks.describe(activation)}")
+    tau = _checks.positive(tau, "tau")
+    mom = activation.moments(tau)
+    if not (math.isfinite(mom.v) and mom.v > 0.0):
+        raise ValueError(f"activation {_label(activation)!r} has variance {mom.v!r} at "
+                         f"tau = {tau:.4g}: the share of a constant is undefined")
+    return float((tau**2 * mom.g1**2 + tau**4 * mom.g2**2 / 2.0) / mom.v)
+
+
+@dataclass(frozen=True)
+class ShareBound:
+    """The largest :func:`low_order_share` of a two-threshold step, and where it is.
+
+    Attributes
+    ----------
+    share : float
+        ``𝔢_⋆ = sup (c1² + c2²/2) / var`` over thresholds ``x < y`` and both patterns
+        (scale-free: neither the scale 𝔟 nor τ enters).
+    x, y : float
+        Standardized thresholds ``s_-/τ``, ``s_+/τ`` of the maximiser.
+    odd : bool
+        Its sign pattern.
+    """
+
+    share: float
+    x: float
+    y: float
+    odd: bool
+
+
+def _share_xy(x: Any, y: Any, odd: bool) -> np.ndarray:
+    mom = _shape_moments(x, y, odd)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (mom["c1"] ** 2 + mom["c2"] ** 2 / 2.0) / mom["var"]
+
+
+def two_threshold_share_bound(*, span: float = 6.0, points: int = 481) -> ShareBound:
+    r"""Largest share of the variance in Hermite orders 1 and 2 over all two-threshold steps.
+
+    For ``σ(t) = 𝔟 (1[t > s_+] + η 1[t < s_-])`` at scale τ the share
+    :func:`low_order_share` is ``(c1² + c2²/2) / var`` of :func:`ternary_shape_moments`
+    at ``(x, y) = (s_-, s_+)/τ``: a function of the two standardized thresholds and the
+    pattern only. It is maximised on a grid of ``[−span, span]²`` (``x < y``, both
+    patterns) and refined by Nelder–Mead from the best grid point. A numerical
+    maximisation, not a proof: the book calls its consequences numerical findings.
+
+    Consequence (the book's compression chapter): a two-threshold last layer that
+    matches ``g1², g2²`` at scale ``τ^c_{L−1}`` has variance at least the Hermite floor
+    divided by ``𝔢_⋆``.
+
+    Parameters
+    ----------
+    span : float, default 6.0
+        Half-width of the grid in standardized units (beyond, the Gaussian mass is
+        below 1e-8 and a threshold there is a single step, also covered).
+    points : int, default 481
+        Grid points per axis (>= 11).
+
+    Returns
+    -------
+    ShareBound
+    """
+    from scipy.optimize import minimize
+
+    span = _checks.real(span, "span", low=0.5, high=MAX_STANDARDIZED_THRESHOLD)
+    points = _checks.integer(points, "points", minimum=11, maximum=4001)
+    grid = np.linspace(-span, span, points)
+    xx, yy = np.meshgrid(grid, grid, indexing="ij")
+    best: ShareBound | None = None
+    for odd in (True, False):
+        share = np.where(xx < yy, _share_xy(xx, yy, odd), -np.inf)
+        share = np.where(np.isfinite(share), share, -np.inf)
+        i = int(np.argmax(share))
+        start = np.array([xx.ravel()[i], yy.ravel()[i]])
+
+        def negative(z: np.ndarray, odd: bool = odd) -> float:
+            if not z[0] < z[1]:
+                return 0.0
+            value = float(_share_xy(z[0], z[1], odd))
+            return -value if math.isfinite(value) else 0.0
+
+        res = minimize(negative, start, method="Nelder-Mead",
+                       options={"xatol": 1e-10, "fatol": 1e-15, "maxiter": 4000})
+        z = res.x if -res.fun >= share.ravel()[i] else start
+        cand = ShareBound(share=-negative(z), x=float(z[0]), y=float(z[1]), odd=odd)
+        if best is None or cand.share > best.share:
+            best = cand
+    return best
+
+
+@dataclass(frozen=True)
+class RootPath:
+    """One choice of root per hidden layer, and the identity shift it leads to.
+
+    Attributes
+    ----------
+    variances : tuple of float
+        ``(τ^c_1)², …, (τ^c_{L−1})²``: the output variance of the root chosen at each
+        hidden layer.
+    h_signs : tuple of int
+        The sign imposed on ``h`` at each hidden layer (``+1``: ``h`` itself, as
+        :func:`compress` does; ``−1``: ``−h``, which leaves every α and β unchanged
+        since ``h`` enters only through ``α_{ℓ,4}²``).
+    shift : float
+        ``(τ^c_L)² − τ_L²`` with the last layer solved as :func:`compress` does
+        (``g1², g2²`` matched, variance as close to ``τ_L²`` as the family allows).
+    """
+
+    variances: tuple
+    h_signs: tuple
+    shift: float
+
+
+def root_paths(layers: Sequence[Activation], tau0: float, *,
+               h_signs: Sequence[int] = (1, -1), tol: float = 1e-10,
+               max_paths: int = 10_000) -> list[RootPath]:
+    r"""Every path of roots through the hidden layers, with the shift each one gives.
+
+    :func:`compress` is greedy: at each hidden layer it keeps the root of smallest
+    output variance. Nothing proves that this minimises the final shift ``Δ``; this
+    function enumerates the alternatives. At each hidden layer and for each sign in
+    ``h_signs`` it solves the equations with ``g1², g2²`` and ``±h`` at the input scale
+    the path has reached, keeps every distinct output variance among the roots (mirror
+    images have the same variance and the same consequences downstream), and finally
+    solves the last layer as :func:`compress` does.
+
+    Parameters
+    ----------
+    layers : list of Activation, length L
+    tau0 : float
+        τ_0 > 0 (not squared).
+    h_signs : sequence of {1, -1}, default (1, -1)
+        Signs of ``h`` to impose at the hidden layers.
+    tol : float, default 1e-10
+        Largest relative residual accepted per equation.
+    max_paths : int, default 10000
+        Refuse (ValueError) to grow the enumeration beyond this many partial paths.
+
+    Returns
+    -------
+    list of RootPath
+        Sorted by ``shift`` (smallest first). Paths whose last layer has no solution
+        are left out.
+
+    Raises
+    ------
+    CompressionError
+        If no path reaches the last layer.
+    """
+    layers = check_layers(layers)
+    tau0 = _checks.positive(tau0, "tau0")
+    tol = _check_tol(tol)
+    max_paths = _checks.integer(max_paths, "max_paths", minimum=1)
+    if isinstance(h_signs, (str, bytes)) or not isinstance(h_signs, Sequence) or not h_signs:
+        raise ValueError(f"h_signs must be a non-empty sequence of 1 and -1, got {h_signs!r}")
+    signs = []
+    for s in h_signs:
+        if isinstance(s, bool) or s not in (1, -1):
+            raise ValueError(f"h_signs must contain only 1 and -1, got {h_signs!r}")
+        signs.append(int(s))
+    tau = [tau0]
+    for act in layers:
+        v = act.moments(tau[-1]).v
+        if not (math.isfinite(v) and v > 0):
+            raise CompressionError(f"layer {len(tau)} ({_label(act)}) has output variance "
+                                   f"{v!r} at scale {tau[-1]:.4g}: nothing to compress")
+        tau.append(math.sqrt(v))
+    frontier: list[tuple[float, tuple, tuple]] = [(tau0, (), ())]
+    for index, act in enumerate(layers[:-1], start=1):
+        target = act.moments(tau[index - 1])
+        grown = []
+        for tau_c, variances, used in frontier:
+            seen: dict[float, int] = {}
+            for sign in signs:
+                try:
+                    sol = solve_layer(replace(target, h=sign * target.h), tau_c, index=index,
+                                      original=act, tau_in=tau[index - 1], tol=tol)
+                except CompressionError:
+                    continue
+                for cand in sol.candidates:
+                    if not any(abs(cand.variance - v) <= 1e-9 * v for v in seen):
+                        seen[cand.variance] = sign
+            grown += [(math.sqrt(v), variances + (v,), used + (s,))
+                      for v, s in sorted(seen.items())]
+            if len(grown) > max_paths:
+                raise ValueError(f"more than max_paths = {max_paths} partial paths at layer "
+                                 f"{index}; raise max_paths or use fewer h_signs")
+        frontier = grown
+    last = layers[-1].moments(tau[-2])
+    out = []
+    for tau_c, variances, used in frontier:
+        try:
+            sol = solve_layer(last, tau_c, match_h=False, tau_target=tau[-1],
+                              index=len(layers), original=layers[-1], tau_in=tau[-2], tol=tol)
+        except CompressionError:
+            continue
+        out.append(RootPath(variances=variances, h_signs=used,
+                            shift=float(sol.variance - tau[-1] ** 2)))
+    if not out:
+        raise CompressionError("no path of roots reaches a solvable last layer")
+    return sorted(out, key=lambda path: path.shift)
+
+
+def ntk_diagonal_slopes(layers: Sequence[Activation], tau0: float,
+                        surrogates: Sequence[Any] | None = None, *,
+                        step: float = 1e-4) -> np.ndarray:
+    r"""Slopes of the NTK diagonal ``κ_ℓ²(i)`` in ``Ψ_i = ‖x_i‖² − τ_0²``, layer by layer.
+
+    To first order in ``Ψ_i`` the CK diagonal is ``τ_ℓ² + α_{ℓ,4} Ψ_i`` and the
+    derivative kernel's diagonal is ``K'_ℓ(i,i) = Q_ℓ(ν²)`` with
+    ``Q_ℓ(ν²) = E[ς_ℓ(νξ)²]`` at ``ν² = τ_{ℓ−1}² + α_{ℓ−1,4} Ψ_i`` (``ς_ℓ = σ_ℓ'``
+    without surrogate). From ``κ_ℓ²(i) = K_CK,ℓ(i,i) + K'_ℓ(i,i) κ_{ℓ−1}²(i)``, the
+    slopes ``s_ℓ`` of ``κ_ℓ²(i)`` obey
+
+    ``s_ℓ = α_{ℓ,4} + Q_ℓ' α_{ℓ−1,4} κ_{ℓ−1}² + q_ℓ s_{ℓ−1}``,  ``s_0 = 1``,
+
+    with ``Q_ℓ' = dQ_ℓ/dν²`` at ``τ_{ℓ−1}`` (central difference in ``ν²``). The affine
+    surrogate ``ς = g1 + g2 t`` has ``Q' = g2²``; the derivative of ReLU, a step, has
+    ``Q' = 0``. The book's compression chapter uses the difference of the two networks'
+    slopes to explain the diagonal part of the NTK error after the shift.
+
+    Parameters
+    ----------
+    layers : list of Activation, length L
+    tau0 : float
+        τ_0 > 0 (not squared).
+    surrogates : list of (None | Activation | callable), length L, optional
+        As for :func:`lossless.theory.coefficients`.
+    step : float, default 1e-4
+        Relative step of the central difference in ``ν²``.
+
+    Returns
+    -------
+    ndarray, shape (L+1,)
+        ``s_0 = 1, s_1, …, s_L``.
+
+    Raises
+    ------
+    ValueError
+        If some ``q_ℓ`` is infinite (a step without surrogate: the diagonal is infinite).
+    """
+    from lossless import theory
+
+    step = _checks.real(step, "step", low=1e-8, high=0.1)
+    coef = theory.coefficients(layers, tau0, surrogates=surrogates)
+    slopes = [1.0]
+    for row, prev in zip(coef.rows[1:], coef.rows[:-1]):
+        if not math.isfinite(row.derivative.q):
+            raise ValueError(f"layer {row.index} ({_label(row.activation)}) has q = E[σ'²] = inf "
+                             "(a jump): pass a surrogate derivative for it")
+        tau2 = prev.tau**2
+        surrogate = (None if surrogates is None else surrogates[row.index - 1])
+
+        def q_at(nu2: float) -> float:
+            single = theory.coefficients([row.activation], math.sqrt(nu2),
+                                         surrogates=None if surrogate is None else [surrogate])
+            return float(single.rows[1].derivative.q)
+
+        dq = (q_at(tau2 * (1 + step)) - q_at(tau2 * (1 - step))) / (2 * step * tau2)
+        slopes.append(row.alpha[3] + dq * prev.alpha[3] * prev.kappa2
+                      + row.derivative.q * slopes[-1])
+    return np.array(slopes)
+
+
+# =====================================================================================
 # memory accounting (count honestly: entropy bound and the authors' accounting)
 # =====================================================================================
 
@@ -1437,9 +1762,14 @@ def _check_shape(shape: Any) -> tuple[int, ...]:
 
 
 #: Saved-file layout: ``_MAGIC``, one line of JSON header (format, version, payload size
-#: and its SHA-256), then the payload (``torch.save`` of :meth:`CompressedMLP.state`).
+#: and its SHA-256), then the payload. Version 3 (written): one line of JSON metadata
+#: (sizes, thresholds, codec, the sections' shapes and byte counts), then each layer's
+#: weight codes entropy-coded by :mod:`lossless.ternary_codec` (at the entropy bound), then
+#: the fp32 readout (little-endian). Version 2 (still read): a ``torch.save`` of
+#: :meth:`CompressedMLP.state`, 2 bits per weight.
 _FORMAT = "lossless.CompressedMLP"
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3
+_READ_VERSIONS = (2, 3)
 _MAGIC = b"lossless.CompressedMLP\n"
 _MAX_HEADER = 4096
 
@@ -1447,14 +1777,15 @@ _MAX_HEADER = 4096
 def _check_path(path: Any) -> Path:
     return _checks.path(path)
 
-def _pack_file(payload: bytes) -> bytes:
-    header = {"format": _FORMAT, "version": _FORMAT_VERSION, "payload_bytes": len(payload),
+def _pack_file(payload: bytes, version: int = _FORMAT_VERSION) -> bytes:
+    header = {"format": _FORMAT, "version": version, "payload_bytes": len(payload),
               "sha256": hashlib.sha256(payload).hexdigest()}
     return _MAGIC + json.dumps(header, sort_keys=True).encode("ascii") + b"\n" + payload
 
 
-def _unpack_file(data: bytes, where: str) -> bytes:
-    """The checked payload of a saved file (``where`` names it in the errors)."""
+def _unpack_file(data: bytes, where: str) -> tuple[int, bytes]:
+    """The format version and checked payload of a saved file (``where`` names it in the
+    errors)."""
     if not data.startswith(_MAGIC):
         hint = (" (a zip archive: an unversioned file of an older lossless, format 1 without "
                 "checksum, or another torch.save file; re-save the model)"
@@ -1472,9 +1803,9 @@ def _unpack_file(data: bytes, where: str) -> bytes:
     if not isinstance(header, dict) or header.get("format") != _FORMAT:
         raise ValueError(f"{where} has a corrupted header: {header!r}")
     version = header.get("version")
-    if version != _FORMAT_VERSION or isinstance(version, bool):
+    if version not in _READ_VERSIONS or isinstance(version, bool):
         raise ValueError(f"{where} has format version {version!r}; this version of lossless "
-                         f"reads CompressedMLP files of version {_FORMAT_VERSION}")
+                         f"reads CompressedMLP files of versions {list(_READ_VERSIONS)}")
     size, digest = header.get("payload_bytes"), header.get("sha256")
     if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0
             and isinstance(digest, str) and len(digest) == 64):
@@ -1487,8 +1818,79 @@ def _unpack_file(data: bytes, where: str) -> bytes:
     if hashlib.sha256(payload).hexdigest() != digest:
         raise ValueError(f"{where} is corrupted: the SHA-256 of its payload does not match "
                          "the one in its header")
-    return payload
+    return version, payload
 
+
+def _encode_payload(state: dict[str, Any], codes: Sequence[np.ndarray]) -> bytes:
+    """Version-3 payload: a JSON line (``state`` without tensors, the codec, the sections)
+    then the entropy-coded codes of each layer and the fp32 readout."""
+    blobs = [ternary_codec.encode_ternary(c) for c in codes]
+    readout = state["readout"].detach().cpu().numpy().astype("<f4").tobytes()
+    meta = {k: v for k, v in state.items() if k not in ("packed", "readout")}
+    meta["codec"] = ternary_codec.CODEC
+    meta["sections"] = ([{"name": f"codes_{i + 1}", "shape": list(c.shape), "bytes": len(b)}
+                         for i, (c, b) in enumerate(zip(codes, blobs))]
+                        + [{"name": "readout", "dtype": "<f4",
+                            "shape": [int(state["readout"].numel())], "bytes": len(readout)}])
+    line = json.dumps(meta, sort_keys=True, allow_nan=False).encode("ascii")
+    return line + b"\n" + b"".join(blobs) + readout
+
+
+def _decode_payload(payload: bytes) -> dict[str, Any]:
+    """Inverse of :func:`_encode_payload`: the :meth:`CompressedMLP.state` dict (codes
+    packed to 2 bits again), for :meth:`CompressedMLP._from_state`'s range checks."""
+    end = payload.find(b"\n")
+    if end < 0:
+        raise ValueError("its metadata line is missing")
+    try:
+        meta = json.loads(payload[:end].decode("ascii"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"its metadata line does not parse ({err})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"its metadata must be a JSON object, got {_checks.describe(meta)}")
+    if meta.get("codec") != ternary_codec.CODEC:
+        raise ValueError(f"its codes are coded with {meta.get('codec')!r}; this version of "
+                         f"lossless reads {ternary_codec.CODEC!r}")
+    sections = meta.pop("sections", None)
+    meta.pop("codec")
+    if not isinstance(sections, list) or not sections or not all(
+            isinstance(sec, dict) and isinstance(sec.get("bytes"), int)
+            and not isinstance(sec.get("bytes"), bool) and sec["bytes"] >= 0
+            and isinstance(sec.get("shape"), list) for sec in sections):
+        raise ValueError(f"its sections are malformed: {sections!r}")
+    if sum(sec["bytes"] for sec in sections) != len(payload) - end - 1:
+        raise ValueError(f"its sections announce {sum(sec['bytes'] for sec in sections)} bytes, "
+                         f"the payload holds {len(payload) - end - 1}")
+    offset, packed = end + 1, []
+    for sec in sections[:-1]:
+        blob = payload[offset:offset + sec["bytes"]]
+        offset += sec["bytes"]
+        codes = ternary_codec.decode_ternary(blob, sec["shape"])
+        packed.append(pack_ternary(codes))
+    last = sections[-1]
+    if last.get("name") != "readout" or last.get("dtype") != "<f4" or len(last["shape"]) != 1 \
+            or last["bytes"] != 4 * last["shape"][0]:
+        raise ValueError(f"its last section must be the fp32 readout, got {last!r}")
+    readout = np.frombuffer(payload, dtype="<f4", count=last["shape"][0], offset=offset)
+    meta["packed"] = packed
+    meta["readout"] = torch.from_numpy(readout.astype(np.float32))
+    meta["_shapes"] = [tuple(sec["shape"]) for sec in sections[:-1]]
+    return meta
+
+
+def _numba_available() -> bool:
+    """Whether the ternary engine (numba) can be used."""
+    global _NUMBA
+    if _NUMBA is None:
+        try:
+            import numba  # noqa: F401
+            _NUMBA = True
+        except ImportError:
+            _NUMBA = False
+    return _NUMBA
+
+
+_NUMBA: bool | None = None
 
 #: Up to this many samples, the int8 path multiplies layers ℓ ≥ 2 as sparse CSR matrices
 #: instead of calling oneDNN's int8 GEMM (slow for a handful of rows).
@@ -1700,14 +2102,21 @@ class CompressedMLP(torch.nn.Module):
 
     # -- evaluation --------------------------------------------------------------------
     def _check_input(self, X: Any) -> torch.Tensor:
+        return torch.from_numpy(self._check_input_array(X))
+
+    def _check_input_array(self, X: Any) -> np.ndarray:
         # real and finite: NaN compares false with every threshold and would silently
         # become code 0
+        if (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2
+                and X.shape[1] == self.p and X.flags.c_contiguous and X.flags.writeable
+                and np.isfinite(X).all()):
+            return X  # what the checks below return for it, without their cost (batch 1)
         if isinstance(X, (np.ndarray, torch.Tensor)) and X.ndim == 2 and X.shape[1] != self.p:
             raise ValueError(f"X must have shape (n, p) with p = {self.p} (samples in rows), "
                              f"got {tuple(X.shape)}")
         arr = _checks.real_array(X, "X", ndim=2, shape=(None, self.p), nonempty=False,
                                  shape_hint=f"(n, p) with p = {self.p}")
-        return torch.from_numpy(np.require(arr, requirements=["C", "W"]))  # torch wants writable
+        return np.require(arr, requirements=["C", "W"])  # torch wants writable
 
     def activation_codes(self, X: Any, *, backend: str = "auto") -> list[torch.Tensor]:
         """Ternary outputs ``T_ℓ = σ_ℓ(·)/b_ℓ`` of every layer (int8, values in {-1, 0, 1}
@@ -1716,26 +2125,67 @@ class CompressedMLP(torch.nn.Module):
         Parameters
         ----------
         X : array_like, shape (n, p)
-        backend : {"auto", "int8", "float"}
+        backend : {"auto", "ternary", "int8", "float"}
             ``"float"``: layer 1 in float64, layers ℓ ≥ 2 as float32 products of the
-            codes (exact integers), the reference. ``"int8"``: layer 1 as a sparse (CSR)
+            codes (exact integers), the reference. ``"ternary"``: the numba engine of
+            :mod:`lossless.ternary_inference` (zero-skipping and bit-plane kernels on the
+            codes, layer 1 in float32 with every entry whose rounding error could cross a
+            threshold recomputed in float64), exact; see :meth:`ternary_engine`.
+            ``"int8"``: layer 1 as a sparse (CSR)
             float32 product with every entry whose rounding error could cross a
             threshold recomputed in float64 (a rigorous bound, so the codes are those of
             ``"float"``); layers ℓ ≥ 2 as int8 × uint8 products accumulated in int32 by
             oneDNN (``torch.ops.onednn.qlinear_pointwise``), exact; for up to 8 samples,
             or for layers with fewer than 4 % non-zero weights, as sparse (CSR) float32
-            products of the codes, exact. ``"auto"``: ``"int8"``
-            where this torch build has the oneDNN quantized ops, else ``"float"``.
+            products of the codes, exact. ``"auto"``: ``"ternary"`` where numba is
+            installed, else ``"int8"`` where this torch build has the oneDNN quantized
+            ops, else ``"float"``.
         """
         return self._codes(X, backend, last_only=False)
+
+    def _backend(self, backend: str) -> str:
+        backend = _checks.choice(backend, "backend", ("auto", "ternary", "int8", "float"))
+        if backend == "auto":
+            if _numba_available():
+                return "ternary"
+            return "int8" if self._fast_path() is not None else "float"
+        if backend == "ternary" and not _numba_available():
+            raise ValueError("backend 'ternary' needs numba (pip install numba), which is not "
+                             "installed; use 'int8' or 'float'")
+        return backend
+
+    def ternary_engine(self, threads: int | None = None) -> Any:
+        """The :class:`lossless.ternary_inference.TernaryEngine` of this network (built on
+        first use from the codes and thresholds, cached, not saved).
+
+        Parameters
+        ----------
+        threads : int, optional
+            Set the engine's thread count (1 to numba's pool size; default: all cores).
+        """
+        engine = self.__dict__.get("_ternary_engine")
+        if engine is None:
+            from lossless import ternary_inference
+
+            engine = ternary_inference.TernaryEngine(
+                [self.codes(i).numpy() for i in range(self.depth)],
+                [getattr(self, f"upper_{i}").numpy() for i in range(self.depth)],
+                [getattr(self, f"lower_{i}").numpy() for i in range(self.depth)],
+                [act.odd for act in self.layers], self.layers[-1].scale, self.centres[-1],
+                self.readout.to(torch.float64).numpy())
+            object.__setattr__(self, "_ternary_engine", engine)
+        if threads is not None:
+            engine.threads = threads
+        return engine
 
     def _codes(self, X: Any, backend: str, *, last_only: bool) -> list[torch.Tensor]:
         """:meth:`activation_codes`; with ``last_only``, the last layer's codes alone (the
         earlier layers are freed as soon as the next is computed)."""
-        backend = _checks.choice(backend, "backend", ("auto", "int8", "float"))
+        backend = self._backend(backend)
+        if backend == "ternary":
+            codes = self.ternary_engine().codes(self._check_input_array(X), last_only=last_only)
+            return [torch.from_numpy(T) for T in codes]
         H = self._check_input(X)
-        if backend == "auto":
-            backend = "int8" if self._fast_path() is not None else "float"
         if backend == "int8":
             fast = self._fast_path()
             if fast is None:
@@ -1900,18 +2350,22 @@ class CompressedMLP(torch.nn.Module):
                 + sign * (z < self.lower_0[neurons]).to(torch.int8))
 
     def runtime_bytes(self) -> dict[str, int]:
-        """Bytes held for inference: the packed codes, and the int8 path's operands once
-        built (CSR codes of every layer, int8 codes of the layers ℓ ≥ 2 that oneDNN multiplies,
-        counted at one byte per weight, and thresholds)."""
+        """Bytes held for inference: the packed codes, the ternary engine's operands once
+        built (index arrays, bit planes, thresholds; :meth:`ternary_engine`), and the int8
+        path's once built (CSR codes of every layer, int8 codes of the layers ℓ ≥ 2 that
+        oneDNN multiplies, counted at one byte per weight, and thresholds); 0 for a path
+        not built."""
         packed = sum(getattr(self, f"packed_{i}").numel() for i in range(self.depth))
-        fast = self._fast_path()
+        engine = self.__dict__.get("_ternary_engine")
+        fast = self.__dict__.get("_fast_cache") or None
         extra = 0
         if fast is not None:
             extra = _csr_bytes(fast["first"]) + 2 * 8 * self.widths[0]
             for i, layer in enumerate(fast["layers"], start=1):
                 int8 = 0 if layer["weight"] is None else self.widths[i] * self.widths[i - 1]
                 extra += _csr_bytes(layer["csr"]) + int8 + 4 * 4 * self.widths[i] + 12 * self.widths[i]
-        return {"packed": packed, "int8 path": extra}
+        return {"packed": packed, "ternary engine": 0 if engine is None else engine.nbytes(),
+                "int8 path": extra}
 
     def features(self, X: Any, *, backend: str = "auto") -> torch.Tensor:
         r"""Last-layer features :math:`\Sigma_L`, shape (n, d_L), float64 (``backend`` as
@@ -1923,6 +2377,8 @@ class CompressedMLP(torch.nn.Module):
     def forward(self, X: Any, *, backend: str = "auto") -> torch.Tensor:
         """Output ``f(x_i) = w^T Sigma_L(x_i)``, shape (n,), float64 (``backend`` as in
         :meth:`activation_codes`)."""
+        if self._backend(backend) == "ternary":
+            return torch.from_numpy(self.ternary_engine().outputs(self._check_input_array(X)))
         return self.features(X, backend=backend) @ self.readout.to(torch.float64)
 
     def to_reference(self, dtype: torch.dtype = torch.float64) -> Any:
@@ -1942,7 +2398,8 @@ class CompressedMLP(torch.nn.Module):
 
     # -- persistence -------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """Everything :meth:`save` writes (plain types and uint8/float32 tensors)."""
+        """Everything :meth:`save` writes (plain types, the 2-bit packed codes as uint8
+        tensors and the float32 readout; the file holds the codes entropy-coded)."""
         return {
             "format": _FORMAT,
             "version": _FORMAT_VERSION,
@@ -1959,14 +2416,17 @@ class CompressedMLP(torch.nn.Module):
     def to_bytes(self) -> bytes:
         """The bytes :meth:`save` writes.
 
-        Layout (format version 2): the line ``lossless.CompressedMLP``, one line of JSON
-        ``{"format", "version", "payload_bytes", "sha256"}``, then the payload, a
-        ``torch.save`` of :meth:`state`. The SHA-256 of the payload lets :meth:`load`
-        refuse a corrupted or truncated file.
+        Layout (format version 3): the line ``lossless.CompressedMLP``, one line of JSON
+        ``{"format", "version", "payload_bytes", "sha256"}``, then the payload: one line of
+        JSON metadata (``p``, ``widths``, ``tau0``, ``sparsity``, the thresholds and scales
+        of ``layers``, the codec, and the shape and byte count of every section), then each
+        layer's weight codes entropy-coded by :func:`lossless.ternary_codec.encode_ternary`
+        (ANS, within 0.1 % of the codes' entropy bound), then the fp32 readout. The
+        SHA-256 of the payload lets :meth:`load` refuse a corrupted or truncated file.
+        Files of version 2 (2-bit codes in a ``torch.save``) are still read.
         """
-        buf = io.BytesIO()
-        torch.save(self.state(), buf)
-        return _pack_file(buf.getvalue())
+        codes = [self.codes(i).numpy() for i in range(self.depth)]
+        return _pack_file(_encode_payload(self.state(), codes))
 
     def save(self, path: str | Path) -> int:
         """Write the model to ``path``; returns the number of bytes written."""
@@ -1991,16 +2451,32 @@ class CompressedMLP(torch.nn.Module):
             raise TypeError(f"data must be bytes, got {_checks.describe(data)}")
         data = bytes(data)
         where = f"{source!r}" if source != "<bytes>" else "data"
-        payload = _unpack_file(data, where)
+        version, payload = _unpack_file(data, where)
+        if version == 2:
+            try:
+                state = torch.load(io.BytesIO(payload), weights_only=True)
+            except Exception as err:  # noqa: BLE001 - any unpickling failure means bad file
+                raise ValueError(f"{where} is not a saved CompressedMLP: its payload does not "
+                                 f"load ({err})") from None
+        else:
+            try:
+                state = _decode_payload(payload)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{where} is not a valid CompressedMLP file: {err}") from None
+            if state.get("version") != version:
+                raise ValueError(f"{where} is not a valid CompressedMLP file: its metadata "
+                                 f"says version {state.get('version')!r}, its header {version}")
+        shapes = state.pop("_shapes", None) if version == 3 else None
         try:
-            state = torch.load(io.BytesIO(payload), weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unpickling failure means bad file
-            raise ValueError(f"{where} is not a saved CompressedMLP: its payload does not "
-                             f"load ({err})") from None
-        try:
-            return cls._from_state(state)
+            net = cls._from_state(state)
         except (TypeError, ValueError, KeyError) as err:
             raise ValueError(f"{where} holds an invalid CompressedMLP state: {err}") from None
+        dims = [net.p, *net.widths]
+        expected = [(dims[i + 1], dims[i]) for i in range(net.depth)]
+        if shapes is not None and shapes != expected:
+            raise ValueError(f"{where} holds an invalid CompressedMLP state: its code sections "
+                             f"have shapes {shapes}, p and widths need {expected}")
+        return net
 
     @classmethod
     def _from_state(cls, state: Any) -> "CompressedMLP":
@@ -2011,9 +2487,10 @@ class CompressedMLP(torch.nn.Module):
         missing = sorted(keys - set(state))
         if missing:
             raise ValueError(f"missing keys {missing}")
-        if state["format"] != _FORMAT or state["version"] != _FORMAT_VERSION:
+        if state["format"] != _FORMAT or state["version"] not in _READ_VERSIONS \
+                or isinstance(state["version"], bool):
             raise ValueError(f"format {state['format']!r} version {state['version']!r}, "
-                             f"expected {_FORMAT!r} version {_FORMAT_VERSION}")
+                             f"expected {_FORMAT!r} version in {list(_READ_VERSIONS)}")
         layers_state = state["layers"]
         if not isinstance(layers_state, list):
             raise TypeError(f"layers must be a list, got {type(layers_state).__name__}")
@@ -2039,7 +2516,7 @@ class CompressedMLP(torch.nn.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> "CompressedMLP":
-        """Read a model written by :meth:`save` (format version 2).
+        """Read a model written by :meth:`save` (format version 3, or 2 of older lossless).
 
         Raises
         ------
@@ -2059,19 +2536,26 @@ class CompressedMLP(torch.nn.Module):
     def memory_bits(self) -> MemoryReport:
         """Actual storage of this model next to the bounds of :func:`memory_report`.
 
-        Adds two measured rows: the size of what :meth:`save` writes (packed codes,
-        fp32 readout, thresholds and the container's header), and the packed codes
-        after zlib (deflate, level 9), a general-purpose compressor that gets close to
-        the entropy bound for sparse weights.
+        Adds measured rows: the 2-bit packed codes held in memory; the size of what
+        :meth:`save` writes (entropy-coded codes, fp32 readout, thresholds and the
+        container's headers); the entropy-coded codes alone, next to the empirical entropy
+        bound of these very codes (their own frequencies of 0, +1, −1); and, for
+        comparison, the packed codes after zlib (deflate, level 9), a general-purpose
+        compressor.
         """
         base = memory_report(self.p, self.widths, self.sparsity)
         packed_bytes = sum(getattr(self, f"packed_{i}").numel() for i in range(self.depth))
         deflated = sum(len(zlib.compress(getattr(self, f"packed_{i}").numpy().tobytes(), 9))
                        for i in range(self.depth))
+        codes = [self.codes(i).numpy() for i in range(self.depth)]
+        coded = sum(len(ternary_codec.encode_ternary(c)) for c in codes)
+        empirical = sum(ternary_codec.entropy_bound_bits(c) for c in codes)
         rows = base.rows + (
             ("packed codes in memory (actual)", 8.0 * packed_bytes, "actual"),
-            ("saved file incl. fp32 readout and header (actual)", 8.0 * len(self.to_bytes()),
+            ("saved file incl. fp32 readout and headers (actual)", 8.0 * len(self.to_bytes()),
              "actual"),
+            ("entropy-coded codes in the file (actual)", 8.0 * coded, "actual"),
+            ("entropy bound of these codes (their own frequencies)", empirical, "bound"),
             ("packed codes + zlib deflate (actual)", 8.0 * deflated, "actual"),
         )
         return MemoryReport(n_weights=base.n_weights, sparsity=self.sparsity, rows=rows)

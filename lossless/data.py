@@ -404,6 +404,7 @@ class Sample:
         self._Z = Z
         self._K = K
         self._T_override: np.ndarray | None = None
+        self._D_override: np.ndarray | None = None
         for arr in (X, labels_arr) + ((Z,) if Z is not None else ()):
             arr.setflags(write=False)
 
@@ -428,7 +429,9 @@ class Sample:
             (``m = n_a``, ``S`` the sample covariance); the plug-in ``tr(S^2)`` is biased
             upwards by about ``(tr C_a)^2 / n_a``, which is of order ``p`` when ``n_a``
             is of order ``p``. Off-diagonal ``T_ab`` use independent samples and are
-            unbiased as they are.
+            unbiased as they are. Likewise ``D_aa = (m-1)/(m+1) sum_k S_kk^2 / p``
+            (unbiased for Gaussian data; the plug-in is off by the factor
+            ``1 + 2/(m-1)`` only).
 
         Returns
         -------
@@ -464,6 +467,11 @@ class Sample:
             diag = (m - 1) ** 2 / ((m + 1) * (m - 2)) * (np.diag(T) - tr**2 / (m - 1))
             T[np.diag_indices(K)] = diag
             sample._T_override = T / p
+            # D_aa: E[S_kk^2] = C_kk^2 (m + 1)/(m - 1) for Gaussian data
+            d = np.diagonal(covs, axis1=1, axis2=2)
+            Dm = d @ d.T
+            Dm[np.diag_indices(K)] *= (m - 1) / (m + 1)
+            sample._D_override = Dm / p
         return sample
 
     # ------------------------------------------------------------------ plain attributes
@@ -549,6 +557,20 @@ class Sample:
         if self._T_override is not None:
             return self._T_override.copy()
         return self._need_mixture("T").trace_products() / self.p
+
+    @cached_property
+    def D(self) -> np.ndarray:
+        """``D_ab = sum_k (C_a)_kk (C_b)_kk / p``, shape (K, K): the diagonal analogue of
+        :attr:`T`, which the first layer's fourth weight cumulant reads (the book's
+        eq-first-layer-equivalent). Equal to ``T`` for diagonal covariances; not invariant
+        under a rotation of the inputs."""
+        if self._D_override is not None:
+            return self._D_override.copy()
+        c = self._need_mixture("D").covs
+        if c.ndim == 1:
+            return np.outer(c, c)
+        d = c if c.ndim == 2 else np.diagonal(c, axis1=1, axis2=2)
+        return d @ d.T / self.p
 
     @cached_property
     def psi(self) -> np.ndarray:

@@ -1143,7 +1143,7 @@ def _compression_chart(states: list, name: str) -> Explorer:
         _radio("layer", [1, 2, 3], 1, "layer "),
         _range("dsm", min(offsets), max(offsets), offsets[1] - offsets[0], 0.0, "s₋ offset "),
         _range("dsp", min(offsets), max(offsets), offsets[1] - offsets[0], 0.0, "s₊ offset "),
-        _radio("bf", COMPRESSION_SCALES, 1.0, "scale b × "),
+        _radio("bf", COMPRESSION_SCALES, 1.0, "scale 𝔟 × "),
         _radio("pattern", ["solved", "flipped"], "solved", "sign pattern "),
     ]
     where = " && ".join([
@@ -1206,7 +1206,7 @@ def compression_widget(sample: Any, original: Sequence[Any], *, seed: int = 0) -
     pattern = widgets.ToggleButtons(options=["odd", "even"], description="pattern", style=style)
     s_minus = widgets.FloatSlider(min=-3, max=3, step=0.01, description="s₋", style=style)
     s_plus = widgets.FloatSlider(min=-3, max=3, step=0.01, description="s₊", style=style)
-    scale = widgets.FloatSlider(min=0.05, max=4, step=0.01, description="b", style=style)
+    scale = widgets.FloatSlider(min=0.05, max=4, step=0.01, description="𝔟", style=style)
     sparsity = widgets.FloatSlider(value=0.9, min=0, max=0.99, step=0.01, description="ε",
                                    style=style)
     width = widgets.Dropdown(options=list(widths), value="exact", description="width", style=style)

@@ -206,12 +206,14 @@ def gram_demo_plot(axes, demo):
     return axes
 
 
-def compression_overlay_plot(axes, overlay, *, bins: int = 60):
+def compression_overlay_plot(axes, overlay, *, bins: int = 60, prediction=None):
     """Original against compressed CK (a :class:`lossless.compress.SpectraOverlay`).
 
     Left: both spectra as densities on shared bins over the bulk, the leading
     eigenvalue of each marked by a triangle at the bottom (it may lie far to the
-    right). Right: the leading eigenvectors, the original coloured by class, the
+    right); with ``prediction`` (a :class:`lossless.spectra.OutlierPrediction`), the
+    eigenvalues of each spectrum beyond its threshold instead, and the predicted bulk
+    edge dotted. Right: the leading eigenvectors, the original coloured by class, the
     compressed one as black dots on top.
 
     Parameters
@@ -220,22 +222,19 @@ def compression_overlay_plot(axes, overlay, *, bins: int = 60):
     overlay : lossless.compress.SpectraOverlay
     bins : int
         Number of shared bins.
+    prediction : lossless.spectra.OutlierPrediction, optional
+        Predicted bulk edge and outlier threshold (e.g. of the original network's
+        equivalent, :func:`lossless.spectra.predict_outliers`).
 
     Returns
     -------
     the same axes
     """
     ax0, ax1 = axes
-    a, b = overlay.eigvals_original, overlay.eigvals_compressed
-    bulk = np.concatenate([a[1:], b[1:]])
-    edges = np.histogram_bin_edges(bulk, bins)
-    spectrum_histogram(ax0, a, bins=edges, color="C0", label="original")
+    a = np.sort(_checks.real_array(overlay.eigvals_original, "eigvals_original", ndim=1))[::-1]
+    b = np.sort(_checks.real_array(overlay.eigvals_compressed, "eigvals_compressed", ndim=1))[::-1]
     label = "compressed − shift" if overlay.shift_corrected else "compressed"
-    spectrum_histogram(ax0, b, bins=edges, color="C1", label=label)
-    ax0.plot([a[0]], [0], "v", color="C0", ms=7, clip_on=False)
-    ax0.plot([b[0]], [0], "^", color="C1", ms=7, clip_on=False)
-    lo, hi = min(edges[0], a[0], b[0]), max(edges[-1], a[0], b[0])
-    ax0.set_xlim(lo - 0.02 * (hi - lo), hi + 0.04 * (hi - lo))
+    _marked_spectra_panel(ax0, a, b, ("original", label), bins, prediction)
     ax0.set_xlabel("eigenvalue")
     ax0.set_ylabel("density")
     eigenvector_plot(ax1, overlay.vector_original, overlay.labels, markersize=3.0)
@@ -246,13 +245,16 @@ def compression_overlay_plot(axes, overlay, *, bins: int = 60):
     return axes
 
 
-def spectrum_comparison_plot(axes, comparison, labels=None, *, bins: int = 40):
+def spectrum_comparison_plot(axes, comparison, labels=None, *, bins: int = 40,
+                             prediction=None):
     """Empirical against exact kernel (a :class:`lossless.kernels.SpectrumComparison`).
 
     Left: both spectra as densities on shared bins over the bulk (every eigenvalue but
     the largest of each), the largest eigenvalue of each marked by a triangle at the
-    bottom. Right (when ``labels`` are given): the leading eigenvectors, the exact one
-    coloured by class, the empirical one (sign-aligned) as black dots on top.
+    bottom; with ``prediction`` (a :class:`lossless.spectra.OutlierPrediction`), the
+    eigenvalues of each spectrum beyond its threshold instead, and the predicted bulk
+    edge dotted. Right (when ``labels`` are given): the leading eigenvectors, the exact
+    one coloured by class, the empirical one (sign-aligned) as black dots on top.
 
     Parameters
     ----------
@@ -263,20 +265,17 @@ def spectrum_comparison_plot(axes, comparison, labels=None, *, bins: int = 40):
         Class of each sample, for the eigenvector panel.
     bins : int
         Number of shared bins.
+    prediction : lossless.spectra.OutlierPrediction, optional
+        Predicted bulk edge and outlier threshold of the exact kernel.
 
     Returns
     -------
     the same axes
     """
     ax0 = axes[0] if isinstance(axes, (list, tuple, np.ndarray)) else axes
-    a, b = np.asarray(comparison.exact), np.asarray(comparison.empirical)
-    edges = np.histogram_bin_edges(np.concatenate([a[1:], b[1:]]), bins)
-    spectrum_histogram(ax0, a, bins=edges, color="C0", label="exact")
-    spectrum_histogram(ax0, b, bins=edges, color="C1", label="empirical")
-    ax0.plot([a[0]], [0], "v", color="C0", ms=7, clip_on=False)
-    ax0.plot([b[0]], [0], "^", color="C1", ms=7, clip_on=False)
-    lo, hi = min(edges[0], a[0], b[0]), max(edges[-1], a[0], b[0])
-    ax0.set_xlim(lo - 0.02 * (hi - lo), hi + 0.04 * (hi - lo))
+    a = np.sort(_checks.real_array(comparison.exact, "exact", ndim=1))[::-1]
+    b = np.sort(_checks.real_array(comparison.empirical, "empirical", ndim=1))[::-1]
+    _marked_spectra_panel(ax0, a, b, ("exact", "empirical"), bins, prediction)
     if labels is not None and ax0 is not axes:
         ax1 = axes[1]
         u = np.asarray(comparison.exact_vectors)[:, 0]
@@ -290,28 +289,74 @@ def spectrum_comparison_plot(axes, comparison, labels=None, *, bins: int = 40):
     return axes
 
 
-def overlaid_spectra(ax, eigvals, eigvals_other, *, bins: int = 50, n_spikes: int = 2,
+def _marked_spectra_panel(ax, a, b, names, bins, prediction) -> None:
+    """Two decreasing spectra on shared bins, the marked ones as triangles (see
+    :func:`overlaid_spectra`); without a prediction the largest of each is marked."""
+    ka, kb = _marked_counts(a, b, None, prediction)
+    edges = np.histogram_bin_edges(np.concatenate([a[ka:], b[kb:]]), bins)
+    spectrum_histogram(ax, a, bins=edges, color="C0", label=names[0])
+    spectrum_histogram(ax, b, bins=edges, color="C1", label=names[1])
+    if ka:
+        ax.plot(a[:ka], np.zeros(ka), "v", color="C0", ms=7, clip_on=False)
+    if kb:
+        ax.plot(b[:kb], np.zeros(kb), "^", color="C1", ms=7, clip_on=False)
+    marked = np.concatenate([a[:ka], b[:kb], [edges[0], edges[-1]]])
+    if prediction is not None:
+        ax.axvline(prediction.bulk.edge, color="0.3", ls=":", lw=1)
+        marked = np.append(marked, prediction.bulk.edge)
+    lo, hi = marked.min(), marked.max()
+    ax.set_xlim(lo - 0.02 * (hi - lo), hi + 0.04 * (hi - lo))
+
+
+def _marked_counts(a: np.ndarray, b: np.ndarray, n_spikes, prediction) -> tuple[int, int]:
+    """How many leading eigenvalues of each (decreasing) spectrum are drawn as markers."""
+    if prediction is not None:
+        from lossless.spectra import OutlierPrediction
+
+        if not isinstance(prediction, OutlierPrediction):
+            raise TypeError("prediction must be a lossless.spectra.OutlierPrediction, got "
+                            f"{type(prediction).__name__}")
+        if n_spikes is not None:
+            raise ValueError("pass n_spikes or prediction, not both")
+        ka, kb = prediction.beyond(a), prediction.beyond(b)
+    else:
+        ka = kb = 1 if n_spikes is None else _checks.integer(n_spikes, "n_spikes", minimum=0)
+    top = min(a.size, b.size) - 1
+    if max(ka, kb) > top:
+        raise ValueError(f"n_spikes must be an integer <= {top} (one eigenvalue at least "
+                         f"stays in the histogram), got {max(ka, kb)}")
+    return ka, kb
+
+
+def overlaid_spectra(ax, eigvals, eigvals_other, *, bins: int = 50, n_spikes: int | None = None,
+                     prediction=None,
                      labels: Sequence[str] = ("exact $K$", r"equivalent $\tilde K$"),
                      clip_atom: bool = True):
-    """Two spectra as densities on shared bins, isolated eigenvalues as triangles.
+    """Two spectra as densities on shared bins, the outliers as triangles.
 
-    The ``n_spikes`` largest eigenvalues of each spectrum are drawn as markers at the
-    bottom (down: first, up: second) rather than in the histogram. When one bin holds a
-    large fraction of the eigenvalues (the atom of a kernel with rank-deficient Gram
-    part, e.g. ``n - p`` eigenvalues at the identity shift when ``n > p``) and
-    ``clip_atom`` is true, the vertical axis is cut at twice the 90th percentile of the
-    non-empty bars (when the tallest bar exceeds three times that) so that the bulk
-    stays readable, and the cut is noted on the axis.
+    With ``prediction`` (a :class:`lossless.spectra.OutlierPrediction`, e.g. from
+    :func:`lossless.spectra.predict_outliers`) the eigenvalues of each spectrum above
+    ``prediction.threshold`` are drawn as markers at the bottom (down: first spectrum,
+    up: second) rather than in the histogram, and the predicted bulk edge as a dotted
+    vertical line: only predicted outliers are singled out. Without it, the
+    ``n_spikes`` largest eigenvalues of each (default 1, the largest, whether or not it
+    is isolated). When one bin holds a large fraction of the eigenvalues (the atom of a
+    kernel with rank-deficient Gram part, e.g. ``n - p`` eigenvalues at the identity
+    shift when ``n > p``) and ``clip_atom`` is true, the vertical axis is cut at twice the
+    90th percentile of the non-empty bars (when the tallest bar exceeds three times that)
+    so that the bulk stays readable, and the cut is noted on the axis.
 
     Parameters
     ----------
     ax : matplotlib.axes.Axes
     eigvals, eigvals_other : array_like, shape (n,)
-        Eigenvalues in decreasing order.
+        Eigenvalues (any order).
     bins : int
         Number of shared bins.
-    n_spikes : int
-        Leading eigenvalues drawn as markers.
+    n_spikes : int, optional
+        Leading eigenvalues drawn as markers when no prediction is given (default 1).
+    prediction : lossless.spectra.OutlierPrediction, optional
+        The predicted bulk edge and outlier threshold (not together with ``n_spikes``).
     labels : pair of str
         Legend entries.
     clip_atom : bool
@@ -322,19 +367,27 @@ def overlaid_spectra(ax, eigvals, eigvals_other, *, bins: int = 50, n_spikes: in
     """
     a = np.sort(_checks.real_array(eigvals, "eigvals", ndim=1))[::-1]
     b = np.sort(_checks.real_array(eigvals_other, "eigvals_other", ndim=1))[::-1]
-    k = _checks.integer(n_spikes, "n_spikes", minimum=0, maximum=min(a.size, b.size) - 1)
+    ka, kb = _marked_counts(a, b, n_spikes, prediction)
     bins = _checks.integer(bins, "bins", minimum=1)
-    edges = np.histogram_bin_edges(np.concatenate([a[k:], b[k:]]), bins)
-    spectrum_histogram(ax, a[k:], bins=edges, color="C0", label=labels[0])
-    spectrum_histogram(ax, b[k:], bins=edges, color="C1", label=labels[1])
-    if k:
-        ax.plot(a[:k], np.zeros(k), "v", color="C0", ms=7, clip_on=False)
-        ax.plot(b[:k], np.zeros(k), "^", color="C1", ms=7, clip_on=False)
-        lo, hi = min(edges[0], a[k - 1], b[k - 1]), max(edges[-1], a[0], b[0])
+    edges = np.histogram_bin_edges(np.concatenate([a[ka:], b[kb:]]), bins)
+    spectrum_histogram(ax, a[ka:], bins=edges, color="C0", label=labels[0])
+    spectrum_histogram(ax, b[kb:], bins=edges, color="C1", label=labels[1])
+    if ka:
+        ax.plot(a[:ka], np.zeros(ka), "v", color="C0", ms=7, clip_on=False)
+    if kb:
+        ax.plot(b[:kb], np.zeros(kb), "^", color="C1", ms=7, clip_on=False)
+    lo, hi = edges[0], edges[-1]
+    if ka or kb:
+        marked = np.concatenate([a[:ka], b[:kb]])
+        lo, hi = min(lo, marked.min()), max(hi, marked.max())
+    if prediction is not None:
+        ax.axvline(prediction.bulk.edge, color="0.3", ls=":", lw=1)
+        lo, hi = min(lo, prediction.bulk.edge), max(hi, prediction.bulk.edge)
+    if ka or kb or prediction is not None:
         ax.set_xlim(lo - 0.02 * (hi - lo), hi + 0.04 * (hi - lo))
     if clip_atom:
-        heights = np.concatenate([np.histogram(a[k:], edges, density=True)[0],
-                                  np.histogram(b[k:], edges, density=True)[0]])
+        heights = np.concatenate([np.histogram(a[ka:], edges, density=True)[0],
+                                  np.histogram(b[kb:], edges, density=True)[0]])
         heights = heights[heights > 0]
         typical = float(np.percentile(heights, 90)) if heights.size else 0.0
         if typical > 0 and heights.max() > 3 * typical:
@@ -344,13 +397,15 @@ def overlaid_spectra(ax, eigvals, eigvals_other, *, bins: int = 50, n_spikes: in
     return ax
 
 
-def equivalence_plot(axes, comparison, *, bins: int = 50, n_spikes: int = 2):
+def equivalence_plot(axes, comparison, *, bins: int = 50, n_spikes: int | None = None,
+                     prediction=None):
     """Draw a :class:`lossless.theory.SpectralComparison` (exact K against K̃).
 
-    Left: both spectra by :func:`overlaid_spectra` (shared bins over the bulk, the
-    ``n_spikes`` largest eigenvalues of each as triangles, down: exact, up: equivalent).
-    Right: the leading eigenvector of K coloured by class, that of K̃ (sign-aligned) as
-    black dots.
+    Left: both spectra by :func:`overlaid_spectra` (shared bins over the bulk; with
+    ``prediction``, the eigenvalues of each beyond the predicted threshold as triangles,
+    down: exact, up: equivalent, and the predicted bulk edge dotted; without it the
+    ``n_spikes`` largest, default 1). Right: the leading eigenvector of K coloured by
+    class, that of K̃ (sign-aligned) as black dots.
 
     Parameters
     ----------
@@ -358,8 +413,10 @@ def equivalence_plot(axes, comparison, *, bins: int = 50, n_spikes: int = 2):
     comparison : lossless.theory.SpectralComparison
     bins : int
         Number of shared bins.
-    n_spikes : int
-        Number of leading eigenvalues drawn as markers rather than in the histogram.
+    n_spikes : int, optional
+        Leading eigenvalues drawn as markers when no prediction is given (default 1).
+    prediction : lossless.spectra.OutlierPrediction, optional
+        From :func:`lossless.spectra.predict_outliers` for the same sample and network.
 
     Returns
     -------
@@ -367,7 +424,7 @@ def equivalence_plot(axes, comparison, *, bins: int = 50, n_spikes: int = 2):
     """
     ax0, ax1 = axes
     overlaid_spectra(ax0, comparison.eigvals, comparison.eigvals_equivalent, bins=bins,
-                     n_spikes=n_spikes)
+                     n_spikes=n_spikes, prediction=prediction)
     u = np.asarray(comparison.vectors, dtype=float)[:, 0]
     v = np.asarray(comparison.vectors_equivalent, dtype=float)[:, 0]
     v = v if u @ v >= 0 else -v

@@ -11,6 +11,7 @@ book's ``τ0²``; the bulk edges are the book's ``λ∓`` and ``theta^2 / sigma2
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -27,6 +28,11 @@ __all__ = [
     "loglog_slope",
     "SpikePrediction",
     "gram_spike_predictions",
+    "BulkEdge",
+    "OutlierPrediction",
+    "gram_bulk_edge",
+    "count_outliers",
+    "predict_outliers",
 ]
 
 
@@ -219,7 +225,7 @@ class SpikePrediction(NamedTuple):
     ----------
     signals : ndarray, shape (r,)
         Signal strengths ``theta_k^2`` (decreasing), the non-zero eigenvalues of
-        ``D^{1/2} M^T M D^{1/2}``, ``D = diag(proportions)``.
+        ``diag(pi)^{1/2} M^T M diag(pi)^{1/2}``, ``pi`` the class proportions.
     eigenvalues : ndarray, shape (r,)
         Limits of the isolated eigenvalues of ``X @ X.T``; NaN when undetectable.
     alignments : ndarray, shape (r,)
@@ -248,9 +254,13 @@ def gram_spike_predictions(M, proportions, ratio: float, sigma2: float = 1.0) ->
 
     The returned ``alignments`` are the cosines ``|<u_hat_k, u_k>|`` (the square root of
     the second limit), as in eq-gmm-spike. At the threshold ``lambda_k`` equals the bulk
-    edge ``sigma2 (1 + sqrt(r))^2`` and the alignment vanishes. For class-dependent
-    covariances this is an approximation
-    with ``sigma2 = tr C° / p``.
+    edge ``sigma2 (1 + sqrt(r))^2`` and the alignment vanishes. The limits hold as
+    ``n, p -> infinity`` when the signal strengths (the eigenvalues of
+    ``diag(pi)^{1/2} M^T M diag(pi)^{1/2}``) converge; the eigenvector limits need them
+    also to be simple (distinct), otherwise only the projection on the eigenspace of a
+    repeated value converges. For class-dependent covariances this is an approximation
+    with ``sigma2 = tr C° / p``; :func:`gram_bulk_edge` gives the exact bulk edge of
+    such a mixture.
 
     Parameters
     ----------
@@ -289,3 +299,362 @@ def gram_spike_predictions(M, proportions, ratio: float, sigma2: float = 1.0) ->
     eig[visible] = sigma2 * r * (1 + sv) * (1 + 1 / (r * sv))
     align[visible] = np.sqrt((sv**2 - 1 / r) / (sv * (sv + 1)))
     return SpikePrediction(signals=theta2, eigenvalues=eig, alignments=align)
+
+
+# ---------------------------------------------------------------------------------
+# the bulk of a mixture's Gram matrix, and the eigenvalues beyond it
+
+
+class BulkEdge(NamedTuple):
+    """Right edge of the deterministic-equivalent bulk of ``scale · Z Zᵀ/p + shift · I_n``
+    (see :func:`gram_bulk_edge`).
+
+    Attributes
+    ----------
+    edge : float
+        ``scale · gram_edge + shift``: the right end of the support.
+    gram_edge : float
+        Right edge of the support of ``Z Zᵀ/p`` alone.
+    tw_scale : float
+        Tracy–Widom scale of the largest bulk eigenvalue at this edge,
+        ``scale · (c n)^{-2/3}`` where the density behaves like ``(c/π) √(gram_edge − x)``
+        below ``gram_edge`` (mass normalised over all ``n`` eigenvalues): the largest
+        eigenvalue of the bulk fluctuates around ``edge`` by a few ``tw_scale``.
+    scale, shift : float
+        The affine map applied to the Gram matrix.
+    n : int
+        Matrix size (number of samples).
+    """
+
+    edge: float
+    gram_edge: float
+    tw_scale: float
+    scale: float
+    shift: float
+    n: int
+
+
+class OutlierPrediction(NamedTuple):
+    """Isolated eigenvalues of a spectrum, relative to a predicted bulk edge (see
+    :func:`count_outliers` and :func:`predict_outliers`).
+
+    Attributes
+    ----------
+    bulk : BulkEdge
+        The predicted bulk edge and its Tracy–Widom scale.
+    threshold : float
+        ``bulk.edge + max(margin · bulk.tw_scale, tolerance)``: eigenvalues above it are
+        called isolated.
+    positions : ndarray, shape (count,)
+        The isolated eigenvalues, decreasing.
+    count : int
+        How many there are.
+    margin : float
+        In Tracy–Widom units.
+    tolerance : float
+        Absolute tolerance on the edge (the larger of the absolute and relative ones
+        passed to :func:`count_outliers`).
+    """
+
+    bulk: BulkEdge
+    threshold: float
+    positions: np.ndarray
+    count: int
+    margin: float
+    tolerance: float
+
+    def beyond(self, eigvals) -> int:
+        """Number of ``eigvals`` (array_like, shape (m,)) above ``threshold``, e.g. the
+        spectrum of the exact kernel that the prediction is checked against."""
+        vals = _checks.real_array(eigvals, "eigvals", ndim=1, shape_hint="(m,)")
+        return int(np.count_nonzero(vals > self.threshold))
+
+
+def _covariance_model(covs, counts, p: int):
+    """Validated ``(kind, covs, counts)``: kind "diag" with covs (K, J) and weights (J,),
+    or "full" with covs (K, p, p)."""
+    counts = _checks.real_array(counts, "counts", ndim=1, dtype=None, shape_hint="(K,)")
+    if counts.dtype.kind not in "iu":
+        raise TypeError(f"counts must be integers (class sizes n_a), got dtype {counts.dtype}")
+    if np.any(counts < 1):
+        raise ValueError(f"counts must be positive class sizes, got {counts.tolist()}")
+    counts = counts.astype(np.float64)
+    K = counts.size
+    covs = _checks.real_array(covs, "covs", ndim=(1, 2, 3),
+                              shape_hint="(K,), (K, p) or (K, p, p)")
+    if covs.shape not in ((K,), (K, p), (K, p, p)):
+        raise ValueError(
+            f"covs must have shape (K,)={(K,)}, (K, p)={(K, p)} or (K, p, p)={(K, p, p)}, "
+            f"got {covs.shape}"
+        )
+    if covs.ndim < 3:
+        if np.any(covs < 0):
+            raise ValueError(f"covs must be non-negative variances, got minimum {covs.min():g}")
+        D = covs[:, None] if covs.ndim == 1 else covs
+        weights = np.full(D.shape[1], 1.0 / D.shape[1])
+        if not np.any(D > 0):
+            raise ValueError("covs must not all be zero")
+        return "diag", D, weights, counts
+    gap = float(np.max(np.abs(covs - np.swapaxes(covs, 1, 2))))
+    if gap > 1e-8 * max(1.0, float(np.max(np.abs(covs)))):
+        raise ValueError(f"covs must be symmetric matrices, got max |C - C^T| = {gap:.3g}")
+    covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+    if not np.any(covs != 0):
+        raise ValueError("covs must not all be zero")
+    return "full", covs, None, counts
+
+
+def _fixed_point(x: float, delta: np.ndarray, model, p: int):
+    """``F(δ)`` and its Jacobian for the deterministic equivalent at real ``x`` (outside
+    the support), or None when ``x`` is not right of the spectrum of the current
+    ``Σ_b w_b C_b`` (then no solution of the branch exists there)."""
+    kind, covs, weights, counts = model
+    if np.any(1.0 + delta <= 0):
+        return None
+    c = counts / p
+    w = c / (1.0 + delta)
+    dw = c / (1.0 + delta) ** 2          # -∂w_b/∂δ_b
+    if kind == "diag":
+        b = x - w @ covs                 # diagonal of x I - Σ_b w_b C_b, shape (J,)
+        if np.any(b <= 0):
+            return None
+        q = 1.0 / b
+        F = -(covs * q) @ weights
+        J = ((covs * q**2 * weights) @ covs.T) * dw[None, :]
+        return F, J
+    B = x * np.eye(p) - np.tensordot(w, covs, axes=1)
+    try:
+        L = np.linalg.cholesky(B)
+    except np.linalg.LinAlgError:
+        return None
+    Linv = np.linalg.solve(L, np.eye(p))
+    # G_a = L^{-1} C_a L^{-T}: tr(C_a B^{-1}) = tr G_a, tr(C_a B^{-1} C_b B^{-1}) = <G_a, G_b>
+    G = np.einsum("ij,ajk,lk->ail", Linv, covs, Linv, optimize=True)
+    F = -np.einsum("aii->a", G) / p
+    J = np.einsum("aij,bij->ab", G, G) / p * dw[None, :]
+    return F, J
+
+
+def _branch_solution(x: float, delta0: np.ndarray, model, p: int, *, maxiter: int = 200):
+    """Newton from the upper solution ``delta0`` on the branch that comes from x = +inf;
+    None if the branch has no solution at ``x`` (``x`` is at or left of the edge)."""
+    d = delta0.copy()
+    eye = np.eye(d.size)
+    for _ in range(maxiter):
+        out = _fixed_point(x, d, model, p)
+        if out is None:
+            return None
+        F, J = out
+        if np.max(np.abs(np.linalg.eigvals(J))) >= 1.0:
+            return None
+        residual = F - d
+        step = np.linalg.solve(eye - J, residual)
+        d = d + step
+        if np.max(np.abs(residual)) <= 1e-14 * (1.0 + np.max(np.abs(d))):
+            return d  # converged to rounding (Newton's last step is below 1e-13)
+    return None
+
+
+def gram_bulk_edge(covs, counts, p: int, *, scale: float = 1.0, shift: float = 0.0
+                   ) -> BulkEdge:
+    """Right edge of the bulk of ``scale · Z Zᵀ/p + shift · I_n`` for a mixture's noise,
+    ``z_i ~ N(0, C_a)`` independent, ``n_a`` rows in class ``a`` (the information-free
+    part of the book's eq-equiv-theorem).
+
+    The deterministic equivalent of the resolvent of ``S = Σ_i z_i z_iᵀ / p`` is
+    ``Q̄(x) = (Σ_a (n_a/p) C_a / (1 + δ_a) − x I_p)^{-1}`` with
+    ``δ_a = tr(C_a Q̄)/p`` (the Marchenko–Pastur equation for a mixture of covariances;
+    Silverstein and Bai 1995 for one class, Couillet and Liao 2022 for mixtures); the
+    Stieltjes transform of the ``n × n`` Gram matrix is
+    ``m(x) = −Σ_a n_a / (n x (1 + δ_a(x)))``. Right of the support the branch of real
+    solutions that comes from ``x = +∞`` exists; the edge is where it ends (the Jacobian
+    of the fixed point reaches spectral radius one), found by bisection with Newton
+    steps from the solution above (the map is order preserving and concave, so the
+    iterates decrease monotonically to the solution when it exists). The Tracy–Widom
+    scale comes from the square-root behaviour ``m(x) − m(E) ≈ a √(x − E)`` right of the
+    edge: the density is ``(|a|/π) √(E − x)`` left of it and the largest eigenvalue
+    fluctuates on the scale ``(|a| n)^{-2/3}`` (for one white class this is Johnstone's
+    ``(√n + √p)(1/√n + 1/√p)^{1/3} / p``).
+
+    Parameters
+    ----------
+    covs : array_like, shape (K,), (K, p) or (K, p, p)
+        Class covariances ``C_a`` as in :class:`lossless.data.GaussianMixture`:
+        multiples of the identity, diagonals or full matrices (full ones cost
+        ``O(p^3)`` per step, about 80 steps).
+    counts : array_like of int, shape (K,)
+        Class sizes ``n_a`` (positive); ``n = Σ_a n_a``.
+    p : int
+        Dimension.
+    scale : float
+        Positive factor (the book's ``α_{L,1}`` or ``β_{L,1}``).
+    shift : float
+        Identity coefficient of the equivalent.
+
+    Returns
+    -------
+    BulkEdge
+    """
+    p = _checks.integer(p, "p", minimum=1)
+    scale = _checks.positive(scale, "scale")
+    shift = _checks.real(shift, "shift")
+    model = _covariance_model(covs, counts, p)
+    kind, C, weights, n_a = model
+    n = float(n_a.sum())
+    top = float(np.max(C)) if kind == "diag" else float(
+        max(np.linalg.eigvalsh(Ca)[-1] for Ca in C))
+    hi = 1.1 * (1.0 + math.sqrt(n / p)) ** 2 * top + 1e-300
+    d_hi = None
+    for _ in range(60):
+        d_hi = _branch_solution(hi, np.zeros(n_a.size), model, p)
+        if d_hi is not None:
+            break
+        hi *= 2.0
+    if d_hi is None:  # pragma: no cover - the bound above is always outside the support
+        raise RuntimeError("gram_bulk_edge: no point right of the support was found")
+    d_top = d_hi
+    lo = 0.0
+    while hi - lo > 1e-12 * hi:
+        mid = 0.5 * (lo + hi)
+        d = _branch_solution(mid, d_hi, model, p)
+        if d is None:
+            lo = mid
+        else:
+            hi, d_hi = mid, d
+    edge = hi
+
+    def stieltjes(x: float, d: np.ndarray) -> float:
+        return float(-np.sum(n_a / (1.0 + d)) / (n * x))
+
+    m_edge = stieltjes(edge, d_hi)
+    # from the largest offset down, each solve starting from the one above (an upper
+    # solution: δ(x) increases with x)
+    hs = edge * np.array([1.6e-3, 8e-4, 4e-4, 2e-4, 1e-4, 5e-5, 2.5e-5, 1.25e-5])
+    dm, d = [], d_top
+    for h in hs:
+        d = _branch_solution(edge + h, d, model, p)
+        if d is None:  # pragma: no cover - every edge + h is right of the edge
+            raise RuntimeError("gram_bulk_edge: the branch was lost right of the edge")
+        dm.append(stieltjes(edge + h, d) - m_edge)
+    A = np.column_stack([np.sqrt(hs), hs, hs**1.5, hs**2])
+    a = float(np.linalg.lstsq(A, np.array(dm), rcond=None)[0][0])
+    tw = (abs(a) * n) ** (-2.0 / 3.0)
+    return BulkEdge(edge=scale * edge + shift, gram_edge=edge, tw_scale=scale * tw,
+                    scale=scale, shift=shift, n=int(n))
+
+
+def count_outliers(eigvals, bulk: BulkEdge, *, margin: float = 4.0,
+                   tolerance: float = 0.0, relative_tolerance: float = 0.0
+                   ) -> OutlierPrediction:
+    """The eigenvalues of a spectrum that lie beyond a predicted bulk edge.
+
+    An eigenvalue is isolated when it exceeds ``bulk.edge + max(margin · tw_scale,
+    tolerance, relative_tolerance · scale · gram_edge)``. With ``margin = 4`` a pure
+    bulk has an eigenvalue that far out with probability about 2·10⁻⁴ (the Tracy–Widom
+    GOE law: 99 % quantile 2.02, ``P(TW₁ > 4) ≈ 2·10⁻⁴``); the tolerances widen the
+    margin when the spectrum is only known up to an error larger than the Tracy–Widom
+    scale (an exact kernel compared with its equivalent): ``tolerance`` in absolute
+    terms, ``relative_tolerance`` in units of the bulk's extent above the shift,
+    ``scale · gram_edge``.
+
+    Parameters
+    ----------
+    eigvals : array_like, shape (n,)
+        The spectrum (any order).
+    bulk : BulkEdge
+        From :func:`gram_bulk_edge`.
+    margin : float
+        Non-negative, in Tracy–Widom units.
+    tolerance : float
+        Non-negative, absolute.
+    relative_tolerance : float
+        Non-negative, in units of ``bulk.scale * bulk.gram_edge``.
+
+    Returns
+    -------
+    OutlierPrediction
+        Its ``tolerance`` is the larger of the two tolerances, in absolute terms.
+    """
+    if not isinstance(bulk, BulkEdge):
+        raise TypeError(f"bulk must be a BulkEdge (from gram_bulk_edge), got {type(bulk).__name__}")
+    vals = _checks.real_array(eigvals, "eigvals", ndim=1, shape_hint="(n,)")
+    margin = _checks.positive(margin, "margin", allow_zero=True)
+    tolerance = _checks.positive(tolerance, "tolerance", allow_zero=True)
+    relative = _checks.positive(relative_tolerance, "relative_tolerance", allow_zero=True)
+    tolerance = max(tolerance, relative * bulk.scale * bulk.gram_edge)
+    threshold = bulk.edge + max(margin * bulk.tw_scale, tolerance)
+    out = np.sort(vals[vals > threshold])[::-1]
+    return OutlierPrediction(bulk=bulk, threshold=float(threshold), positions=out,
+                             count=int(out.size), margin=margin, tolerance=tolerance)
+
+
+def predict_outliers(sample, layers, *, kernel: str = "ck", surrogates=None,
+                     margin: float = 4.0, tolerance: float = 0.0,
+                     relative_tolerance: float = 0.0, equivalent_eigvals=None,
+                     first_layer_m4: float = 3.0) -> OutlierPrediction:
+    """How many eigenvalues of a kernel are isolated, and where, from its equivalent K̃.
+
+    ``K̃ = s X Xᵀ + V C Vᵀ + c I_n`` (the book's eq-equiv-theorem, built by
+    :func:`lossless.theory.ck_terms` / :func:`lossless.theory.ntk_terms`) is, with
+    ``X = (J Mᵀ + Z)/√p``, its information-free part ``s Z Zᵀ/p + c I_n`` plus a
+    perturbation of rank at most ``3K + 1`` (the means, the trace and norm directions
+    of ``V``). The bulk of K̃ is the deterministic equivalent of the first
+    (:func:`gram_bulk_edge`, with the sample's class covariances and sizes); the
+    prediction is the set of eigenvalues of K̃ beyond that edge by
+    ``max(margin · tw_scale, tolerance, relative_tolerance · scale · gram_edge)``
+    (:func:`count_outliers`).
+
+    Parameters
+    ----------
+    sample : lossless.data.Sample
+        With a mixture (true or estimated, :meth:`lossless.data.Sample.from_data`).
+    layers : list of Activation
+    kernel : {"ck", "ntk"}
+    surrogates : list, optional
+        NTK only, as in :func:`lossless.theory.equivalent_ntk`.
+    margin, tolerance, relative_tolerance : float
+        As in :func:`count_outliers`.
+    equivalent_eigvals : array_like, shape (n,), optional
+        The eigenvalues of K̃ if already computed (e.g.
+        ``SpectralComparison.eigvals_equivalent``, for the same ``first_layer_m4``);
+        computed here otherwise.
+    first_layer_m4 : float
+        Fourth moment of the first layer's weights, passed to the equivalent (3, the
+        Gaussian, by default). It changes the class block of K̃ only (a term of rank at
+        most K), not the bulk.
+
+    Returns
+    -------
+    OutlierPrediction
+        ``count`` eigenvalues of K̃ at ``positions`` beyond ``threshold``; check a
+        spectrum against it with :meth:`OutlierPrediction.beyond`.
+    """
+    from lossless import theory
+
+    kernel = _checks.choice(kernel, "kernel", ("ck", "ntk"))
+    if getattr(sample, "mixture", None) is None:
+        raise ValueError("sample must have a mixture (class covariances), got one without; "
+                         "use lossless.data.Sample.from_data for real data")
+    m4 = _checks.real(first_layer_m4, "first_layer_m4", low=1.0)
+    extra = {} if m4 == 3.0 else {"first_layer_m4": m4}
+    if kernel == "ck":
+        if surrogates is not None:
+            raise ValueError("surrogates apply to kernel='ntk' only, got kernel='ck'")
+        terms = theory.ck_terms(sample, layers, **extra)
+    else:
+        terms = theory.ntk_terms(sample, layers, surrogates=surrogates, **extra)
+    if not math.isfinite(terms.shift):
+        raise ValueError("the NTK equivalent has an infinite diagonal (a jump without a "
+                         "surrogate derivative): pass surrogates=[...]")
+    if terms.scale <= 0:
+        raise ValueError(f"the equivalent's Gram coefficient must be positive to have a "
+                         f"Marchenko-Pastur bulk, got {terms.scale:g} (g1 = 0 in a layer)")
+    bulk = gram_bulk_edge(sample.mixture.covs, sample.counts, sample.p, scale=terms.scale,
+                          shift=terms.shift)
+    if equivalent_eigvals is None:
+        equivalent_eigvals = np.linalg.eigvalsh(terms.matrix(sample.X))
+    else:
+        equivalent_eigvals = _checks.real_array(equivalent_eigvals, "equivalent_eigvals",
+                                                shape=(sample.n,), shape_hint="(n,)")
+    return count_outliers(equivalent_eigvals, bulk, margin=margin, tolerance=tolerance,
+                          relative_tolerance=relative_tolerance)

@@ -3,7 +3,10 @@
 :func:`coefficients` runs the scalar recursion (α, β, τ, κ per layer) from the Gaussian
 moments of the activations; :func:`equivalent_ck` and :func:`equivalent_ntk` assemble
 the n×n matrices K̃ from a :class:`~lossless.data.Sample`, and :func:`compare_spectra`
-puts them against the exact kernels of :mod:`lossless.kernels`.
+puts them against the exact kernels of :mod:`lossless.kernels`. With non-Gaussian
+first-layer weights (``first_layer_m4``, fourth moment m₄ = 3 + κ₄) the equivalents gain
+the first layer's κ₄ block ``α_L,5 (J/√p) D (J/√p)ᵀ`` (eq-first-layer-equivalent,
+:func:`first_layer_term`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "ntk_terms",
     "equivalent_ck",
     "equivalent_ntk",
+    "first_layer_term",
     "authors_ck_shift",
     "authors_equivalent_ck",
     "authors_ntk_shift",
@@ -113,6 +117,10 @@ class LayerCoefficients:
         τ_ℓ (not squared).
     kappa2 : float
         κ_ℓ² (``inf`` once a layer with a jump and no surrogate has been crossed).
+    alpha5, beta5 : float
+        α_ℓ,5 and β_ℓ,5, the coefficients of the first layer's κ₄ block
+        ``(J/√p) D (J/√p)ᵀ`` in K̃_CK,ℓ and K̃_NTK,ℓ (the book's
+        eq-first-layer-equivalent); 0 with Gaussian first-layer weights.
     """
 
     index: int
@@ -124,6 +132,8 @@ class LayerCoefficients:
     beta: tuple[float, float, float]
     tau: float
     kappa2: float
+    alpha5: float = 0.0
+    beta5: float = 0.0
 
 
 _COLUMNS = (
@@ -151,10 +161,14 @@ class Coefficients:
     ``rows[0]`` is the input (α_0 = (1, 0, 0, 1), β_0 = (1, 0, 0), κ_0² = τ_0²),
     ``rows[ℓ]`` layer ℓ = 1..L. Indexing (``coeffs[ℓ]``) returns a
     :class:`LayerCoefficients`; the array properties stack all rows.
+    ``first_layer_m4`` is E w⁴ of the first layer's weights (3: Gaussian); the first
+    layer's κ₄ block has the coefficients :attr:`alpha5`, :attr:`beta5`
+    (eq-first-layer-equivalent), shown in the table only when κ₄ ≠ 0.
     """
 
     tau0: float
     rows: tuple[LayerCoefficients, ...]
+    first_layer_m4: float = 3.0
 
     # -- table access ------------------------------------------------------------
     @property
@@ -192,6 +206,21 @@ class Coefficients:
         return np.array([r.kappa2 for r in self.rows], dtype=float)
 
     @property
+    def kappa4(self) -> float:
+        """κ₄ = m₄ − 3 of the first layer's weights (0 for Gaussian weights)."""
+        return self.first_layer_m4 - 3.0
+
+    @property
+    def alpha5(self) -> np.ndarray:
+        """ndarray, shape (L+1,): α_ℓ,5 (first layer's κ₄ block of K̃_CK,ℓ), ℓ = 0..L."""
+        return np.array([r.alpha5 for r in self.rows], dtype=float)
+
+    @property
+    def beta5(self) -> np.ndarray:
+        """ndarray, shape (L+1,): β_ℓ,5 (first layer's κ₄ block of K̃_NTK,ℓ), ℓ = 0..L."""
+        return np.array([r.beta5 for r in self.rows], dtype=float)
+
+    @property
     def invariants(self) -> np.ndarray:
         """ndarray, shape (L, 3): (g1², g2², h) of each layer at its input scale.
 
@@ -219,7 +248,8 @@ class Coefficients:
         r = self._row(layer)
         return r.kappa2 - self.tau0**2 * r.beta[0]
 
-    def A(self, t: np.ndarray, T: np.ndarray, layer: int | None = None) -> np.ndarray:
+    def A(self, t: np.ndarray, T: np.ndarray, layer: int | None = None,
+          D: np.ndarray | None = None) -> np.ndarray:
         """The (K+1)×(K+1) matrix A_ℓ of the low-rank part V A_ℓ Vᵀ of K̃_CK,ℓ.
 
         Parameters
@@ -230,14 +260,20 @@ class Coefficients:
             ``T_ab = tr(C_a C_b) / p``.
         layer : int, optional
             ℓ (default L).
+        D : ndarray, shape (K, K), optional
+            ``D_ab = Σ_k (C_a)_kk (C_b)_kk / p`` (:attr:`lossless.data.Sample.D`); needed
+            when the first layer's weights are not Gaussian (α_ℓ,5 ≠ 0), where
+            ``α_ℓ,5 D`` is added to the class block (eq-first-layer-equivalent).
         """
         r = self._row(layer)
-        return _lowrank_block(r.alpha[1], r.alpha[2], t, T)
+        return _lowrank_block(r.alpha[1], r.alpha[2], t, T, r.alpha5, D)
 
-    def B(self, t: np.ndarray, T: np.ndarray, layer: int | None = None) -> np.ndarray:
-        """The (K+1)×(K+1) matrix B_ℓ of the low-rank part V B_ℓ Vᵀ of K̃_NTK,ℓ."""
+    def B(self, t: np.ndarray, T: np.ndarray, layer: int | None = None,
+          D: np.ndarray | None = None) -> np.ndarray:
+        """The (K+1)×(K+1) matrix B_ℓ of the low-rank part V B_ℓ Vᵀ of K̃_NTK,ℓ
+        (``β_ℓ,5 D`` added to the class block, see :meth:`A`)."""
         r = self._row(layer)
-        return _lowrank_block(r.beta[1], r.beta[2], t, T)
+        return _lowrank_block(r.beta[1], r.beta[2], t, T, r.beta5, D)
 
     # -- conversions ---------------------------------------------------------------
     def to_dict(self) -> dict[str, list]:
@@ -245,7 +281,9 @@ class Coefficients:
 
         Keys: ``layer, activation, tau_in, m, g1, g2, h, v, q, ntk_g1, ntk_g2, ntk_q,
         alpha1..alpha4, beta1..beta3, tau, kappa2`` and the scalar ``tau0`` is repeated
-        in ``tau0``. Entries that do not exist for the input row (moments) are None.
+        in ``tau0``; with non-Gaussian first-layer weights (``first_layer_m4 != 3``)
+        also ``first_layer_m4``, ``alpha5`` and ``beta5``. Entries that do not exist for
+        the input row (moments) are None.
         """
         out: dict[str, list] = {k: [] for k in (
             "layer", "activation", "tau0", "tau_in", "m", "g1", "g2", "h", "v", "q",
@@ -267,6 +305,10 @@ class Coefficients:
                 out[f"beta{k + 1}"].append(float(r.beta[k]))
             out["tau"].append(float(r.tau))
             out["kappa2"].append(float(r.kappa2))
+        if self.kappa4 != 0.0:
+            out["first_layer_m4"] = [self.first_layer_m4] * len(self.rows)
+            out["alpha5"] = [float(r.alpha5) for r in self.rows]
+            out["beta5"] = [float(r.beta5) for r in self.rows]
         return out
 
     def _cells(self) -> list[list[str]]:
@@ -285,30 +327,49 @@ class Coefficients:
                 *(_fmt(b) for b in r.beta),
                 _fmt(r.tau),
                 _fmt(r.kappa2),
-            ])
+            ] + ([_fmt(r.alpha5), _fmt(r.beta5)] if self.kappa4 != 0.0 else []))
         return rows
 
+    def _labels(self) -> list[str]:
+        extra = ["α5", "β5"] if self.kappa4 != 0.0 else []
+        return [label for _, label in _COLUMNS] + extra
+
+    def _title_m4(self) -> str:
+        return "" if self.kappa4 == 0.0 else f", first-layer m4={self.first_layer_m4:.4g}"
+
     def __repr__(self) -> str:
-        return text_table(f"Coefficients(L={self.depth}, tau0={self.tau0:.4g})",
-                          [label for _, label in _COLUMNS], self._cells())
+        return text_table(f"Coefficients(L={self.depth}, tau0={self.tau0:.4g}{self._title_m4()})",
+                          self._labels(), self._cells())
 
     def _repr_html_(self) -> str:
-        return html_table(f"Coefficients (L = {self.depth}, τ<sub>0</sub> = {self.tau0:.4g})",
-                          [label for _, label in _COLUMNS], self._cells())
+        return html_table(f"Coefficients (L = {self.depth}, τ<sub>0</sub> = {self.tau0:.4g}"
+                          f"{self._title_m4()})", self._labels(), self._cells())
 
 
 def _act_label(act: Activation) -> str:
     return str(getattr(act, "name", type(act).__name__))
 
 
-def _lowrank_block(c2: float, c3: float, t: np.ndarray, T: np.ndarray) -> np.ndarray:
+def _lowrank_block(c2: float, c3: float, t: np.ndarray, T: np.ndarray, c5: float = 0.0,
+                   D: np.ndarray | None = None) -> np.ndarray:
     t = _checks.real_array(t, "t", ndim=1, shape_hint="(K,)")
     T = _checks.square_symmetric(T, "T")
     K = t.shape[0]
     if T.shape != (K, K):
         raise ValueError(f"T must have shape ({K}, {K}) to match t of shape ({K},), got {T.shape}")
+    if c5 != 0.0:
+        if D is None:
+            raise ValueError(
+                "D is needed: the first layer's weights are not Gaussian (alpha5/beta5 = "
+                f"{c5:.6g} != 0), so the class block gets alpha5 * D with "
+                "D_ab = sum_k (C_a)_kk (C_b)_kk / p (lossless.data.Sample.D)")
+        D = _checks.square_symmetric(D, "D")
+        if D.shape != (K, K):
+            raise ValueError(f"D must have shape ({K}, {K}) to match t of shape ({K},), got {D.shape}")
     A = np.empty((K + 1, K + 1))
     A[:K, :K] = c2 * np.outer(t, t) + c3 * T
+    if c5 != 0.0:
+        A[:K, :K] += c5 * D
     A[:K, K] = c2 * t
     A[K, :K] = c2 * t
     A[K, K] = c2
@@ -316,8 +377,8 @@ def _lowrank_block(c2: float, c3: float, t: np.ndarray, T: np.ndarray) -> np.nda
 
 
 def coefficients(layers: Sequence[Activation], tau0: float, *,
-                 surrogates: Sequence[Activation | Callable | None] | None = None
-                 ) -> Coefficients:
+                 surrogates: Sequence[Activation | Callable | None] | None = None,
+                 first_layer_m4: float = 3.0) -> Coefficients:
     """Run the recursion of eq-equiv-alpha and eq-equiv-beta for the α, β, τ and κ of every layer.
 
     Starting from α_0 = (1, 0, 0, 1), β_0 = (1, 0, 0), κ_0² = τ_0², layer ℓ uses the
@@ -336,15 +397,30 @@ def coefficients(layers: Sequence[Activation], tau0: float, *,
     derivative ς_ℓ of that layer if one is given (the same convention as
     :func:`lossless.kernels.exact_ntk`).
 
+    With first-layer weights of fourth moment m₄ (κ₄ = m₄ − 3; eq-first-layer-equivalent)
+    two more coefficients carry the first layer's κ₄ block ``(J/√p) D (J/√p)ᵀ``::
+
+        α_1,5 = κ₄ g2,1² / 4,        α_ℓ,5 = g1² α_ℓ-1,5      (ℓ ≥ 2)
+        β_ℓ,5 = α_ℓ,5 + ġ1² β_ℓ-1,5  (β_0,5 = 0)
+
+    (g2,1 of σ_1 at τ_0); τ, κ and α_1..4, β_1..3 are unchanged at leading order.
+
     Parameters
     ----------
     layers : list of Activation, length L
         The activation of each layer.
     tau0 : float
-        τ_0 = sqrt(mean_i ‖x_i‖²) (not squared), > 0.
+        The input scale, not squared, > 0. The book's τ_0 is ``sqrt(tr C° / p)``
+        (notation page); every computation passes its data estimate
+        τ̂_0 = sqrt(mean_i ‖x_i‖²) (:attr:`lossless.data.Sample.tau0`, which differs
+        from τ_0² by O(1/p) in squares), as the exact kernels of :mod:`lossless.kernels`
+        do.
     surrogates : list of (None | Activation | callable), length L, optional
         Straight-through derivative per layer for the NTK (a callable is wrapped in
         :class:`lossless.activations.Custom`). Only β's ġ and κ are affected.
+    first_layer_m4 : float, default 3.0
+        E w⁴ of the first layer's i.i.d. unit-variance weights (3: Gaussian, all
+        α_ℓ,5 = β_ℓ,5 = 0; 1/(1 − ε) for sparse ternary weights), finite and ≥ 1.
 
     Returns
     -------
@@ -361,8 +437,11 @@ def coefficients(layers: Sequence[Activation], tau0: float, *,
     layers = check_layers(layers)
     tau0 = check_positive(tau0, "tau0")
     surrogates = check_surrogates(surrogates, len(layers))
+    m4 = _checks.real(first_layer_m4, "first_layer_m4", low=1.0)
+    kappa4 = m4 - 3.0
 
     alpha = (1.0, 0.0, 0.0, 1.0)
+    alpha5 = beta5 = 0.0
     beta = (1.0, 0.0, 0.0)
     tau = tau0
     kappa2 = tau0**2
@@ -399,9 +478,11 @@ def coefficients(layers: Sequence[Activation], tau0: float, *,
         q = der.q
         new_kappa2 = math.inf if math.isinf(q) or math.isinf(kappa2) else mom.v + q * kappa2
         alpha, beta, tau, kappa2 = new_alpha, new_beta, new_tau, new_kappa2
+        alpha5 = 0.25 * kappa4 * g2sq if index == 1 else g1sq * alpha5
+        beta5 = alpha5 + d1sq * beta5
         rows.append(LayerCoefficients(index, act, rows[-1].tau, mom, der, alpha, beta, tau,
-                                      kappa2))
-    return Coefficients(tau0=tau0, rows=tuple(rows))
+                                      kappa2, alpha5, beta5))
+    return Coefficients(tau0=tau0, rows=tuple(rows), first_layer_m4=m4)
 
 
 # ---------------------------------------------------------------------------------
@@ -482,56 +563,85 @@ def _sample_parts(sample: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return X, V, t, T
 
 
+def _sample_D(sample: Any, coeffs: Coefficients) -> np.ndarray | None:
+    """``sample.D`` when the first layer's weights are not Gaussian, else None."""
+    if coeffs.kappa4 == 0.0:
+        return None
+    if not hasattr(sample, "D"):
+        raise TypeError(
+            f"sample must provide D (D_ab = sum_k (C_a)_kk (C_b)_kk / p, a lossless.data.Sample) "
+            f"for first_layer_m4 = {coeffs.first_layer_m4!r} != 3; "
+            f"{type(sample).__name__} has none")
+    return _checks.real_array(sample.D, "sample.D", ndim=2, shape_hint="(K, K)")
+
+
+_M4_DOC = """first_layer_m4 : float, default 3.0
+        E w⁴ of the first layer's i.i.d. unit-variance weights (3: Gaussian;
+        1/(1 − ε) for sparse ternary weights), finite and ≥ 1. Otherwise the first
+        layer's κ₄ block ``α_L,5 (J/√p) D (J/√p)ᵀ`` (``β_L,5`` for the NTK) is
+        added, with ``D = sample.D`` (eq-first-layer-equivalent, :func:`coefficients`)."""
+
+
 def ck_terms(sample: Any, layers: Sequence[Activation], *,
-             tau0: float | None = None) -> EquivalentTerms:
+             tau0: float | None = None, first_layer_m4: float = 3.0) -> EquivalentTerms:
     """Factored K̃_CK,L of ``sample`` (see :func:`equivalent_ck`)."""
     X, V, t, T = _sample_parts(sample)
-    c = coefficients(layers, sample.tau0 if tau0 is None else tau0)
-    return EquivalentTerms(scale=c[-1].alpha[0], V=V, C=c.A(t, T), shift=c.ck_shift(),
-                           coefficients=c)
+    c = coefficients(layers, sample.tau0 if tau0 is None else tau0,
+                     first_layer_m4=first_layer_m4)
+    return EquivalentTerms(scale=c[-1].alpha[0], V=V, C=c.A(t, T, D=_sample_D(sample, c)),
+                           shift=c.ck_shift(), coefficients=c)
 
 
 def ntk_terms(sample: Any, layers: Sequence[Activation], *,
               surrogates: Sequence[Activation | Callable | None] | None = None,
-              tau0: float | None = None) -> EquivalentTerms:
+              tau0: float | None = None, first_layer_m4: float = 3.0) -> EquivalentTerms:
     """Factored K̃_NTK,L of ``sample`` (see :func:`equivalent_ntk`)."""
     X, V, t, T = _sample_parts(sample)
-    c = coefficients(layers, sample.tau0 if tau0 is None else tau0, surrogates=surrogates)
-    return EquivalentTerms(scale=c[-1].beta[0], V=V, C=c.B(t, T), shift=c.ntk_shift(),
-                           coefficients=c)
+    c = coefficients(layers, sample.tau0 if tau0 is None else tau0, surrogates=surrogates,
+                     first_layer_m4=first_layer_m4)
+    return EquivalentTerms(scale=c[-1].beta[0], V=V, C=c.B(t, T, D=_sample_D(sample, c)),
+                           shift=c.ntk_shift(), coefficients=c)
 
 
 def equivalent_ck(sample: Any, layers: Sequence[Activation], *,
-                  tau0: float | None = None) -> np.ndarray:
+                  tau0: float | None = None, first_layer_m4: float = 3.0) -> np.ndarray:
     """Asymptotic equivalent K̃_CK,L of the expected conjugate kernel (eq-equiv-theorem).
 
     ``K̃ = α_L,1 X Xᵀ + V A_L Vᵀ + (τ_L² − τ_0² α_L,1) I_n`` with
-    ``A_L = [[α_L,2 t tᵀ + α_L,3 T, α_L,2 t], [α_L,2 tᵀ, α_L,2]]``; ‖K_CK − K̃‖ → 0 in
-    operator norm as n, p → ∞. Built in O(n² p); nothing larger than n×n is formed.
+    ``A_L = [[α_L,2 t tᵀ + α_L,3 T + α_L,5 D, α_L,2 t], [α_L,2 tᵀ, α_L,2]]``
+    (``α_L,5 = 0`` for Gaussian first-layer weights; eq-first-layer-equivalent);
+    ‖K_CK − K̃‖ → 0 in operator norm as n, p → ∞ (with ``α_L,5 ≠ 0``: up to the
+    first layer's cumulants of order six and more, relative size about the inverse
+    number of non-zero weights per first-layer neuron). Built in O(n² p); nothing larger
+    than n×n is formed.
 
     Parameters
     ----------
     sample : lossless.data.Sample
         Data ``X`` (n, p) and its statistics ``V`` (n, K+1), ``t`` (K,), ``T`` (K, K),
-        ``tau0`` (population statistics from its mixture, or class estimates).
+        ``tau0`` (population statistics from its mixture, or class estimates), and ``D``
+        (K, K) when ``first_layer_m4 != 3``.
     layers : list of Activation, length L
     tau0 : float, optional
         Override ``sample.tau0`` (use the same τ_0 as the exact kernel you compare to).
+    {m4}
 
     Returns
     -------
     ndarray, shape (n, n)
     """
     X, *_ = _sample_parts(sample)
-    return ck_terms(sample, layers, tau0=tau0).matrix(X)
+    return ck_terms(sample, layers, tau0=tau0, first_layer_m4=first_layer_m4).matrix(X)
 
 
 def equivalent_ntk(sample: Any, layers: Sequence[Activation], *,
                    surrogates: Sequence[Activation | Callable | None] | None = None,
-                   diagonal: str = "raise", tau0: float | None = None) -> np.ndarray:
+                   diagonal: str = "raise", tau0: float | None = None,
+                   first_layer_m4: float = 3.0) -> np.ndarray:
     """Asymptotic equivalent K̃_NTK,L of the expected NTK (eq-equiv-theorem).
 
-    ``K̃ = β_L,1 X Xᵀ + V B_L Vᵀ + (κ_L² − τ_0² β_L,1) I_n``, B_L as A_L with β.
+    ``K̃ = β_L,1 X Xᵀ + V B_L Vᵀ + (κ_L² − τ_0² β_L,1) I_n``, B_L as A_L with β
+    (``β_L,5 D`` in the class block, eq-first-layer-equivalent).
 
     Parameters
     ----------
@@ -539,12 +649,13 @@ def equivalent_ntk(sample: Any, layers: Sequence[Activation], *,
     layers : list of Activation, length L
     surrogates : list of (None | Activation | callable), optional
         Straight-through derivative per layer, as in :func:`lossless.kernels.exact_ntk`.
-    diagonal : {"raise", "nan"}
+    diagonal : {{"raise", "nan"}}
         For a layer with a jump and no surrogate, κ² (the diagonal) is infinite:
         ``"raise"`` raises ValueError, ``"nan"`` returns the off-diagonal equivalent
         with NaN on the diagonal (what ``exact_ntk(..., diagonal="nan")`` returns).
     tau0 : float, optional
         Override ``sample.tau0``.
+    {m4}
 
     Returns
     -------
@@ -552,8 +663,59 @@ def equivalent_ntk(sample: Any, layers: Sequence[Activation], *,
     """
     _check_diagonal(diagonal)
     X, *_ = _sample_parts(sample)
-    terms = ntk_terms(sample, layers, surrogates=surrogates, tau0=tau0)
+    terms = ntk_terms(sample, layers, surrogates=surrogates, tau0=tau0,
+                      first_layer_m4=first_layer_m4)
     return terms.matrix(X, diagonal=diagonal)
+
+
+def first_layer_term(sample: Any, layers: Sequence[Activation], first_layer_m4: float, *,
+                     kernel: str = "ck",
+                     surrogates: Sequence[Activation | Callable | None] | None = None,
+                     tau0: float | None = None) -> np.ndarray:
+    """The first layer's κ₄ block of K̃ alone: ``c_L (J/√p) D (J/√p)ᵀ`` (eq-first-layer-equivalent).
+
+    ``c_L = α_L,5`` (CK) or ``β_L,5`` (NTK) of :func:`coefficients`, e.g.
+    ``α_1,5 = κ₄ g2² / 4`` for one layer: what ``equivalent_ck(..., first_layer_m4=m4)``
+    adds to ``equivalent_ck(...)``, the leading order in p of
+    :func:`lossless.kernels.first_layer_correction`.
+
+    Parameters
+    ----------
+    sample : lossless.data.Sample
+        Needs ``J``, ``D``, ``p`` and ``tau0``.
+    layers : list of Activation, length L
+    first_layer_m4 : float
+        E w⁴ of the first layer's weights, finite and ≥ 1.
+    kernel : {"ck", "ntk"}
+    surrogates : optional
+        NTK only (they change ġ1 in β_ℓ,5).
+    tau0 : float, optional
+        Override ``sample.tau0``.
+
+    Returns
+    -------
+    ndarray, shape (n, n)
+        Exactly symmetric, rank ≤ K.
+    """
+    kernel = _checks.choice(kernel, "kernel", _KERNELS)
+    _check_sample(sample)
+    c = coefficients(layers, sample.tau0 if tau0 is None else tau0,
+                     surrogates=surrogates if kernel == "ntk" else None,
+                     first_layer_m4=first_layer_m4)
+    coef = float(c.beta5[-1] if kernel == "ntk" else c.alpha5[-1])
+    J = _checks.real_array(sample.J, "sample.J", ndim=2, shape_hint="(n, K)")
+    if c.kappa4 == 0.0:
+        return np.zeros((J.shape[0], J.shape[0]))
+    D = _sample_D(sample, c)
+    if D.shape != (J.shape[1], J.shape[1]):
+        raise ValueError(f"sample.D must have shape {(J.shape[1], J.shape[1])}, got {D.shape}")
+    Jp = J / math.sqrt(int(sample.p))
+    return _checks.symmetrize(coef * (Jp @ D @ Jp.T))
+
+
+for _f in (equivalent_ck, equivalent_ntk):
+    _f.__doc__ = _f.__doc__.replace("{m4}", _M4_DOC).replace("{{", "{").replace("}}", "}")
+del _f
 
 
 # ---------------------------------------------------------------------------------
@@ -666,8 +828,8 @@ class SpectralComparison:
 
 def compare_spectra(sample: Any, layers: Sequence[Activation], *, kernel: str = "ck",
                     surrogates: Sequence[Activation | Callable | None] | None = None,
-                    n_vectors: int = 2, exact: np.ndarray | None = None
-                    ) -> SpectralComparison:
+                    n_vectors: int = 2, exact: np.ndarray | None = None,
+                    first_layer_m4: float = 3.0) -> SpectralComparison:
     """Exact expected kernel against its asymptotic equivalent, spectrum and vectors.
 
     Parameters
@@ -681,7 +843,10 @@ def compare_spectra(sample: Any, layers: Sequence[Activation], *, kernel: str = 
         Number k of leading eigenvectors kept (≥ 1).
     exact : ndarray, shape (n, n), optional
         The exact kernel, if already computed (``lossless.kernels.exact_ck``/``exact_ntk``
-        at the same τ_0); computed here otherwise.
+        at the same τ_0 and ``first_layer_m4``); computed here otherwise.
+    first_layer_m4 : float, default 3.0
+        E w⁴ of the first layer's weights, passed to both the exact kernel and K̃
+        (eq-first-layer-kappa4, eq-first-layer-equivalent).
 
     Returns
     -------
@@ -693,12 +858,13 @@ def compare_spectra(sample: Any, layers: Sequence[Activation], *, kernel: str = 
     n_vectors = _checks.integer(n_vectors, "n_vectors", minimum=1)
     X, *_ = _sample_parts(sample)
     tau0 = check_positive(sample.tau0, "sample.tau0")
+    m4 = {"first_layer_m4": first_layer_m4}
     if kernel == "ck":
-        K_eq = equivalent_ck(sample, layers, tau0=tau0)
-        K = kernels.exact_ck(X, layers, tau0=tau0) if exact is None else exact
+        K_eq = equivalent_ck(sample, layers, tau0=tau0, **m4)
+        K = kernels.exact_ck(X, layers, tau0=tau0, **m4) if exact is None else exact
     else:
-        K_eq = equivalent_ntk(sample, layers, surrogates=surrogates, tau0=tau0)
-        K = (kernels.exact_ntk(X, layers, surrogates=surrogates, tau0=tau0)
+        K_eq = equivalent_ntk(sample, layers, surrogates=surrogates, tau0=tau0, **m4)
+        K = (kernels.exact_ntk(X, layers, surrogates=surrogates, tau0=tau0, **m4)
              if exact is None else exact)
     K = _checks.square_symmetric(K, "exact")
     if K.shape != K_eq.shape:

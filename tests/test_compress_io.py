@@ -1,6 +1,6 @@
-"""Tests of the CompressedMLP file format (version 2): a header with the format version and
-the SHA-256 of the payload, range checks on load, and clear errors naming the file for
-corrupted, truncated or out-of-range files."""
+"""Tests of the CompressedMLP file format (version 3, entropy-coded codes; version 2 still
+read): a header with the format version and the SHA-256 of the payload, range checks on
+load, and clear errors naming the file for corrupted, truncated or out-of-range files."""
 
 from __future__ import annotations
 
@@ -36,10 +36,13 @@ def _split(data: bytes) -> tuple[bytes, dict, bytes]:
 
 
 def _write_state(path, state, header_changes=None):
-    """A file with a valid checksum for an arbitrary state (to test the range checks)."""
+    """A version-2 file (a torch.save of the state) with a valid checksum for an arbitrary
+    state (to test the range checks, which both versions share)."""
+    if isinstance(state, dict) and "version" in state:
+        state = dict(state, version=2)
     buf = io.BytesIO()
     torch.save(state, buf)
-    data = compress._pack_file(buf.getvalue())
+    data = compress._pack_file(buf.getvalue(), version=2)
     if header_changes:
         magic, header, payload = _split(data)
         header.update(header_changes)
@@ -71,7 +74,7 @@ def test_header_has_version_size_and_sha256(net):
     import hashlib
 
     _, header, payload = _split(net.to_bytes())
-    assert header["format"] == "lossless.CompressedMLP" and header["version"] == 2
+    assert header["format"] == "lossless.CompressedMLP" and header["version"] == 3
     assert header["payload_bytes"] == len(payload)
     assert header["sha256"] == hashlib.sha256(payload).hexdigest()
 
@@ -119,7 +122,7 @@ def test_trailing_bytes_are_refused(net, tmp_path):
         compress.CompressedMLP.load(path)
 
 
-@pytest.mark.parametrize("version", [1, 3, "2", None, True])
+@pytest.mark.parametrize("version", [1, 4, "2", None, True])
 def test_another_format_version_is_refused(net, tmp_path, version):
     path = _write_state(tmp_path / "v.lossless", net.state(), {"version": version})
     with pytest.raises(ValueError, match=r"v\.lossless.*version"):
@@ -197,3 +200,60 @@ def test_load_and_save_refuse_bad_paths(net, tmp_path):
         compress.CompressedMLP.from_bytes("not bytes")
     with pytest.raises(ValueError, match="not a saved CompressedMLP"):
         compress.CompressedMLP.from_bytes(b"")
+
+
+def test_version_2_files_still_load(net, tmp_path):
+    path = _write_state(tmp_path / "v2.lossless", net.state())
+    loaded = compress.CompressedMLP.load(path)
+    X = _inputs()
+    assert torch.equal(loaded(X), net(X))
+
+
+@pytest.mark.parametrize("eps", [0.5, 0.9, 0.99])
+def test_saved_codes_are_at_the_entropy_bound(eps):
+    from lossless import ternary_codec
+
+    plan = compress.compress([activations.get("relu")] * 2, TAU0)
+    big = compress.CompressedMLP.from_plan(plan, 300, [400, 200], sparsity=eps,
+                                           generator=torch.Generator().manual_seed(1))
+    data = big.to_bytes()
+    loaded = compress.CompressedMLP.from_bytes(data)
+    for i in range(big.depth):
+        assert torch.equal(loaded.codes(i), big.codes(i))
+    bound = sum(ternary_codec.entropy_bound_bits(big.codes(i).numpy())
+                for i in range(big.depth)) / 8
+    overhead = 4 * big.widths[-1] + 2048  # fp32 readout, headers and metadata
+    assert len(data) <= 1.01 * bound + overhead, (len(data), bound)
+    rep = big.memory_bits()
+    assert rep.bits("saved file") == 8 * len(data)
+    assert rep.bits("entropy bound of these") <= rep.bits("entropy-coded") \
+        <= 1.01 * rep.bits("entropy bound of these") + 8 * 64 * big.depth
+
+
+def _v3_parts(net):
+    magic, header, payload = _split(net.to_bytes())
+    end = payload.index(b"\n")
+    return json.loads(payload[:end]), payload[end + 1:]
+
+
+def _write_v3(path, meta, body):
+    payload = json.dumps(meta).encode() + b"\n" + body
+    path.write_bytes(compress._pack_file(payload, version=3))
+    return path
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m: m.update(codec="zlib/1"), "coded with"),
+    (lambda m: m["sections"][0].update(shape=m["sections"][0]["shape"][::-1]), "shapes"),
+    (lambda m: m["sections"][0].update(bytes=m["sections"][0]["bytes"] + 4), "announce"),
+    (lambda m: m.update(sections="none"), "sections"),
+    (lambda m: m.update(version=2), "version"),
+    (lambda m: m["sections"][-1].update(dtype="<f8"), "readout"),
+])
+def test_damaged_version_3_metadata_is_refused(net, tmp_path, change, match):
+    meta, body = _v3_parts(net)
+    change(meta)
+    path = _write_v3(tmp_path / "meta.lossless", meta, body)
+    with pytest.raises(ValueError, match="meta.lossless") as err:
+        compress.CompressedMLP.load(path)
+    assert err.match(match)

@@ -195,3 +195,187 @@ def test_relative_error_uses_the_true_norm_of_a_non_symmetric_matrix():
 def test_bad_input_names_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --------------------------------------------------------------------------- bulk edges and outliers
+@pytest.mark.parametrize("n, p", [(200, 400), (800, 400)])
+def test_bulk_edge_of_one_white_class_is_marchenko_pastur_with_johnstone_scale(n, p):
+    bulk = spectra.gram_bulk_edge([1.7], [n], p, scale=0.5, shift=0.25)
+    r = n / p
+    assert bulk.gram_edge == pytest.approx(1.7 * (1 + np.sqrt(r)) ** 2, rel=1e-10)
+    assert bulk.edge == pytest.approx(0.5 * bulk.gram_edge + 0.25, rel=1e-12)
+    # Johnstone (2001): the largest eigenvalue of the unnormalised W W^T fluctuates on
+    # (sqrt n + sqrt p)(1/sqrt n + 1/sqrt p)^(1/3); here divided by p, times 1.7 and 0.5
+    johnstone = (np.sqrt(n) + np.sqrt(p)) * (1 / np.sqrt(n) + 1 / np.sqrt(p)) ** (1 / 3) / p
+    assert bulk.tw_scale == pytest.approx(0.5 * 1.7 * johnstone, rel=1e-3)
+    assert bulk.n == n
+
+
+def test_bulk_edge_representations_agree_and_two_scales_match_simulation():
+    p, counts = 300, np.array([300, 300])
+    scales = np.array([1.0, 1.6])
+    scalar = spectra.gram_bulk_edge(scales, counts, p)
+    diag = spectra.gram_bulk_edge(np.repeat(scales[:, None], p, axis=1), counts, p)
+    full = spectra.gram_bulk_edge(np.stack([s * np.eye(p) for s in scales]), counts, p)
+    assert diag.gram_edge == pytest.approx(scalar.gram_edge, rel=1e-10)
+    assert full.gram_edge == pytest.approx(scalar.gram_edge, rel=1e-10)
+    assert full.tw_scale == pytest.approx(scalar.tw_scale, rel=1e-4)
+    # the edge lies strictly between the two classes' own edges (not a plain MP law)
+    lo = spectra.gram_bulk_edge([1.0], [600], p).gram_edge
+    hi = spectra.gram_bulk_edge([1.6], [600], p).gram_edge
+    assert lo + 0.1 < scalar.gram_edge < hi - 0.1
+    # simulation: the largest eigenvalue of pure noise, over 20 draws, sits within a few
+    # Tracy-Widom units of the edge (TW1 mean -1.21, sd 1.27)
+    rng = np.random.default_rng(3)
+    sd = np.repeat(np.sqrt(scales), counts)[:, None]
+    tops = []
+    for _ in range(20):
+        Z = sd * rng.standard_normal((counts.sum(), p))
+        tops.append(np.linalg.eigvalsh(Z @ Z.T / p)[-1])
+    z = (np.array(tops) - scalar.gram_edge) / scalar.tw_scale
+    assert -3.0 < z.mean() < 0.5 and np.all(z < 4)
+    # a diagonal covariance profile (the 'shape' preset) moves the edge
+    mix = data_preset("shape", 64)
+    shaped = spectra.gram_bulk_edge(mix.covs, [128, 128], 64)
+    flat = spectra.gram_bulk_edge([1.0, 1.0], [128, 128], 64)
+    assert shaped.gram_edge > flat.gram_edge + 0.05
+
+
+def data_preset(name, p):
+    from lossless import data
+
+    return data.preset(name, p)
+
+
+def test_pure_marchenko_pastur_has_no_outlier_and_a_bbp_spike_has_one():
+    p, n = 500, 1000
+    r = n / p
+    bulk = spectra.gram_bulk_edge([1.0], [n], p)
+    rng = np.random.default_rng(7)
+    Z = rng.standard_normal((n, p))
+    pure = spectra.count_outliers(np.linalg.eigvalsh(Z @ Z.T / p), bulk)
+    assert pure.count == 0 and pure.positions.size == 0
+    assert pure.threshold == pytest.approx(bulk.edge + 4 * bulk.tw_scale)
+    labels = np.repeat([0, 1], n // 2)
+    sign = np.where(labels == 0, 1.0, -1.0)
+    for strength, expected in ((1.5, 1), (0.45, 0)):   # theta^2 vs BBP threshold 1/sqrt(2)
+        mu = np.zeros(p)
+        mu[0] = np.sqrt(strength)
+        X = (np.outer(sign, mu) + Z) / np.sqrt(p)
+        found = spectra.count_outliers(np.linalg.eigvalsh(X @ X.T), bulk)
+        pred = spectra.gram_spike_predictions(np.column_stack([mu, -mu]), [0.5, 0.5], r)
+        assert found.count == expected
+        assert found.beyond(np.linalg.eigvalsh(X @ X.T)) == expected
+        if expected:
+            assert found.positions[0] == pytest.approx(pred.eigenvalues[0], rel=0.02)
+        else:
+            assert np.isnan(pred.eigenvalues[0])
+    # a tolerance larger than the Tracy-Widom margin raises the threshold
+    assert 4 * bulk.tw_scale < 0.3
+    wide = spectra.count_outliers([bulk.edge + 0.25], bulk, tolerance=0.3)
+    assert wide.threshold == pytest.approx(bulk.edge + 0.3) and wide.count == 0
+    assert spectra.count_outliers([bulk.edge + 0.25], bulk).count == 1
+
+
+def test_predict_outliers_on_the_reference_mixture():
+    from lossless import activations, data, kernels, theory
+
+    sample = data.preset("reference", 128).sample(256, np.random.default_rng(0))
+    layers = [activations.get("relu")] * 2
+    pred = spectra.predict_outliers(sample, layers)
+    terms = theory.ck_terms(sample, layers)
+    assert pred.bulk.scale == pytest.approx(terms.scale)
+    assert pred.bulk.shift == pytest.approx(terms.shift)
+    # one class spike (the means); the trace and norm directions stay in the bulk
+    assert pred.count == 1
+    K = kernels.exact_ck(sample.X, layers)
+    tol = pred.bulk.scale * pred.bulk.gram_edge / np.sqrt(sample.p)
+    checked = spectra.predict_outliers(sample, layers, tolerance=tol)
+    assert checked.beyond(np.linalg.eigvalsh(K)) == checked.count == 1
+    relative = spectra.predict_outliers(sample, layers, relative_tolerance=1 / np.sqrt(sample.p))
+    assert relative.threshold == pytest.approx(checked.threshold, rel=1e-12)
+    assert relative.tolerance == pytest.approx(tol, rel=1e-12)
+    # the first layer's fourth moment changes a rank-K block of K~, not its bulk
+    m4 = spectra.predict_outliers(sample, layers, first_layer_m4=10.0)
+    assert m4.bulk == pred.bulk
+    assert spectra.predict_outliers(sample, layers, first_layer_m4=3.0).count == pred.count
+    # precomputed eigenvalues of K~ give the same answer
+    again = spectra.predict_outliers(sample, layers,
+                                     equivalent_eigvals=np.linalg.eigvalsh(
+                                         theory.equivalent_ck(sample, layers)))
+    assert again.count == pred.count and np.allclose(again.positions, pred.positions)
+    ntk = spectra.predict_outliers(sample, layers, kernel="ntk")
+    assert ntk.count == 1 and ntk.bulk.scale == pytest.approx(theory.ntk_terms(sample, layers).scale)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: spectra.gram_bulk_edge([1.0], [10.0], 5), TypeError, "counts must be integers"),
+        (lambda: spectra.gram_bulk_edge([1.0], [0], 5), ValueError, "counts must be positive"),
+        (lambda: spectra.gram_bulk_edge([1.0, 2.0], [4], 5), ValueError, "covs must have shape"),
+        (lambda: spectra.gram_bulk_edge([-1.0], [4], 5), ValueError, "covs must be non-negative"),
+        (lambda: spectra.gram_bulk_edge([0.0], [4], 5), ValueError, "covs must not all be zero"),
+        (lambda: spectra.gram_bulk_edge([[[1.0, 2.0], [0.0, 1.0]]], [4], 2), ValueError,
+         "covs must be symmetric"),
+        (lambda: spectra.gram_bulk_edge([np.nan], [4], 5), ValueError, "covs must be finite"),
+        (lambda: spectra.gram_bulk_edge([1.0], [4], 5, scale=0.0), ValueError, "scale"),
+        (lambda: spectra.gram_bulk_edge([1.0], [4], 5, shift=np.inf), ValueError, "shift"),
+        (lambda: spectra.gram_bulk_edge([1.0], [4], 2.5), TypeError, "p must be an integer"),
+        (lambda: spectra.count_outliers([1.0], (1.0, 1.0)), TypeError, "bulk must be a BulkEdge"),
+        (lambda: spectra.count_outliers([1.0], spectra.gram_bulk_edge([1.0], [4], 5), margin=-1),
+         ValueError, "margin"),
+        (lambda: spectra.count_outliers([1.0], spectra.gram_bulk_edge([1.0], [4], 5),
+                                        relative_tolerance=np.nan), ValueError, "relative_tolerance"),
+        (lambda: spectra.predict_outliers(_small_sample(), [_relu()], first_layer_m4=0.5),
+         ValueError, "first_layer_m4"),
+        (lambda: spectra.count_outliers([np.nan], spectra.gram_bulk_edge([1.0], [4], 5)),
+         ValueError, "eigvals must be finite"),
+        (lambda: spectra.predict_outliers(_sample_without_mixture(), [_relu()]), ValueError,
+         "sample must have a mixture"),
+        (lambda: spectra.predict_outliers(_small_sample(), [_relu()], kernel="cnn"), ValueError,
+         "kernel"),
+        (lambda: spectra.predict_outliers(_small_sample(), [_relu()], surrogates=[None]),
+         ValueError, "surrogates apply to kernel='ntk' only"),
+        (lambda: spectra.predict_outliers(_small_sample(), [_sign()], kernel="ntk"), ValueError,
+         "infinite diagonal"),
+        (lambda: spectra.predict_outliers(_small_sample(), [_abs()]), ValueError,
+         "Gram coefficient must be positive"),
+        (lambda: spectra.predict_outliers(_small_sample(), [_relu()], equivalent_eigvals=[1.0]),
+         ValueError, "equivalent_eigvals must have shape"),
+    ],
+)
+def test_outlier_bad_input_names_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def _relu():
+    from lossless import activations
+
+    return activations.get("relu")
+
+
+def _sign():
+    from lossless import activations
+
+    return activations.get("sign")
+
+
+def _abs():
+    from lossless import activations
+
+    return activations.get("abs")
+
+
+def _small_sample():
+    from lossless import data
+
+    return data.preset("reference", 16).sample(32, np.random.default_rng(0))
+
+
+def _sample_without_mixture():
+    from lossless import data
+
+    s = _small_sample()
+    return data.Sample(s.X, s.labels)

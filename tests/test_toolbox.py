@@ -111,3 +111,55 @@ def test_bad_input():
         toolbox.gaussian_expectation(lambda x: 1.0)
     with pytest.raises(ValueError, match="NaN"):
         toolbox.gaussian_expectation(lambda x: np.where(x > 0, 1.0, np.nan))
+
+
+def test_order_two_pieces_add_up_and_have_their_structure():
+    from lossless import data
+
+    s = data.preset("reference", 96).sample(192, np.random.default_rng(3))
+    pieces = toolbox.order_two_pieces(s, RELU)
+    parts = (pieces.scale, pieces.noise, pieces.means_squared, pieces.means_noise, pieces.cross)
+    np.testing.assert_allclose(sum(parts), pieces.centred, atol=1e-14)
+    for A in parts + (pieces.total, pieces.mean):
+        assert A.shape == (192, 192) and np.array_equal(A, A.T) and not np.any(np.diag(A))
+    # the total is the order-2 Mehler term of the one-layer kernel
+    gram = s.X @ s.X.T
+    nu = np.sqrt(np.diag(gram))
+    zeta = toolbox.hermite_coefficients(RELU, nu, 2)
+    mehler = 2 * np.outer(zeta[:, 2], zeta[:, 2]) * (gram / np.outer(nu, nu)) ** 2
+    np.fill_diagonal(mehler, 0.0)
+    np.testing.assert_allclose(pieces.total, mehler, rtol=1e-10, atol=1e-15)
+    # (mu_a^T mu_b)^2 / p^2 is constant on each class block (off the diagonal)
+    lab = s.labels
+    for a in range(2):
+        for b in range(2):
+            block = pieces.means_squared[np.ix_(lab == a, lab == b)]
+            values = block[~np.eye(*block.shape, dtype=bool)] if a == b else block.ravel()
+            assert np.ptp(values) <= 1e-15 * max(1.0, np.abs(values).max())
+    g2 = RELU.moments(s.tau0).g2
+    assert pieces.means_squared[lab == 0][:, lab == 1].max() == pytest.approx(
+        g2**2 / 2 * (9.0 / 96) ** 2, rel=1e-12)          # mu_1 = -mu_2 = 3 e_1
+    with pytest.raises(TypeError, match="sample"):
+        toolbox.order_two_pieces(s.X, RELU)
+    with pytest.raises(TypeError, match="activation"):
+        toolbox.order_two_pieces(s, "relu")
+    bare = data.Sample(s.X, s.labels)
+    with pytest.raises(ValueError, match="mixture"):
+        toolbox.order_two_pieces(bare, RELU)
+
+
+def test_hermite_generating_series_is_dominated():
+    from numpy.polynomial import hermite_e
+
+    x = np.linspace(-9, 9, 181)
+    for t in (0.0, 0.3, 1.0, 2.5, 5.0):
+        partial, majorant = toolbox.hermite_generating_bound(x, t, order=150)
+        assert np.all(partial <= majorant * (1 + 1e-12))
+    partial, _ = toolbox.hermite_generating_bound(np.array([1.3, -2.2]), 0.7, order=12)
+    direct = [sum(abs(hermite_e.hermeval(v, [0] * r + [1])) * 0.7**r / math.factorial(r)
+                  for r in range(13)) for v in (1.3, -2.2)]
+    np.testing.assert_allclose(partial, direct, rtol=1e-12)
+    with pytest.raises(ValueError, match="t"):
+        toolbox.hermite_generating_bound(x, -1.0)
+    with pytest.raises(ValueError, match="order"):
+        toolbox.hermite_generating_bound(x, 1.0, order=500)
