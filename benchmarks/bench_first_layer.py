@@ -859,13 +859,20 @@ def main(argv=None) -> None:
     result["seconds"] = round(time.perf_counter() - start, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    with open(args.out.with_suffix(".csv"), "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS + ["draws"], extrasaction="ignore")
+    write_csv(args.out.with_suffix(".csv"), result)
+    print_tables(result)
+    log(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
+
+
+def write_csv(path: Path, result: dict) -> None:
+    """The Monte Carlo rows (one-layer, deep, mlp), or the krr-mc rows when only they ran."""
+    rows = result.get("rows") or result.get("krr_mc", [])
+    fields = FIELDS + ["draws"] if result.get("rows") else (list(rows[0]) if rows else [])
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         for row in rows:
             w.writerow(row)
-    print_tables(result)
-    log(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
 
 
 def print_tables(result: dict) -> None:

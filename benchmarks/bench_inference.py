@@ -25,7 +25,10 @@ The compressed networks have ε = 0.9 and 0.99 (``--sparsities``).
 
 Every configuration runs ``--rounds`` times, the configurations interleaved round by
 round (a change in the machine's load hits all of them alike), each round in a fresh
-subprocess, and in the first ``--memory-rounds`` rounds (default 1) in a second one:
+subprocess, and in the first ``--memory-rounds`` rounds (default 1) in a second one.
+Before each timing process the script waits until other processes leave the CPUs idle
+(``--quiet``: busy less than 15 % of half a second, waiting at most 5 minutes) and
+records the busy fraction it saw (``busy_before``):
 
 - a **timing** process with the default allocator: after two warm-up passes (which also
   load the engine's compiled kernels from numba's cache), ``--repeats`` timed passes (fewer
@@ -93,6 +96,34 @@ def _status(key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def busy_fraction(seconds: float = 0.5) -> float:
+    """The fraction of the machine's CPU time spent busy (all processes) over ``seconds``,
+    from ``/proc/stat``; nan where it cannot be read."""
+    def sample():
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        values = [int(v) for v in fields]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)   # idle + iowait
+        return sum(values[:8]), idle
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return 1.0 - (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_quiet(threshold: float, max_wait: float) -> float:
+    """Wait (up to ``max_wait`` seconds) until other processes keep the CPUs busy less
+    than ``threshold`` of the time; returns the last busy fraction measured."""
+    start = time.perf_counter()
+    while True:
+        busy = busy_fraction()
+        if not busy > threshold or time.perf_counter() - start > max_wait:
+            return busy
+        time.sleep(2.0)
 
 
 def cpu_info() -> dict:
@@ -434,6 +465,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-rounds", type=int, default=1,
                         help="rounds that also run the memory processes (default 1: memory "
                              "varies little)")
+    parser.add_argument("--quiet", type=float, nargs=2, default=[0.15, 300.0],
+                        metavar=("BUSY", "SECONDS"),
+                        help="before each timing process, wait until the CPUs are busy less "
+                             "than BUSY of the time (other processes), at most SECONDS "
+                             "(default 0.15 300); the busy fraction is recorded")
     parser.add_argument("--kinds", nargs="*", default=list(KINDS), choices=KINDS)
     parser.add_argument("--one", nargs=7, help=argparse.SUPPRESS,
                         metavar=("KIND", "FACTOR", "SPARSITY", "BATCH", "REPEATS", "MODE",
@@ -489,11 +525,14 @@ def main(argv: list[str] | None = None) -> None:
     limits, loads = [], []
     for round_ in range(args.rounds):
         loads.append(os.getloadavg()[0])
+        wait_quiet(*args.quiet)
         limits.append(sub("--limits"))
         for kind, factor, sparsity in configs:
             for batch in args.batches:
                 key = (kind, factor, sparsity, batch)
+                busy = wait_quiet(*args.quiet)
                 r = sub("--one", kind, factor, sparsity, batch, args.repeats, "time", args.budget)
+                r["busy_before"] = busy
                 runs.setdefault(key, []).append(r)
                 if round_ < args.memory_rounds:
                     mems.setdefault(key, []).append(
@@ -503,7 +542,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"round {round_ + 1}: x{factor:g} eps {sparsity:<4g} batch {batch:>3} "
                       f"{kind:>22}: {1e3 * min(r['times']):9.3f} ms (median "
                       f"{1e3 * float(np.median(r['times'])):9.3f}), peak "
-                      f"{m['peak_bytes'] / 2**20:7.1f} MiB", flush=True)
+                      f"{m['peak_bytes'] / 2**20:7.1f} MiB; busy before {busy:.2f}",
+                      flush=True)
     rates = {k: max(lim[k] for lim in limits) for k in limits[0]}
     results = []
     for key, rs in runs.items():
@@ -514,7 +554,7 @@ def main(argv: list[str] | None = None) -> None:
                "batch": batch, "seconds": min(times), "median_seconds": float(np.median(times)),
                "round_min_seconds": [min(r["times"]) for r in rs],
                "round_median_seconds": [float(np.median(r["times"])) for r in rs],
-               "passes": len(times),
+               "passes": len(times), "busy_before": [r["busy_before"] for r in rs],
                "peak_bytes": mem["peak_bytes"], "resident_bytes": mem["resident_bytes"],
                "pass_bytes": mem["pass_bytes"], "library_bytes": mem["library_bytes"],
                "held_bytes": mem["held_bytes"],
@@ -545,7 +585,7 @@ def main(argv: list[str] | None = None) -> None:
                     "loadavg_rounds": loads},
         "limits": rates, "limits_rounds": limits,
         "p": P, "paper_widths": WIDTHS, "repeats": args.repeats, "budget": args.budget,
-        "rounds": args.rounds, "memory_rounds": args.memory_rounds,
+        "rounds": args.rounds, "memory_rounds": args.memory_rounds, "quiet": args.quiet,
         "malloc_mmap_threshold": 65536,
         "results": results,
     }

@@ -2644,7 +2644,9 @@ def opnorm(A: np.ndarray) -> float:
     """Operator (spectral) norm ``max ||A v|| / ||v||`` of any real matrix.
 
     A symmetric matrix uses its largest ``|eigenvalue|`` (``eigvalsh`` up to 400 rows,
-    Lanczos started deterministically from the all-ones vector beyond); a matrix that is
+    Lanczos beyond, started deterministically from a fixed pseudo-random vector, so that a
+    matrix annihilating the all-ones vector, such as a centred kernel, works too); a
+    matrix that is
     symmetric up to rounding (``max |A - A^T| <= 1e-10 max |A|``) is symmetrized first;
     any other matrix, square or not, uses its largest singular value.
 
@@ -2655,6 +2657,9 @@ def opnorm(A: np.ndarray) -> float:
     """
     A = _checks.real_array(A, "A", ndim=2, shape_hint="(m, n)")
     m, n = A.shape
+    if not np.any(A):
+        return 0.0
+    start = np.random.default_rng(0).standard_normal(min(m, n))
     if m == n:
         gap = float(np.max(np.abs(A - A.T)))
         if gap > 0.0 and gap <= 1e-10 * float(np.max(np.abs(A))):
@@ -2664,13 +2669,13 @@ def opnorm(A: np.ndarray) -> float:
                 return float(np.max(np.abs(np.linalg.eigvalsh(A))))
             from scipy.sparse.linalg import eigsh
 
-            vals = eigsh(A, k=1, which="LM", v0=np.ones(n), return_eigenvectors=False)
+            vals = eigsh(A, k=1, which="LM", v0=start, return_eigenvectors=False)
             return float(abs(vals[0]))
     if min(m, n) <= 400:
         return float(np.linalg.norm(A, 2))
     from scipy.sparse.linalg import svds
 
-    vals = svds(A, k=1, v0=np.ones(min(m, n)), return_singular_vectors=False)
+    vals = svds(A, k=1, v0=start, return_singular_vectors=False)
     return float(vals[0])
 
 

@@ -445,6 +445,19 @@ def test_opnorm_is_right_for_any_matrix():
     assert compress.opnorm(S) == 3.0
 
 
+def test_opnorm_of_a_centred_kernel_and_of_zero():
+    """Lanczos used to start from the all-ones vector and failed (ARPACK error -9) on a
+    matrix that annihilates it, such as P K P with P = I - 11^T/n."""
+    n = 450
+    G = np.random.default_rng(2).standard_normal((n, 40))
+    P = np.eye(n) - np.ones((n, n)) / n
+    K = P @ (G @ G.T) @ P
+    K = (K + K.T) / 2
+    assert compress.opnorm(K) == pytest.approx(np.linalg.eigvalsh(K)[-1], rel=1e-8)
+    assert compress.opnorm(np.zeros((n, n))) == 0.0
+    assert compress.opnorm(np.zeros((3, 5))) == 0.0
+
+
 @pytest.mark.parametrize("bad, error, match", [
     ([[1.0, np.nan], [np.nan, 1.0]], ValueError, "A must be finite"),
     (np.ones(3), ValueError, "A must have 2"),
