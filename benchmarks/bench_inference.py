@@ -31,9 +31,10 @@ Before each timing process the script waits until other processes leave the CPUs
 records the busy fraction it saw (``busy_before``):
 
 - a **timing** process with the default allocator: after two warm-up passes (which also
-  load the engine's compiled kernels from numba's cache), ``--repeats`` timed passes (fewer
-  for a slow configuration: at most about ``--budget`` seconds); the result keeps every
-  pass, and reports the minimum and the median over all passes of all rounds;
+  load the engine's compiled kernels from numba's cache), timed passes: at least
+  ``--repeats`` and for a tenth of ``--budget`` seconds (up to 3,000 passes), at most
+  ``--budget`` seconds (at least 3 passes); the result keeps every pass, and reports the
+  minimum and the median over all passes of all rounds;
 - a **memory** process with glibc's mmap threshold fixed at 64 KiB
   (``MALLOC_MMAP_THRESHOLD_``), so that freed arrays go back to the system and the
   resident set counts live memory:
@@ -59,7 +60,8 @@ bandwidth. For each ternary-engine row, ``limit_seconds`` is the time those rate
 for the work of the pass (best round), and ``fraction_of_limit`` the ratio to the
 measured time.
 
-Results go to ``benchmarks/results/inference.json`` and ``inference.csv``.
+Results go to ``benchmarks/results/inference.json`` and ``inference.csv``, written after
+every round.
 
 Usage::
 
@@ -333,11 +335,19 @@ def run_one(kind: str, factor: float, sparsity: float, batch: int, repeats: int,
     before = _status("VmRSS")
     times = []
     start = time.perf_counter()
-    for _ in range(repeats if mode == "time" else 3):
+    while True:
         t0 = time.perf_counter()
         step(X)
         times.append(time.perf_counter() - t0)
-        if mode == "time" and len(times) >= 3 and time.perf_counter() - start > budget:
+        if mode == "memory":
+            if len(times) == 3:
+                break
+            continue
+        spent = time.perf_counter() - start
+        # at least `repeats` passes and a tenth of the budget (many passes for a fast
+        # configuration: more chances of a quiet moment), at most the budget
+        if len(times) >= 3 and spent > budget or len(times) >= max(repeats, 10) and (
+                spent > budget / 10 or len(times) >= 3000):
             break
     pass_bytes = _status("VmHWM") - before
     out = {"kind": kind, "factor": factor, "sparsity": sparsity, "widths": widths,
@@ -523,6 +533,64 @@ def main(argv: list[str] | None = None) -> None:
     runs: dict[tuple, list[dict]] = {}
     mems: dict[tuple, list[dict]] = {}
     limits, loads = [], []
+    works: dict[tuple, dict] = {}
+
+    def write(done_rounds: int) -> None:
+        rates = {k: max(lim[k] for lim in limits) for k in limits[0]}
+        results = []
+        for key, rs in runs.items():
+            kind, factor, sparsity, batch = key
+            times = [t for r in rs for t in r["times"]]
+            mem = min(mems[key], key=lambda m: m["peak_bytes"])
+            row = {"kind": kind, "factor": factor, "sparsity": sparsity, "widths": rs[0]["widths"],
+                   "batch": batch, "seconds": min(times), "median_seconds": float(np.median(times)),
+                   "round_min_seconds": [min(r["times"]) for r in rs],
+                   "round_median_seconds": [float(np.median(r["times"])) for r in rs],
+                   "passes": len(times), "busy_before": [r["busy_before"] for r in rs],
+                   "peak_bytes": mem["peak_bytes"], "resident_bytes": mem["resident_bytes"],
+                   "pass_bytes": mem["pass_bytes"], "library_bytes": mem["library_bytes"],
+                   "held_bytes": mem["held_bytes"],
+                   "outputs_equal": (None if rs[0]["outputs_equal"] is None
+                                     else all(r["outputs_equal"] for r in rs))}
+            if kind == "compressed, ternary":
+                if key not in works:
+                    works[key] = sub("--work", factor, sparsity, batch)
+                work = row["work"] = works[key]
+                row["limit_seconds"] = limit_seconds(work, rates)
+                row["fraction_of_limit"] = row["limit_seconds"] / row["seconds"]
+            results.append(row)
+        info = cpu_info()
+        meta = {
+            "command": " ".join(["python", "benchmarks/bench_inference.py"] +
+                                (argv if argv is not None else sys.argv[1:])),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(time.perf_counter() - start, 1),
+            "machine": {"nproc": os.cpu_count(), "cpu": info["cpu"], "cpu_family": info["family"],
+                        "cpu_model": info["model"], "flags": info["flags"],
+                        "torch": torch.__version__, "numba": numba.__version__,
+                        "numpy": np.__version__,
+                        "torch_threads": runs[next(iter(runs))][0]["torch_threads"],
+                        "numba_threads": numba.config.NUMBA_NUM_THREADS,
+                        "numba_threading_layer": _threading_layer(),
+                        "quantized_engine": torch.backends.quantized.engine,
+                        "python": platform.python_version(),
+                        "loadavg": os.getloadavg(), "loadavg_start": load_start,
+                        "loadavg_rounds": loads},
+            "limits": rates, "limits_rounds": limits,
+            "p": P, "paper_widths": WIDTHS, "repeats": args.repeats, "budget": args.budget,
+            "rounds": done_rounds, "memory_rounds": args.memory_rounds, "quiet": args.quiet,
+            "malloc_mmap_threshold": 65536,
+            "results": results,
+        }
+        args.out.write_text(json.dumps(meta, indent=2) + "\n")
+        cols = ["kind", "factor", "sparsity", "batch", "seconds", "median_seconds", "peak_bytes",
+                "resident_bytes", "pass_bytes", "library_bytes", "outputs_equal", "limit_seconds",
+                "fraction_of_limit"]
+        with open(args.out.with_suffix(".csv"), "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(results)
+
     for round_ in range(args.rounds):
         loads.append(os.getloadavg()[0])
         wait_quiet(*args.quiet)
@@ -544,60 +612,9 @@ def main(argv: list[str] | None = None) -> None:
                       f"{1e3 * float(np.median(r['times'])):9.3f}), peak "
                       f"{m['peak_bytes'] / 2**20:7.1f} MiB; busy before {busy:.2f}",
                       flush=True)
-    rates = {k: max(lim[k] for lim in limits) for k in limits[0]}
-    results = []
-    for key, rs in runs.items():
-        kind, factor, sparsity, batch = key
-        times = [t for r in rs for t in r["times"]]
-        mem = min(mems[key], key=lambda m: m["peak_bytes"])
-        row = {"kind": kind, "factor": factor, "sparsity": sparsity, "widths": rs[0]["widths"],
-               "batch": batch, "seconds": min(times), "median_seconds": float(np.median(times)),
-               "round_min_seconds": [min(r["times"]) for r in rs],
-               "round_median_seconds": [float(np.median(r["times"])) for r in rs],
-               "passes": len(times), "busy_before": [r["busy_before"] for r in rs],
-               "peak_bytes": mem["peak_bytes"], "resident_bytes": mem["resident_bytes"],
-               "pass_bytes": mem["pass_bytes"], "library_bytes": mem["library_bytes"],
-               "held_bytes": mem["held_bytes"],
-               "outputs_equal": (None if rs[0]["outputs_equal"] is None
-                                 else all(r["outputs_equal"] for r in rs))}
-        if kind == "compressed, ternary":
-            work = sub("--work", factor, sparsity, batch)
-            row["work"] = work
-            row["limit_seconds"] = limit_seconds(work, rates)
-            row["fraction_of_limit"] = row["limit_seconds"] / row["seconds"]
-        results.append(row)
-    info = cpu_info()
-    meta = {
-        "command": " ".join(["python", "benchmarks/bench_inference.py"] +
-                            (argv if argv is not None else sys.argv[1:])),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - start, 1),
-        "machine": {"nproc": os.cpu_count(), "cpu": info["cpu"], "cpu_family": info["family"],
-                    "cpu_model": info["model"], "flags": info["flags"],
-                    "torch": torch.__version__, "numba": numba.__version__,
-                    "numpy": np.__version__,
-                    "torch_threads": runs[next(iter(runs))][0]["torch_threads"],
-                    "numba_threads": numba.config.NUMBA_NUM_THREADS,
-                    "numba_threading_layer": _threading_layer(),
-                    "quantized_engine": torch.backends.quantized.engine,
-                    "python": platform.python_version(),
-                    "loadavg": os.getloadavg(), "loadavg_start": load_start,
-                    "loadavg_rounds": loads},
-        "limits": rates, "limits_rounds": limits,
-        "p": P, "paper_widths": WIDTHS, "repeats": args.repeats, "budget": args.budget,
-        "rounds": args.rounds, "memory_rounds": args.memory_rounds, "quiet": args.quiet,
-        "malloc_mmap_threshold": 65536,
-        "results": results,
-    }
-    args.out.write_text(json.dumps(meta, indent=2) + "\n")
-    cols = ["kind", "factor", "sparsity", "batch", "seconds", "median_seconds", "peak_bytes",
-            "resident_bytes", "pass_bytes", "library_bytes", "outputs_equal", "limit_seconds",
-            "fraction_of_limit"]
-    with open(args.out.with_suffix(".csv"), "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(results)
-    print(f"wrote {args.out} and {args.out.with_suffix('.csv')}")
+        write(round_ + 1)   # after every round: a run cut short keeps its rounds
+        print(f"wrote {args.out} and {args.out.with_suffix('.csv')} ({round_ + 1} rounds)",
+              flush=True)
 
 
 def _threading_layer() -> str:
