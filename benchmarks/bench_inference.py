@@ -65,7 +65,7 @@ every round.
 
 Usage::
 
-    python benchmarks/bench_inference.py                         # the full run (~30 min)
+    python benchmarks/bench_inference.py                         # the full run (~1 h)
     python benchmarks/bench_inference.py --factors 1 --rounds 1 --repeats 5   # quick look
 """
 

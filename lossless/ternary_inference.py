@@ -890,8 +890,8 @@ class TernaryEngine:
         _transpose32(X, Xt, xmax)
         first = self.layers[0]
         T = np.empty((W // wb, self.dims[1], wb), dtype=np.int8)
-        _first_columns(X, Xt, xmax, first["ptr"], first["mid"], first["idx"], first["mk32"], first["upper"], first["lower"],
-                       self.signs[0], T)
+        _first_columns(X, Xt, xmax, first["ptr"], first["mid"], first["idx"], first["mk32"],
+                       first["upper"], first["lower"], self.signs[0], T)
         del Xt
         out = [T]
         for i in range(1, len(self.layers)):

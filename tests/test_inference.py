@@ -412,3 +412,20 @@ def test_plan_names_the_kernels_and_counts_their_work():
     # 256 + 64 lanes: float32 rows of 16 + 4 lines, int8 rows of 4 + 1
     assert big["l2_lines"] == nnz[0] * 20 + (nnz[1] + nnz[2]) * 5
     assert engine.plan(0)["kernels"] == []
+
+
+@pytest.mark.parametrize("acts,p,widths", [(["tanh"], 40, [30]), (["relu", "abs"], 40, [30, 20]),
+                                           (["tanh"] * 3, 40_000, [8, 70, 6])])
+def test_other_depths_and_wide_inputs(acts, p, widths):
+    # one layer (no later layers: the layer-by-layer path), two, and 32-bit indices
+    # (2p + 1 > 65,536 into (x, 0, -x))
+    plan = compress.compress([activations.get(a) for a in acts], 4.0)
+    net = compress.CompressedMLP.from_plan(plan, p, widths, sparsity=0.5,
+                                           generator=torch.Generator().manual_seed(1))
+    for n in (1, 3, 9, 300):
+        X = np.random.default_rng(n).standard_normal((n, p)) * 4 / np.sqrt(p)
+        assert _same_codes(net, X), n
+        assert torch.allclose(net(X), net(X, backend="float"), rtol=0, atol=1e-12)
+    engine = net.ternary_engine()
+    assert (engine._operands is None) == (len(widths) == 1)
+    assert engine.layers[0]["packed"] == (p < 30_000)
