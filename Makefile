@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 # One stamp per checkout: `make` in another clone re-installs `-e .` from that clone,
 # so the venv never silently imports a different copy of the package.
 STAMP := $(VENV)/.lossless-requirements-$(shell printf '%s' "$(CURDIR)" | md5sum | cut -c1-12).stamp
-APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver fonts-dejavu-core
+APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver fonts-dejavu-core libgomp1
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with .ci/nbval_sanitize.cfg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
