@@ -17,7 +17,7 @@ Time and peak memory of one forward pass (inputs to outputs) of networks ``784 -
   (the previous engine: layer 1 as CSR float32 with a float64 fix-up, layers 2.. as dense
   int8 GEMM through oneDNN or CSR products);
 - ``compressed, ternary``: ``backend="ternary"``, the numba engine of
-  :mod:`lossless.ternary_inference` (zero-skipping and bit-plane kernels);
+  :mod:`lossless.compress.ternary_engine` (zero-skipping and bit-plane kernels);
 - ``compressed, float``: the float reference path (``backend="float"``), at ``f = 1`` and
   ε = 0.9 only.
 
@@ -201,11 +201,11 @@ class TorchCSR:
     def __init__(self, net) -> None:
         import torch
 
-        from lossless import compress
+        from lossless.compress import int8
 
         self.layers = []
         for i in range(net.depth):
-            csr = compress._csr32(net.codes(i))
+            csr = int8.csr32(net.codes(i))
             if i == 0:
                 csr = torch.sparse_csr_tensor(csr.crow_indices(), csr.col_indices(),
                                               csr.values().double(), csr.shape,
@@ -370,7 +370,7 @@ def machine_limits(seconds: float = 0.3) -> dict:
     import numpy as np
     from numba import njit, prange
 
-    from lossless import ternary_inference as ti
+    from lossless.compress import ternary_engine as ti
 
     threads = numba.config.NUMBA_NUM_THREADS
 
@@ -447,7 +447,7 @@ def machine_limits(seconds: float = 0.3) -> dict:
 
 def engine_work(factor: float, sparsity: float, batch: int) -> dict:
     """The primitive operations of one pass of the ternary engine (see
-    :meth:`lossless.ternary_inference.TernaryEngine.plan`)."""
+    :meth:`lossless.compress.ternary_engine.TernaryEngine.plan`)."""
     from lossless import compress
 
     net = compress.CompressedMLP.load(saved_network(factor, sparsity))

@@ -1,11 +1,10 @@
-"""The networks compared at equal memory, and their memory (chapter 7).
+"""The networks compared at equal memory (chapter 7).
 
 The dense original, the compressed network of :mod:`lossless.compress`, the baselines
 derived from the dense weights (magnitude pruning, naive ternarisation, random
 sparsification) and a narrower dense network, all seen through their last-layer
-features (:class:`FeatureNetwork`); and the two accountings of their hidden weights'
-bits (the entropy bound and the authors' count of non-zeros), which match the
-baselines' budgets to the compressed network's.
+features (:class:`FeatureNetwork`), with budgets matched to the compressed network's by
+the memory model of :mod:`lossless.memory` (whose names are re-exported here).
 """
 
 from __future__ import annotations
@@ -16,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.linalg
-import scipy.optimize
 import torch
 
 from lossless import _checks, compress, networks
 from lossless.activations import Activation
+from lossless.memory import (ACCOUNTINGS, DENSE_BITS, MemoryCost, binary_entropy,
+                             dense_memory, matched_kept_fraction, sparse_float_memory,
+                             ternary_memory)
 from lossless.readout import _check_count
 
 __all__ = [
@@ -46,9 +46,6 @@ __all__ = [
     "narrow_dense_network",
 ]
 
-#: Bits of one dense float32 weight.
-DENSE_BITS = 32.0
-
 
 def _check_sparsity(value: Any) -> float:
     return _checks.fraction(value, "sparsity")
@@ -66,146 +63,6 @@ def _check_dims(p: Any, widths: Any) -> tuple[int, list[int]]:
     """Input dimension and hidden widths of a network (integers >= 1)."""
     return (_checks.integer(p, "p", minimum=1),
             list(_checks.int_sequence(widths, "widths", minimum=1)))
-
-
-# =====================================================================================
-# memory: both accountings of chapter 7
-# =====================================================================================
-
-#: The two accountings, by key (labels for tables and figures).
-ACCOUNTINGS: dict[str, str] = {
-    "entropy": "entropy bound: H(ε) + (1 − ε) bits/weight (positions and signs)",
-    "authors": "authors' count: (1 − ε) bits/weight (non-zeros only, positions free)",
-}
-
-
-def _check_accounting(accounting: Any) -> str:
-    return _checks.choice(accounting, "accounting", sorted(ACCOUNTINGS))
-
-
-def binary_entropy(x: float) -> float:
-    """``H(x) = -x log2 x - (1 - x) log2 (1 - x)`` in bits (0 at x = 0 or 1).
-
-    Raises
-    ------
-    ValueError
-        If ``x`` is not in [0, 1].
-    """
-    x = _checks.fraction(x, "x", high_open=False)
-    if x in (0.0, 1.0):
-        return 0.0
-    return float(-x * math.log2(x) - (1.0 - x) * math.log2(1.0 - x))
-
-
-@dataclass(frozen=True)
-class MemoryCost:
-    """Bits needed for the hidden weights, with both accountings of chapter 7.
-
-    Attributes
-    ----------
-    n_weights : int
-        Number of hidden weights ``sum_l d_l d_{l-1}`` (the readout is the same fp32
-        matrix for every method and is not counted).
-    entropy_bits : float
-        Honest accounting: an information-theoretic bound that a code can approach
-        (positions of the zeros at their entropy ``H``, plus one bit per non-zero sign
-        for ternary weights or 32 bits per non-zero float).
-    authors_bits : float
-        The authors' count: the non-zero entries only (1 bit per ternary non-zero,
-        32 bits per float non-zero), positions for free; not achievable by any code.
-    description : str
-    """
-
-    n_weights: int
-    entropy_bits: float
-    authors_bits: float
-    description: str
-
-    @property
-    def dense_bits(self) -> float:
-        """Bits of the same weights stored dense in fp32 (32 per weight)."""
-        return DENSE_BITS * self.n_weights
-
-    def bits(self, accounting: str) -> float:
-        """Total bits under ``accounting`` (``"entropy"`` or ``"authors"``)."""
-        if _check_accounting(accounting) == "entropy":
-            return self.entropy_bits
-        return self.authors_bits
-
-    def bits_per_weight(self, accounting: str) -> float:
-        return self.bits(accounting) / self.n_weights
-
-    def ratio(self, accounting: str) -> float:
-        """Compression ratio ``32 n / bits`` (inf if no bits)."""
-        bits = self.bits(accounting)
-        return math.inf if bits == 0 else self.dense_bits / bits
-
-
-def _check_n_weights(n_weights: Any) -> int:
-    return _check_count(n_weights, "n_weights")
-
-
-def dense_memory(n_weights: int) -> MemoryCost:
-    """Dense fp32: 32 bits per weight under both accountings."""
-    n = _check_n_weights(n_weights)
-    return MemoryCost(n, DENSE_BITS * n, DENSE_BITS * n, "dense fp32")
-
-
-def ternary_memory(n_weights: int, sparsity: float) -> MemoryCost:
-    """Sparse ternary weights with a fraction ``sparsity = ε`` of zeros.
-
-    Entropy bound ``H(ε) + (1 − ε)`` bits per weight (where the zeros are, then one
-    sign bit per non-zero; ``log2 3`` at ε = 1/3, 1 bit at ε = 0); the authors' count
-    ``(1 − ε)``. The same numbers as :func:`lossless.compress.memory_report`.
-    """
-    n = _check_n_weights(n_weights)
-    eps = _check_sparsity(sparsity)
-    return MemoryCost(n, n * (binary_entropy(eps) + 1.0 - eps), n * (1.0 - eps),
-                      f"sparse ternary, ε = {eps:g}")
-
-
-def sparse_float_memory(n_weights: int, kept_fraction: float, *,
-                        value_bits: float = DENSE_BITS) -> MemoryCost:
-    """A fraction ``kept_fraction = k`` of float weights kept, the rest zero.
-
-    Entropy accounting ``H(k) + 32 k`` bits per weight (positions at their entropy,
-    fp32 values); the authors'-style count ``32 k`` (values only, positions free),
-    the analogue of their ``(1 − ε)`` for ternary weights.
-    """
-    n = _check_n_weights(n_weights)
-    k = _check_kept(kept_fraction)
-    vb = _checks.positive(value_bits, "value_bits")
-    return MemoryCost(n, n * (binary_entropy(k) + vb * k), n * vb * k,
-                      f"sparse fp32, {k:.4g} kept")
-
-
-def matched_kept_fraction(bits_per_weight: float, accounting: str, *,
-                          value_bits: float = DENSE_BITS) -> float:
-    """Fraction ``k`` of fp32 weights that a sparse float network may keep for a budget.
-
-    Solves ``H(k) + 32 k = b`` (``accounting="entropy"``, increasing in ``k``; brentq to
-    1e-15) or ``32 k = b`` (``"authors"``) for the budget ``b`` bits per weight.
-
-    Raises
-    ------
-    ValueError
-        If the budget is not positive or exceeds what keeping every weight costs.
-    """
-    b = _checks.real(bits_per_weight, "bits_per_weight")
-    accounting = _check_accounting(accounting)
-    vb = _checks.real(value_bits, "value_bits", low=1.0)  # H(k) + vb k increasing needs vb >= 1
-    if b <= 0 or b > vb:
-        raise ValueError(f"bits_per_weight must be in (0, {vb:g}], got {b!r}")
-    if accounting == "authors":
-        return b / vb
-    if b >= vb:
-        return 1.0
-    # H(k) + vb k is increasing on (0, 1) for vb >= 1 (derivative log2((1-k)/k) + vb)
-    f = lambda k: binary_entropy(k) + vb * k - b  # noqa: E731
-    hi = 1.0 - 1e-15
-    if f(hi) < 0:
-        return 1.0
-    return float(scipy.optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=1e-15))
 
 
 # =====================================================================================

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from lossless import activations, compress
+from lossless.compress import fileformat
 
 TAU0 = 1.0
 
@@ -42,7 +43,7 @@ def _write_state(path, state, header_changes=None):
         state = dict(state, version=2)
     buf = io.BytesIO()
     torch.save(state, buf)
-    data = compress._pack_file(buf.getvalue(), version=2)
+    data = fileformat.pack_file(buf.getvalue(), version=2)
     if header_changes:
         magic, header, payload = _split(data)
         header.update(header_changes)
@@ -211,7 +212,7 @@ def test_version_2_files_still_load(net, tmp_path):
 
 @pytest.mark.parametrize("eps", [0.5, 0.9, 0.99])
 def test_saved_codes_are_at_the_entropy_bound(eps):
-    from lossless import ternary_codec
+    from lossless.compress import codec
 
     plan = compress.compress([activations.get("relu")] * 2, TAU0)
     big = compress.CompressedMLP.from_plan(plan, 300, [400, 200], sparsity=eps,
@@ -220,7 +221,7 @@ def test_saved_codes_are_at_the_entropy_bound(eps):
     loaded = compress.CompressedMLP.from_bytes(data)
     for i in range(big.depth):
         assert torch.equal(loaded.codes(i), big.codes(i))
-    bound = sum(ternary_codec.entropy_bound_bits(big.codes(i).numpy())
+    bound = sum(codec.entropy_bound_bits(big.codes(i).numpy())
                 for i in range(big.depth)) / 8
     overhead = 4 * big.widths[-1] + 2048  # fp32 readout, headers and metadata
     assert len(data) <= 1.01 * bound + overhead, (len(data), bound)
@@ -238,7 +239,7 @@ def _v3_parts(net):
 
 def _write_v3(path, meta, body):
     payload = json.dumps(meta).encode() + b"\n" + body
-    path.write_bytes(compress._pack_file(payload, version=3))
+    path.write_bytes(fileformat.pack_file(payload, version=3))
     return path
 
 

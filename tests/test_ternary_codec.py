@@ -1,10 +1,10 @@
-"""lossless.ternary_codec: exact round trips at the entropy bound, and refusals."""
+"""lossless.compress.codec: exact round trips at the entropy bound, and refusals."""
 
 import numpy as np
 import pytest
 import torch
 
-from lossless.ternary_codec import decode_ternary, encode_ternary, entropy_bound_bits
+from lossless.compress.codec import decode_ternary, encode_ternary, entropy_bound_bits
 
 
 def _ternary(rng, shape, eps):

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _checks
+from lossless import _checks
 
 __all__ = ["encode_ternary", "decode_ternary", "entropy_bound_bits", "CODEC"]
 
@@ -40,7 +40,7 @@ def _constriction():
     try:
         import constriction
     except ImportError as err:  # pragma: no cover - the package pins it
-        raise ImportError("lossless.ternary_codec needs the 'constriction' package "
+        raise ImportError("lossless.compress.codec needs the 'constriction' package "
                           "(pinned in requirements.txt): pip install constriction") from err
     return constriction
 
