@@ -17,15 +17,15 @@ Mehler–Hermite method in :class:`HermiteDual`.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy import special
 
 from lossless import _gaussian as G
 
-if TYPE_CHECKING:  # pragma: no cover
-    from lossless.activations import Activation
+#: A :class:`lossless.activations.Activation` (not imported: that module builds these duals).
+Activation = Any
 
 Index = slice | np.ndarray
 

@@ -45,6 +45,8 @@ __all__ = [
     "get",
     "names",
     "check_layers",
+    "layer_moments",
+    "layer_scales",
     "check_surrogates",
     "check_positive",
     "quadrature_moments",
@@ -1266,6 +1268,68 @@ def check_layers(layers: Any, name: str = "layers") -> list[Activation]:
                 f"activations.get(name), e.g. activations.get('relu')), got {act!r}"
             )
     return list(layers)
+
+
+
+def layer_moments(layers: Sequence[Activation], tau0: float) -> list[Moments]:
+    """Moments of each layer at its input scale: the recursion ``tau_l^2 = v_l(tau_{l-1})``
+    of the book's eq-ckntk-centring, the one place it is computed.
+
+    Parameters
+    ----------
+    layers : list of Activation, length L
+    tau0 : float
+        Input scale (``sqrt(mean_i ||x_i||^2)`` for data ``X``), not squared.
+
+    Returns
+    -------
+    list of Moments, length L
+        Entry ``l - 1`` is ``sigma_l``'s moments at ``tau_{l-1}`` (its ``m`` is the centring
+        constant of layer ``l``, its ``v`` is ``tau_l^2``).
+
+    Raises
+    ------
+    TypeError
+        ``tau0`` not a real number, or ``layers`` not a list of Activation objects.
+    ValueError
+        If ``tau0`` is not positive and finite, or a layer's output variance is 0 or not
+        finite (a constant activation, or a user callable returning NaN/inf); the message
+        names the layer.
+    """
+    layers = check_layers(layers)
+    tau = _checks.positive(tau0, "tau0")
+    out = []
+    for i, act in enumerate(layers):
+        try:
+            mom = act.moments(tau)
+        except ValueError as err:  # e.g. a user callable returning NaN: name the layer
+            raise ValueError(f"layers[{i}] = {act!r}: {err}") from None
+        if not (mom.v > 0 and math.isfinite(mom.v)):
+            raise ValueError(
+                f"layers[{i}] = {act!r} has output variance {mom.v!r} at input scale {tau:.6g}; "
+                "a positive finite variance is needed to feed the next layer"
+            )
+        out.append(mom)
+        tau = math.sqrt(mom.v)
+    return out
+
+
+def layer_scales(layers: Sequence[Activation], tau0: float) -> list[float]:
+    """Scales ``tau_0, ..., tau_L`` of the centring recursion ``tau_l^2 = v_l(tau_{l-1})``
+    (the book's eq-ckntk-centring; :func:`layer_moments`).
+
+    Returns
+    -------
+    list of float, length L + 1
+        ``tau_l = sqrt(Var[sigma_l(tau_{l-1} xi)])``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`layer_moments`.
+    """
+    moments = layer_moments(layers, tau0)
+    return [_checks.positive(tau0, "tau0")] + [math.sqrt(m.v) for m in moments]
 
 
 def check_surrogates(surrogates: Any, depth: int) -> list[Activation | None]:

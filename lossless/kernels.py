@@ -45,7 +45,8 @@ import numpy as np
 from lossless import _checks
 from lossless import _fastkernels as _fast
 from lossless._display import progress as progress_bar
-from lossless.activations import Activation, check_layers, check_surrogates
+from lossless.activations import (Activation, check_layers, check_surrogates, layer_moments,
+                                  layer_scales)
 
 if TYPE_CHECKING:  # for annotations only
     import torch
@@ -121,64 +122,9 @@ def _fast_step(act: Activation) -> Any:
 # ----------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------
-def layer_scales(layers: Sequence[Activation], tau0: float) -> list[float]:
-    """Scales ``tau_0, ..., tau_L`` of the centring recursion ``tau_l^2 = v_l(tau_{l-1})``
-    (the book's eq-ckntk-centring).
-
-    Parameters
-    ----------
-    layers : list of Activation, length L
-    tau0 : float
-        Input scale (``sqrt(mean_i ||x_i||^2)`` for data ``X``), not squared.
-
-    Returns
-    -------
-    list of float, length L + 1
-        ``tau_l = sqrt(Var[sigma_l(tau_{l-1} xi)])``.
-
-    Raises
-    ------
-    TypeError
-        ``tau0`` not a real number (a string, a complex number, a bool), or ``layers``
-        not a list of Activation objects.
-    ValueError
-        If ``tau0`` is not positive and finite, or a layer's output variance is 0 or not
-        finite (a constant activation, or a user callable returning NaN/inf).
-    """
-    layers = check_layers(layers)
-    taus = [_checks.positive(tau0, "tau0")]
-    for i, act in enumerate(layers):
-        try:
-            v = act.moments(taus[-1]).v
-        except ValueError as err:  # e.g. a user callable returning NaN: name the layer
-            raise ValueError(f"layers[{i}] = {act!r}: {err}") from None
-        if not (v > 0 and math.isfinite(v)):
-            raise ValueError(
-                f"layers[{i}] = {act!r} has output variance {v!r} at input scale {taus[-1]:.6g}; "
-                "a positive finite variance is needed to feed the next layer"
-            )
-        taus.append(math.sqrt(v))
-    return taus
-
-
 def _centers(layers: list[Activation], tau0: float) -> list[float]:
-    """Centring constants ``m_l = E[sigma_l(tau_{l-1} xi)]`` (one moments call per layer,
-    same checks and messages as :func:`layer_scales`)."""
-    tau = tau0
-    centers = []
-    for i, act in enumerate(layers):
-        try:
-            mom = act.moments(tau)
-        except ValueError as err:
-            raise ValueError(f"layers[{i}] = {act!r}: {err}") from None
-        if not (mom.v > 0 and math.isfinite(mom.v)):
-            raise ValueError(
-                f"layers[{i}] = {act!r} has output variance {mom.v!r} at input scale {tau:.6g}; "
-                "a positive finite variance is needed to feed the next layer"
-            )
-        centers.append(mom.m)
-        tau = math.sqrt(mom.v)
-    return centers
+    """Centring constants ``m_l = E[sigma_l(tau_{l-1} xi)]`` (:func:`layer_moments`)."""
+    return [m.m for m in layer_moments(layers, tau0)]
 
 
 _COMMON_PARAMETERS = """    first_layer_m4 : float, default 3.0

@@ -17,7 +17,7 @@ from typing import Union
 import numpy as np
 import torch
 
-from lossless import _checks, kernels
+from lossless import _checks, activations
 
 __all__ = ["gaussian_weights", "ternary_weights", "MLP", "WEIGHT_SAMPLERS"]
 
@@ -169,7 +169,7 @@ class MLP(torch.nn.Module):
 
     (samples in rows) with ``m_l = E[sigma_l(tau_{l-1} xi)]`` a fixed number per layer,
     ``tau_l`` given by the recursion ``tau_l^2 = Var[sigma_l(tau_{l-1} xi)]`` from
-    ``tau0`` (:func:`lossless.kernels.layer_scales`).
+    ``tau0`` (:func:`lossless.activations.layer_scales`).
 
     Parameters
     ----------
@@ -248,7 +248,7 @@ class MLP(torch.nn.Module):
 
         self.p = int(p)
         self.tau0 = float(tau0)
-        self.taus = tuple(float(t) for t in kernels.layer_scales(list(self.layers), self.tau0))
+        self.taus = tuple(float(t) for t in activations.layer_scales(list(self.layers), self.tau0))
         self.centred = bool(centred)
         self.centres = tuple(
             float(act.moments(tau).m) if self.centred else 0.0

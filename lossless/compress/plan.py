@@ -219,31 +219,31 @@ def compress(layers: Sequence[Activation], tau0: float, *,
     tau0 = _checks.positive(tau0, "tau0")
     last_layer = _checks.choice(last_layer, "last_layer", _LAST_LAYER_MODES)
     tol = _check_tol(tol)
-    tau, tau_c = [tau0], [tau0]
+    try:
+        moments = activations.layer_moments(layers, tau0)
+    except ValueError as err:  # a layer with no finite positive output variance
+        raise CompressionError(str(err)) from None
+    tau = [tau0] + [math.sqrt(m.v) for m in moments]
+    tau_c = [tau0]
     kappa2 = [tau0**2]
     solutions, ternaries = [], []
     L = len(layers)
-    for index, act in enumerate(layers, start=1):
-        target = act.moments(tau[-1])
+    for index, (act, target) in enumerate(zip(layers, moments), start=1):
         bad = [k for k, v in target.to_dict().items() if k != "q" and not math.isfinite(v)]
         if bad:
             raise ValueError(
                 f"layer {index} ({_label(act)}) returned non-finite moments "
                 f"({', '.join(f'{k} = {getattr(target, k)}' for k in bad)}) at scale "
-                f"{tau[-1]:.4g}: the activation must be finite on the Gaussian's support")
-        if not (math.isfinite(target.v) and target.v > 0):
-            raise CompressionError(
-                f"layer {index} ({_label(act)}) has output variance {target.v!r} at scale "
-                f"{tau[-1]:.4g}: nothing to compress")
-        tau_next = math.sqrt(target.v)
+                f"{tau[index - 1]:.4g}: the activation must be finite on the Gaussian's support")
+        tau_next = tau[index]
         last = index == L
         sol = solve_layer(target, tau_c[-1], match_h=not last or last_layer == "match_h",
-                          tau_target=tau_next, index=index, original=act, tau_in=tau[-1],
+                          tau_target=tau_next, index=index, original=act,
+                          tau_in=tau[index - 1],
                           tol=tol)
         solutions.append(sol)
         ternaries.append(sol.ternary)
         kappa2.append(target.v + target.q * kappa2[-1] if math.isfinite(target.q) else math.inf)
-        tau.append(tau_next)
         tau_c.append(math.sqrt(sol.variance))
     return CompressionPlan(original_layers=layers, layers=ternaries, tau0=tau0,
                            solutions=tuple(solutions), tau=np.array(tau),

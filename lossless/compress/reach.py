@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lossless import _checks
+from lossless import _checks, activations
 from lossless.activations import Activation, check_layers
 from lossless.compress.solver import (
     MAX_STANDARDIZED_THRESHOLD,
@@ -213,13 +213,10 @@ def root_paths(layers: Sequence[Activation], tau0: float, *,
         if isinstance(s, bool) or s not in (1, -1):
             raise ValueError(f"h_signs must contain only 1 and -1, got {h_signs!r}")
         signs.append(int(s))
-    tau = [tau0]
-    for act in layers:
-        v = act.moments(tau[-1]).v
-        if not (math.isfinite(v) and v > 0):
-            raise CompressionError(f"layer {len(tau)} ({_label(act)}) has output variance "
-                                   f"{v!r} at scale {tau[-1]:.4g}: nothing to compress")
-        tau.append(math.sqrt(v))
+    try:
+        tau = activations.layer_scales(layers, tau0)
+    except ValueError as err:  # a layer with no finite positive output variance
+        raise CompressionError(str(err)) from None
     frontier: list[tuple[float, tuple, tuple]] = [(tau0, (), ())]
     for index, act in enumerate(layers[:-1], start=1):
         target = act.moments(tau[index - 1])
