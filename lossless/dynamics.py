@@ -13,7 +13,6 @@ activations. Samples are in rows: ``X`` has shape ``(n, p)``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -23,6 +22,7 @@ import torch
 from lossless import _checks
 from lossless._display import progress as progress_bar
 from lossless.activations import check_surrogates
+from lossless.networks import straight_through
 
 if TYPE_CHECKING:  # for annotations only
     from lossless.networks import MLP
@@ -205,53 +205,6 @@ def effective_rates(energies: np.ndarray, lr: float, steps: int) -> np.ndarray:
     return (1.0 - ratio ** (1.0 / (2 * steps))) / lr
 
 
-# ----------------------------------------------------------------------------------
-# straight-through derivatives
-# ----------------------------------------------------------------------------------
-class _StraightThrough(torch.autograd.Function):
-    """``activation(z)`` forward, ``grad * surrogate(z)`` backward."""
-
-    @staticmethod
-    def forward(ctx, z, activation, surrogate):  # noqa: D401 - autograd signature
-        ctx.save_for_backward(z)
-        ctx.surrogate = surrogate
-        return torch.as_tensor(activation(z.detach()), dtype=z.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (z,) = ctx.saved_tensors
-        slope = torch.as_tensor(ctx.surrogate(z), dtype=z.dtype)
-        return grad_out * slope, None, None
-
-
-def straight_through(activation: Callable, surrogate: Callable, z: torch.Tensor) -> torch.Tensor:
-    r"""``activation(z)`` whose backward pass uses ``surrogate(z)`` in place of ``σ'(z)``.
-
-    The straight-through estimator (Bengio, Léonard and Courville 2013, arXiv:1308.3432):
-    the forward value is exact (a step function stays a step function), the derivative
-    is replaced, so autograd propagates ``grad * surrogate(z)`` through a layer whose
-    true derivative is zero almost everywhere.
-
-    Parameters
-    ----------
-    activation : callable
-        ``σ``, evaluated on a tensor (an :class:`lossless.activations.Activation`).
-    surrogate : callable
-        ``s``, evaluated on a tensor, standing for ``σ'``.
-    z : Tensor, any shape
-        Pre-activations.
-
-    Returns
-    -------
-    Tensor, shape of ``z``
-    """
-    _checks.check_callable(activation, "activation")
-    _checks.check_callable(surrogate, "surrogate")
-    if not isinstance(z, torch.Tensor) or not z.is_floating_point():
-        raise TypeError(f"z must be a floating-point torch.Tensor, got {_checks.describe(z)}")
-    return _StraightThrough.apply(z, activation, surrogate)
-
-
 def _check_net(net: Any) -> "MLP":
     from lossless.networks import MLP
 
@@ -283,14 +236,9 @@ def network_output(net: "MLP", X: torch.Tensor, *,
     Tensor, shape (n,)
     """
     net = _check_net(net)
-    check_surrogates(surrogates, net.depth)  # raises on a malformed list
-    surr = [None] * net.depth if surrogates is None else list(surrogates)
-    H = net._as_input(X)
-    for W, act, s, m, d in zip(net.hidden, net.layers, surr, net.centres, net.widths):
-        Z = H @ W.T
-        A = straight_through(act, act.derivative if s is None else s, Z)
-        H = (A - m) / math.sqrt(d)
-    return H @ net.readout
+    surr = check_surrogates(surrogates, net.depth)  # raises on a malformed list
+    return net(X, surrogates=[act.derivative if s is None else s
+                              for act, s in zip(net.layers, surr)])
 
 
 # ----------------------------------------------------------------------------------

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from lossless import _checks, compress, data, kernels, spectra
+from lossless import _checks, compress, data, kernels, networks, spectra
 from lossless._display import progress as progress_bar
 from lossless.activations import Activation, check_layers
-from lossless.baselines import (ACCOUNTINGS, DENSE_BITS, FeatureNetwork, _check_accounting,
-                                _check_generator, _n_weights, _nonzero_fraction,
-                                compressed_network, dense_network, matched_kept_fraction,
-                                naive_ternary_network, narrow_dense_network, pruned_network,
-                                random_sparse_network, ternary_memory)
+from lossless.baselines import (FeatureNetwork, _check_generator, _n_weights, _nonzero_fraction,
+                                compressed_network, dense_network, naive_ternary_network,
+                                narrow_dense_network, pruned_network, random_sparse_network)
+from lossless.memory import (ACCOUNTINGS, DENSE_BITS, _check_accounting, matched_kept_fraction,
+                             ternary_memory)
 from lossless.readout import (Readout, _check_count, _check_features, _check_labels,
                               class_targets, logistic_readout, ridge_readout,
                               shift_corrected_readout, validated_ridge_readout)
@@ -735,21 +735,6 @@ class Table:
 # =====================================================================================
 
 
-class _StraightThrough(torch.autograd.Function):
-    """Forward: the activation; backward: the surrogate in place of its derivative."""
-
-    @staticmethod
-    def forward(ctx, z, activation, surrogate):  # noqa: D401
-        ctx.save_for_backward(z)
-        ctx.surrogate = surrogate
-        return activation(z)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (z,) = ctx.saved_tensors
-        return grad * ctx.surrogate(z), None, None
-
-
 class _Trainable(torch.nn.Module):
     def __init__(self, net: FeatureNetwork, readout: np.ndarray) -> None:
         super().__init__()
@@ -770,13 +755,8 @@ class _Trainable(torch.nn.Module):
         self.readout = torch.nn.Parameter(torch.as_tensor(readout, dtype=torch.float32).clone())
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        H = X
-        for W, act, sur, m, d in zip(self.hidden, self.layers, self.surrogates, self.centres,
-                                     self.widths):
-            Z = H @ W.T
-            A = act(Z) if sur is None else _StraightThrough.apply(Z, act, sur)
-            H = (A - m) / math.sqrt(d)
-        return H @ self.readout
+        return networks.propagate(X, self.hidden, self.layers, self.centres, self.widths,
+                                  surrogates=self.surrogates) @ self.readout
 
     def apply_masks(self) -> None:
         with torch.no_grad():

@@ -157,6 +157,91 @@ def _check_widths(widths: object, n_layers: int) -> tuple[int, ...]:
 _INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
+# ----------------------------------------------------------------------------------
+# the forward pass (one home: MLP, the dynamics chapter and fine-tuning call it)
+# ----------------------------------------------------------------------------------
+class _StraightThrough(torch.autograd.Function):
+    """``activation(z)`` forward, ``grad * surrogate(z)`` backward."""
+
+    @staticmethod
+    def forward(ctx, z, activation, surrogate):  # noqa: D401 - autograd signature
+        ctx.save_for_backward(z)
+        ctx.surrogate = surrogate
+        return torch.as_tensor(activation(z.detach()), dtype=z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (z,) = ctx.saved_tensors
+        slope = torch.as_tensor(ctx.surrogate(z), dtype=z.dtype)
+        return grad_out * slope, None, None
+
+
+def straight_through(activation: Callable, surrogate: Callable, z: torch.Tensor) -> torch.Tensor:
+    r"""``activation(z)`` whose backward pass uses ``surrogate(z)`` in place of ``σ'(z)``.
+
+    The straight-through estimator (Bengio, Léonard and Courville 2013, arXiv:1308.3432):
+    the forward value is exact (a step function stays a step function), the derivative
+    is replaced, so autograd propagates ``grad * surrogate(z)`` through a layer whose
+    true derivative is zero almost everywhere.
+
+    Parameters
+    ----------
+    activation : callable
+        ``σ``, evaluated on a tensor (an :class:`lossless.activations.Activation`).
+    surrogate : callable
+        ``s``, evaluated on a tensor, standing for ``σ'``.
+    z : Tensor, any shape
+        Pre-activations.
+
+    Returns
+    -------
+    Tensor, shape of ``z``
+    """
+    _checks.check_callable(activation, "activation")
+    _checks.check_callable(surrogate, "surrogate")
+    if not isinstance(z, torch.Tensor) or not z.is_floating_point():
+        raise TypeError(f"z must be a floating-point torch.Tensor, got {_checks.describe(z)}")
+    return _StraightThrough.apply(z, activation, surrogate)
+
+
+def propagate(H: torch.Tensor, hidden: Sequence[torch.Tensor], layers: Sequence,
+              centres: Sequence[float], widths: Sequence[int], *,
+              surrogates: Sequence | None = None) -> torch.Tensor:
+    r"""The hidden layers of the book's eq-ckntk-network: from :math:`\Sigma_0 = H` to
+    :math:`\Sigma_L`, with :math:`\Sigma_\ell = (\sigma_\ell(\Sigma_{\ell-1}
+    W_\ell^\top) - m_\ell)/\sqrt{d_\ell}`.
+
+    The one forward pass of the package (:class:`MLP`, the dynamics chapter's
+    straight-through output and the practice chapter's fine-tuning call it); arguments
+    are not checked here (the callers check them).
+
+    Parameters
+    ----------
+    H : Tensor, shape (n, d_0)
+    hidden : sequence of Tensor
+        ``W_l`` of shape ``(d_l, d_{l-1})``.
+    layers : sequence of Activation
+    centres : sequence of float
+        ``m_l``.
+    widths : sequence of int
+        ``d_l``.
+    surrogates : sequence of (None | callable), optional
+        Where entry ``l`` is a callable, layer ``l`` is :func:`straight_through` with it as
+        the derivative; None (or an entry None) leaves autograd's own derivative.
+
+    Returns
+    -------
+    Tensor, shape (n, d_L)
+    """
+    surr = [None] * len(layers) if surrogates is None else surrogates
+    for W, act, s, m, d in zip(hidden, layers, surr, centres, widths):
+        Z = H @ W.T
+        A = act(Z) if s is None else _StraightThrough.apply(Z, act, s)
+        H = (A - m) / math.sqrt(d)
+    return H
+
+
+
 class MLP(torch.nn.Module):
     r"""Fully-connected network of the book's eq-ckntk-network: no biases, centred activations.
 
@@ -318,35 +403,42 @@ class MLP(torch.nn.Module):
             H = (act(Z) - m) / math.sqrt(d)
         return out
 
-    def features(self, X) -> torch.Tensor:
-        r"""Last-layer features :math:`\Sigma_L`.
+    def features(self, X, *, surrogates: Sequence | None = None) -> torch.Tensor:
+        r"""Last-layer features :math:`\Sigma_L` (:func:`propagate`).
 
         Parameters
         ----------
         X : Tensor or ndarray, shape (n, p)
+        surrogates : list of (None | Activation | callable), length L, optional
+            Straight-through derivatives (:func:`straight_through`) for the layers that
+            have one: the forward values are unchanged, the backward pass multiplies by
+            ``surrogates[l](Z_l)`` in place of ``sigma_l'(Z_l)``.
 
         Returns
         -------
         Tensor, shape (n, d_L)
             Rows ``Sigma_L(x_i)``; ``features(X) @ features(X).T`` is the empirical CK.
         """
-        H = self._as_input(X)
-        for W, act, m, d in zip(self.hidden, self.layers, self.centres, self.widths):
-            H = (act(H @ W.T) - m) / math.sqrt(d)
-        return H
+        from lossless.activations import check_surrogates
 
-    def forward(self, X) -> torch.Tensor:
+        surr = None if surrogates is None else check_surrogates(surrogates, self.depth)
+        return propagate(self._as_input(X), self.hidden, self.layers, self.centres,
+                         self.widths, surrogates=surr)
+
+    def forward(self, X, *, surrogates: Sequence | None = None) -> torch.Tensor:
         """Network output ``f(x_i) = w^T Sigma_L(x_i)``.
 
         Parameters
         ----------
         X : Tensor or ndarray, shape (n, p)
+        surrogates : list, optional
+            As in :meth:`features`.
 
         Returns
         -------
         Tensor, shape (n,)
         """
-        return self.features(X) @ self.readout
+        return self.features(X, surrogates=surrogates) @ self.readout
 
     def extra_repr(self) -> str:
         acts = ", ".join(repr(a) for a in self.layers)
