@@ -11,34 +11,11 @@ import torch
 from scipy import integrate, special
 
 from lossless import activations as A
+from conftest import builtin_examples
 
 PHI0 = 1.0 / math.sqrt(2.0 * math.pi)
 TAUS = [0.05, 0.3, 1.0, 3.0, 20.0]
 FIELDS = ("m", "g1", "g2", "h", "v", "q")
-
-
-def builtin_examples() -> list[A.Activation]:
-    """Every registry name, with non-trivial parameters where it takes any."""
-    return [
-        A.get("linear"),
-        A.get("relu"),
-        A.get("leaky_relu", slope=0.1),
-        A.get("abs"),
-        A.get("quadratic", a=0.5, b=-1.0, c=0.3),
-        A.get("tanh"),
-        A.get("erf"),
-        A.get("erf", sharpness=5.0),
-        A.get("sigmoid"),
-        A.get("sin"),
-        A.get("sin", frequency=2.0),
-        A.get("cos", frequency=0.7),
-        A.get("sign"),
-        A.get("step", r=0.7),
-        A.get("ternary", s_minus=-0.4, s_plus=0.9, scale=1.3, odd=True),
-        A.get("ternary", s_minus=-0.4, s_plus=0.9, scale=1.3, odd=False),
-        A.PiecewiseConstant([0.3, -1.0, 2.0], [1.0, -0.5, 2.0], base=0.2),
-        A.PiecewiseLinear([-0.5, 1.0], [0.3, 1.0, -0.2], jumps=[0.4, 0.0], offset=0.1),
-    ]
 
 
 def natural_scales(act: A.Activation, tau: float) -> dict[str, float]:
