@@ -1297,7 +1297,7 @@ def layer_moments(layers: Sequence[Activation], tau0: float) -> list[Moments]:
         names the layer.
     """
     layers = check_layers(layers)
-    tau = _checks.positive(tau0, "tau0")
+    tau = _check_tau(tau0, "tau0")
     out = []
     for i, act in enumerate(layers):
         try:
@@ -1329,7 +1329,7 @@ def layer_scales(layers: Sequence[Activation], tau0: float) -> list[float]:
         As :func:`layer_moments`.
     """
     moments = layer_moments(layers, tau0)
-    return [_checks.positive(tau0, "tau0")] + [math.sqrt(m.v) for m in moments]
+    return [float(tau0)] + [math.sqrt(m.v) for m in moments]
 
 
 def check_surrogates(surrogates: Any, depth: int) -> list[Activation | None]:

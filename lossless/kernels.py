@@ -45,8 +45,8 @@ import numpy as np
 from lossless import _checks
 from lossless import _fastkernels as _fast
 from lossless._display import progress as progress_bar
-from lossless.activations import (Activation, check_layers, check_surrogates, layer_moments,
-                                  layer_scales)
+from lossless.activations import (TAU_RANGE, Activation, check_layers, check_surrogates,
+                                  layer_moments, layer_scales)
 
 if TYPE_CHECKING:  # for annotations only
     import torch
@@ -90,6 +90,11 @@ def _tau0_from(X: np.ndarray, tau0: Any) -> float:
             raise ValueError(
                 "X is too large: sqrt(mean ||x_i||^2) overflows float64; rescale X or pass tau0"
             )
+        lo, hi = TAU_RANGE
+        if not lo <= value <= hi:
+            raise ValueError(
+                f"X has scale tau0 = sqrt(mean ||x_i||^2) = {value:g}, outside [{lo:g}, {hi:g}] "
+                "(where the Gaussian moments are representable in float64); rescale X")
         return value
     return _checks.positive(tau0, "tau0")
 
