@@ -89,8 +89,14 @@ def _tau0_from(X: np.ndarray, tau0: Any) -> float:
             raise ValueError(
                 "X is too large: sqrt(mean ||x_i||^2) overflows float64; rescale X or pass tau0"
             )
+        lo, hi = _checks.SCALE_RANGE
+        if not lo <= value <= hi:
+            raise ValueError(
+                f"X must have a scale sqrt(mean ||x_i||^2) in [{lo:g}, {hi:g}] (the range where "
+                f"the Gaussian moments are representable in float64), got {value:.3g}; rescale X"
+            )
         return value
-    return _checks.positive(tau0, "tau0")
+    return _checks.input_scale(tau0, "tau0")
 
 
 def _check_device(device: Any) -> Any:
@@ -146,7 +152,7 @@ def layer_scales(layers: Sequence[Activation], tau0: float) -> list[float]:
         finite (a constant activation, or a user callable returning NaN/inf).
     """
     layers = check_layers(layers)
-    taus = [_checks.positive(tau0, "tau0")]
+    taus = [_checks.input_scale(tau0, "tau0")]
     for i, act in enumerate(layers):
         try:
             v = act.moments(taus[-1]).v
@@ -887,7 +893,7 @@ def empirical_ck(
     if tau0 is None:
         tau0 = _tau0_from(Xt.to(torch.float64).numpy(), None)
     else:
-        tau0 = _checks.positive(tau0, "tau0")
+        tau0 = _checks.input_scale(tau0, "tau0")
     n = Xt.shape[0]
     total = torch.zeros(n, n, dtype=dtype)
     iterator = progress_bar(range(draws), progress, "empirical CK")
