@@ -35,6 +35,14 @@ __all__ = [
     "square_symmetric",
     "symmetrize",
     "finite_output",
+    "no_overflow",
+    "magnitude",
+    "SCALE_RANGE",
+    "input_scale",
+    "allocation",
+    "probability_vector",
+    "axes",
+    "has_attributes",
     "int_sequence",
     "layer_widths",
     "path",
@@ -352,3 +360,150 @@ def check_callable(fn: Any, name: str) -> Callable:
     if not callable(fn):
         raise TypeError(f"{name} must be callable, got {describe(fn)}")
     return fn
+
+
+# ----------------------------------------------------------------------------------
+# overflow, sizes, probabilities, labels, plotting arguments
+# ----------------------------------------------------------------------------------
+def _largest(value: Any) -> str:
+    """``max |value|`` (or the value itself for a scalar), for an overflow message."""
+    try:
+        arr = value.detach().cpu().numpy() if _is_torch(value) else np.asarray(value, dtype=float)
+        with np.errstate(all="ignore"):
+            return f"{float(np.max(np.abs(arr))):.3g}" if arr.size else "n/a"
+    except Exception:  # noqa: BLE001 - only for a message
+        return describe(value)
+
+
+def no_overflow(result: Any, name: str, value: Any, what: str = "the result") -> Any:
+    """Raise ValueError if ``result`` (array, tensor or number) has NaN/inf entries although
+    the input ``name`` (of value ``value``) was finite: the computation overflowed.
+
+    The message names the input, its size (largest magnitude) and what is allowed.
+    Inside ``torch.func`` transforms, where no value is readable, nothing is checked.
+    """
+    if _is_torch(result):
+        try:
+            finite = bool(sys.modules["torch"].isfinite(result.detach()).all())
+        except RuntimeError:  # vmap/grad transforms: values are not readable
+            return result
+        bad = 0 if finite else int((~sys.modules["torch"].isfinite(result.detach())).sum())
+    else:
+        arr = np.asarray(result)
+        if arr.dtype.kind not in "fc":
+            return result
+        finite = bool(np.all(np.isfinite(arr)))
+        bad = 0 if finite else int(np.count_nonzero(~np.isfinite(arr)))
+    if not finite:
+        size = "|" + name + "|" if np.ndim(value) == 0 and not _is_torch(value) else f"max |{name}|"
+        raise ValueError(
+            f"{name} is too large: {what} overflows float64 ({bad} non-finite entries) with "
+            f"{size} = {_largest(value)}; {name} must be small enough for the computation to "
+            f"stay finite (inputs of order one are expected)"
+        )
+    return result
+
+
+def magnitude(arr: Any, name: str, limit: float = 1e100) -> Any:
+    """Raise ValueError if a finite array has an entry larger than ``limit`` in magnitude
+    (its squares and products would overflow float64 in later statistics)."""
+    a = np.asarray(arr)
+    if a.size and a.dtype.kind in "iuf":
+        big = float(np.max(np.abs(a)))
+        if big > limit:
+            raise ValueError(
+                f"{name} must have entries of magnitude at most {limit:g} (larger ones "
+                f"overflow float64 in the statistics computed from them), got max |{name}| = "
+                f"{big:.3g}"
+            )
+    return arr
+
+
+#: Input scales ``tau`` for which every Gaussian moment of an activation is representable
+#: in float64 (``lossless.activations.TAU_RANGE``).
+SCALE_RANGE = (1e-100, 1e100)
+
+
+def input_scale(value: Any, name: str = "tau0") -> float:
+    """A positive finite scale inside :data:`SCALE_RANGE` (an input scale ``tau0``)."""
+    x = positive(value, name)
+    lo, hi = SCALE_RANGE
+    if not lo <= x <= hi:
+        raise ValueError(
+            f"{name} must be in [{lo:g}, {hi:g}] (the range where the Gaussian moments are "
+            f"representable in float64), got {x:g}"
+        )
+    return x
+
+
+def _memory_bytes() -> float:
+    """Physical memory of this machine (bytes), or 2**40 if unknown."""
+    import os
+
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return float(2**40)
+
+
+def allocation(shape: Any, name: str, value: Any, itemsize: int = 8,
+               what: str = "an array") -> None:
+    """Raise ValueError before allocating ``shape`` (or a number of entries) of
+    ``itemsize`` bytes if it cannot fit in this machine's memory; the message names the
+    argument ``name`` (of value ``value``) that asked for it."""
+    entries = (math.prod(float(d) for d in shape) if isinstance(shape, (tuple, list))
+               else float(shape))
+    need = entries * itemsize
+    have = _memory_bytes()
+    if need > have:
+        raise ValueError(
+            f"{name} = {describe(value)} is too large: it needs {what} of {entries:.3g} entries "
+            f"({need / 2**30:.3g} GiB), more than this machine's {have / 2**30:.3g} GiB of "
+            f"memory; {name} must be smaller"
+        )
+
+
+def probability_vector(value: Any, name: str, length: int | None = None,
+                       atol: float = 1e-8) -> np.ndarray:
+    """A finite 1-D vector of non-negative entries summing to one (of ``length`` entries)."""
+    arr = real_array(value, name, ndim=1, shape_hint="(K,) of proportions")
+    if length is not None and arr.shape != (length,):
+        raise ValueError(f"{name} must have shape ({length},) (one entry per class), "
+                         f"got shape {arr.shape}")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be non-negative (a probability vector), got "
+                         f"{describe(arr)}")
+    total = float(arr.sum())
+    if abs(total - 1.0) > atol:
+        raise ValueError(f"{name} must sum to one (a probability vector), got sum {total:.10g}")
+    return arr
+
+
+def axes(value: Any, name: str = "ax", count: int | None = None) -> Any:
+    """A matplotlib Axes (``count=None``) or a sequence/array of ``count`` Axes."""
+    from matplotlib.axes import Axes
+
+    if count is None:
+        if not isinstance(value, Axes):
+            raise TypeError(f"{name} must be a matplotlib Axes (e.g. from plt.subplots()), "
+                            f"got {describe(value)}")
+        return value
+    if isinstance(value, Axes) or isinstance(value, (str, bytes)) or not isinstance(
+            value, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a sequence of {count} matplotlib Axes (e.g. from "
+                        f"plt.subplots(1, {count})), got {describe(value)}")
+    items = list(np.ravel(np.asarray(value, dtype=object))) if isinstance(value, np.ndarray) \
+        else list(value)
+    if len(items) != count or not all(isinstance(a, Axes) for a in items):
+        raise ValueError(f"{name} must be a sequence of {count} matplotlib Axes (e.g. from "
+                         f"plt.subplots(1, {count})), got {describe(value)}")
+    return items
+
+
+def has_attributes(value: Any, name: str, attributes: Sequence[str], what: str) -> Any:
+    """``value`` if it has every attribute in ``attributes`` (duck typing), else TypeError."""
+    missing = [a for a in attributes if not hasattr(value, a)]
+    if missing:
+        raise TypeError(f"{name} must be {what}, got {describe(value)} (no attribute "
+                        f"{missing[0]!r})")
+    return value

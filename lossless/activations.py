@@ -89,7 +89,7 @@ class Moments:
 #: Input scales ``tau`` for which every closed form and quadrature is representable in
 #: float64 (``tau**4`` and ``1/tau**2`` stay far from overflow); outside, :meth:`moments`
 #: raises a range error instead of returning NaN or overflowing.
-TAU_RANGE = (1e-100, 1e100)
+TAU_RANGE = _checks.SCALE_RANGE
 
 
 def _check_scale(tau: Any, name: str = "tau") -> float:
@@ -360,6 +360,8 @@ class Activation:
         This base implementation is the generic Mehler–Hermite method
         (:class:`lossless._dual.HermiteDual`); subclasses with closed forms override it.
         """
+        center = _checks.real(center, "center")
+        max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
         return _dual.HermiteDual(self, _check_scales(scales), center, max_correlation)
 
     def fast_kernel(self) -> Any:
@@ -639,6 +641,8 @@ class PiecewiseLinear(Activation):
         self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Closed-form two-point expectations (see :meth:`Activation.dual`)."""
+        center = _checks.real(center, "center")
+        max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
         return _dual.PiecewiseLinearDual(self, _check_scales(scales), center, max_correlation)
 
     def fast_kernel(self) -> Any:
@@ -914,6 +918,8 @@ class Polynomial(Activation):
         self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Exact two-point expectations: a finite Mehler sum (see :meth:`Activation.dual`)."""
+        center = _checks.real(center, "center")
+        max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
         dual = _dual.HermiteDual(
             self, _check_scales(scales), center, max_correlation, coefficients=self._exact_hermite
         )
@@ -986,6 +992,8 @@ class Erf(Activation):
         self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Closed-form (arc-sine) two-point expectations (see :meth:`Activation.dual`)."""
+        center = _checks.real(center, "center")
+        max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
         return _dual.ErfDual(self.sharpness, _check_scales(scales), center)
 
     def fast_kernel(self) -> Any:
@@ -1080,6 +1088,8 @@ class Sin(Activation):
         self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Closed-form two-point expectations (see :meth:`Activation.dual`)."""
+        center = _checks.real(center, "center")
+        max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
         return _dual.TrigDual(self.frequency, False, _check_scales(scales), center)
 
     def _params(self) -> dict[str, Any]:
@@ -1124,6 +1134,8 @@ class Cos(Activation):
         self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Closed-form two-point expectations (see :meth:`Activation.dual`)."""
+        center = _checks.real(center, "center")
+        max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
         return _dual.TrigDual(self.frequency, True, _check_scales(scales), center)
 
     def _params(self) -> dict[str, Any]:

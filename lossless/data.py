@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 _PSD_RTOL = 1e-10  # relative tolerance for symmetry and for negative eigenvalues
+_MAX_SCALE = 1e100  # largest |entry| of data, means and covariances (squares stay finite)
 
 
 def _finite_array(value, name: str, *, ndim: tuple[int, ...] | None = None) -> np.ndarray:
@@ -59,15 +60,16 @@ def _check_generator(rng) -> np.random.Generator:
 
 
 def _check_labels(labels, n: int) -> np.ndarray:
-    """Integer labels of shape (n,) (integral floats accepted), as int64."""
+    """Integer labels of shape (n,), as int64 (a float array is refused, even if its values
+    are integral: as in :mod:`lossless.readout`, labels are class indices)."""
     arr = _checks.real_array(labels, "labels", ndim=1, nonempty=False, dtype=None)
     if arr.shape != (n,):
         raise ValueError(f"labels must have shape (n,)={(n,)}, got {arr.shape}")
     if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise ValueError(f"labels must be integers, got dtype {arr.dtype}")
+        raise ValueError(
+            f"labels must be integers (class indices), got dtype {arr.dtype} "
+            f"({_checks.describe(labels)}); convert integral values with labels.astype(int)"
+        )
     return arr.astype(np.int64)
 
 
@@ -136,7 +138,8 @@ class GaussianMixture:
         K, p = means.shape
         if K < 1 or p < 1:
             raise ValueError(f"means must have shape (K, p) with K, p >= 1, got {means.shape}")
-        covs = _finite_array(covs, "covs")
+        _checks.magnitude(means, "means", _MAX_SCALE)
+        covs = _checks.magnitude(_finite_array(covs, "covs"), "covs", _MAX_SCALE)
         allowed = f"(K,)={(K,)}, (K, p)={(K, p)} or (K, p, p)={(K, p, p)}"
         if covs.shape not in ((K,), (K, p), (K, p, p)):
             raise ValueError(f"covs must have shape {allowed}, got {covs.shape}")
@@ -265,7 +268,8 @@ class GaussianMixture:
         proportions : array_like, shape (K,), optional
             Proportions defining ``C° = sum_a c_a C_a``; the mixture weights by default.
         """
-        w = self._weights if proportions is None else _finite_array(proportions, "proportions")
+        w = self._weights if proportions is None else _checks.probability_vector(
+            proportions, "proportions", self.K)
         tr = self.traces()
         tp = self.trace_products()
         tr0 = w @ tr
@@ -320,6 +324,7 @@ class GaussianMixture:
         rng = _check_generator(rng)
         counts = self.class_sizes(n)
         p = self.p
+        _checks.allocation((n, p), "n", n, what="a sample")
         Z = np.empty((n, p))
         start = 0
         for a, n_a in enumerate(counts):
@@ -374,6 +379,7 @@ class Sample:
         n, p = X.shape
         if n < 1 or p < 1:
             raise ValueError(f"X must have shape (n, p) with n, p >= 1, got {X.shape}")
+        _checks.magnitude(X, "X", _MAX_SCALE)
         labels_arr = _check_labels(labels, n)
         if mixture is not None:
             if not isinstance(mixture, GaussianMixture):
@@ -440,6 +446,8 @@ class Sample:
         X = _finite_array(X, "X", ndim=(2,))
         if X.shape[0] < 1 or X.shape[1] < 1:
             raise ValueError(f"X must have shape (n, p) with n, p >= 1, got {X.shape}")
+        # sqrt(p) X enters the covariances squared, which must stay below _MAX_SCALE
+        _checks.magnitude(X, "X", 1e40)
         debias = _checks.flag(debias, "debias")
         labels = _check_labels(labels, X.shape[0])
         if labels.min() < 0:
@@ -613,8 +621,10 @@ def _mixture_from_ingredients(
 ) -> GaussianMixture:
     p = _check_int(p, "p", minimum=2)
     K = _check_int(K, "K", minimum=1)
-    separation = _checks.real(separation, "separation", low=0.0)
-    trace_gap = _checks.real(trace_gap, "trace_gap")
+    _checks.allocation((K, p), "p", p, what="the means")
+    # bounded so that the squared norms and trace products of the mixture stay finite
+    separation = _checks.real(separation, "separation", low=0.0, high=_MAX_SCALE)
+    trace_gap = _checks.real(trace_gap, "trace_gap", low=-_MAX_SCALE, high=_MAX_SCALE)
     shape = _checks.real(shape, "shape", low=-1.0, high=1.0, low_open=True, high_open=True)
     w = np.full(K, 1.0 / K) if weights is None else _finite_array(weights, "weights", ndim=(1,))
     if w.shape != (K,):
@@ -652,6 +662,7 @@ def _preset_mixed(p, *, K=2, separation=2.0, trace_gap=3.0, shape=0.4, weights=N
 
 def _preset_reference(p):
     p = _check_int(p, "p", minimum=2)
+    _checks.allocation((2, p), "p", p, what="the means")
     means = np.zeros((2, p))
     means[0, 0], means[1, 0] = 3.0, -3.0
     covs = 1.0 + 3.0 * np.arange(2) / np.sqrt(p)
@@ -932,7 +943,8 @@ def normalize(X, *, mean=None, scale=None) -> np.ndarray:
     """
     Y = _checks.real_array(X, "X", ndim=2, shape_hint="(n, p)")
     if mean is None:
-        mean = Y.mean(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = _checks.no_overflow(Y.mean(axis=0), "X", Y, "its column mean")
     mean = _finite_array(mean, "mean", ndim=(1,))
     if mean.shape != (Y.shape[1],):
         raise ValueError(f"mean must have shape (p,)={(Y.shape[1],)}, got {mean.shape}")
@@ -1090,8 +1102,11 @@ def gram_spectrum_demo(
     p = _check_int(p, "p", minimum=4)
     ratio = _checks.positive(ratio, "ratio")
     seed = _checks.seed(seed)
+    _checks.allocation(p * p, "p", p, what="a p x p Gram matrix")
+    _checks.allocation(ratio * p * p, "ratio", ratio, what="a sample (n = ratio * p rows)")
     n = max(2, int(round(ratio * p)))
     grid_size = _check_int(grid_size, "grid_size", minimum=2)
+    _checks.allocation(grid_size, "grid_size", grid_size, what="a density grid")
     mixture = preset("mixed", p, separation=separation, trace_gap=trace_gap, shape=0.0)
     sample = mixture.sample(n, np.random.default_rng(seed))
     X = sample.X

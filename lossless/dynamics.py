@@ -101,6 +101,7 @@ def linearized_residuals(K: np.ndarray, residual0: np.ndarray, lr: float,
     n = K.shape[0]
     r0 = _check_vector(residual0, "residual0", n)
     lr, steps = _check_lr(lr), _check_steps(steps)
+    _checks.allocation((steps + 1, n), "steps", steps, what="the decay factors")
     vals, vecs = np.linalg.eigh(K)
     coeffs = vecs.T @ r0
     return (_decay_factors(vals, lr, steps) * coeffs[None, :]) @ vecs.T
@@ -134,8 +135,12 @@ def linearized_loss_curve(K: np.ndarray, residual0: np.ndarray, lr: float,
     n = K.shape[0]
     r0 = _check_vector(residual0, "residual0", n)
     lr, steps = _check_lr(lr), _check_steps(steps)
+    _checks.allocation((steps + 1, n), "steps", steps, what="the decay factors")
     vals, vecs = np.linalg.eigh(K)
-    energy = (vecs.T @ r0) ** 2
+    with np.errstate(over="ignore"):
+        energy = _checks.no_overflow((vecs.T @ r0) ** 2, "residual0", r0,
+                                     "its squared coefficients")
+    # a learning rate beyond 2 / lambda_max diverges (documented): inf is then the answer
     return 0.5 * (_decay_factors(vals, lr, steps) ** 2) @ energy
 
 

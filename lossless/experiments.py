@@ -148,6 +148,8 @@ def mixture_task(p: int, n_train: int, n_test: int, rng: np.random.Generator, *,
     n_test = _check_count(n_test, "n_test")
     rng = _checks.numpy_generator(rng, "rng")
     mixture = data.preset(preset, p, **params)
+    _checks.allocation((n_train, mixture.p), "n_train", n_train, what="the training set")
+    _checks.allocation((n_test, mixture.p), "n_test", n_test, what="the test set")
     train = mixture.sample(n_train, rng)
     test = mixture.sample(n_test, rng)
     return Task(name=f"gmm-{preset}", X_train=train.X, y_train=train.labels, X_test=test.X,
@@ -259,7 +261,9 @@ def kernel_agreement(F: Any, K_reference: Any, shift: float = 0.0) -> KernelAgre
         raise ValueError(f"K_reference must have shape (n, n) = ({n}, {n}), got {K.shape}")
     K = _checks.square_symmetric(K, "K_reference")
     shift = _checks.real(shift, "shift")
-    G = _checks.symmetrize(F @ F.T)
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = F @ F.T
+    G = _checks.symmetrize(_checks.no_overflow(G, "F", F, "its Gram matrix F F^T"))
     err = spectra.relative_opnorm_error(G, K)
     err_c = err if shift == 0 else spectra.relative_opnorm_error(G - shift * np.eye(n), K)
     _, U = np.linalg.eigh(G)
@@ -980,8 +984,12 @@ def read_csv(path: str | Path) -> list[dict]:
     path = _check_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no results file at {str(path)!r}")
-    with path.open(newline="") as fh:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"path must be a UTF-8 CSV file written by write_csv, got "
+                         f"{str(path)!r}, which is not one ({err})") from None
 
 
 # =====================================================================================

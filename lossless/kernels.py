@@ -45,7 +45,7 @@ import numpy as np
 from lossless import _checks
 from lossless import _fastkernels as _fast
 from lossless._display import progress as progress_bar
-from lossless.activations import (TAU_RANGE, Activation, check_layers, check_surrogates,
+from lossless.activations import (Activation, check_layers, check_surrogates,
                                   layer_moments, layer_scales)
 
 if TYPE_CHECKING:  # for annotations only
@@ -90,13 +90,14 @@ def _tau0_from(X: np.ndarray, tau0: Any) -> float:
             raise ValueError(
                 "X is too large: sqrt(mean ||x_i||^2) overflows float64; rescale X or pass tau0"
             )
-        lo, hi = TAU_RANGE
+        lo, hi = _checks.SCALE_RANGE
         if not lo <= value <= hi:
             raise ValueError(
-                f"X has scale tau0 = sqrt(mean ||x_i||^2) = {value:g}, outside [{lo:g}, {hi:g}] "
-                "(where the Gaussian moments are representable in float64); rescale X")
+                f"X must have a scale sqrt(mean ||x_i||^2) in [{lo:g}, {hi:g}] (the range where "
+                f"the Gaussian moments are representable in float64), got {value:.3g}; rescale X"
+            )
         return value
-    return _checks.positive(tau0, "tau0")
+    return _checks.input_scale(tau0, "tau0")
 
 
 def _check_device(device: Any) -> Any:
@@ -838,7 +839,7 @@ def empirical_ck(
     if tau0 is None:
         tau0 = _tau0_from(Xt.to(torch.float64).numpy(), None)
     else:
-        tau0 = _checks.positive(tau0, "tau0")
+        tau0 = _checks.input_scale(tau0, "tau0")
     n = Xt.shape[0]
     total = torch.zeros(n, n, dtype=dtype)
     iterator = progress_bar(range(draws), progress, "empirical CK")

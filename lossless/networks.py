@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from numbers import Integral
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -66,6 +66,7 @@ def gaussian_weights(
     dims = _check_shape(shape)
     _check_generator(generator)
     dtype = _checks.float_dtype(dtype)
+    _checks.allocation(dims, "shape", shape, itemsize=dtype.itemsize, what="a weight tensor")
     return torch.randn(dims, generator=generator, dtype=dtype)
 
 
@@ -112,6 +113,8 @@ def ternary_weights(
     _check_generator(generator)
     exact_zeros = _checks.flag(exact_zeros, "exact_zeros")
     dtype = _checks.float_dtype(dtype)
+    # the float64 uniforms (or int64 permutation) are the largest temporary
+    _checks.allocation(dims, "shape", shape, itemsize=8, what="a weight tensor")
     scale = 1.0 / math.sqrt(1.0 - eps)
     numel = math.prod(dims)
     if exact_zeros:
@@ -206,7 +209,7 @@ def straight_through(activation: Callable, surrogate: Callable, z: torch.Tensor)
 
 def propagate(H: torch.Tensor, hidden: Sequence[torch.Tensor], layers: Sequence,
               centres: Sequence[float], widths: Sequence[int], *,
-              surrogates: Sequence | None = None) -> torch.Tensor:
+              surrogates: Sequence | None = None, checked: Any = None) -> torch.Tensor:
     r"""The hidden layers of the book's eq-ckntk-network: from :math:`\Sigma_0 = H` to
     :math:`\Sigma_L`, with :math:`\Sigma_\ell = (\sigma_\ell(\Sigma_{\ell-1}
     W_\ell^\top) - m_\ell)/\sqrt{d_\ell}`.
@@ -228,15 +231,26 @@ def propagate(H: torch.Tensor, hidden: Sequence[torch.Tensor], layers: Sequence,
     surrogates : sequence of (None | callable), optional
         Where entry ``l`` is a callable, layer ``l`` is :func:`straight_through` with it as
         the derivative; None (or an entry None) leaves autograd's own derivative.
+    checked : array_like, optional
+        The user's input ``X``: if given, a pre-activation that overflows raises a
+        ValueError naming ``X``, and an activation returning NaN/inf from finite values
+        raises one naming the layer.
 
     Returns
     -------
     Tensor, shape (n, d_L)
     """
     surr = [None] * len(layers) if surrogates is None else surrogates
-    for W, act, s, m, d in zip(hidden, layers, surr, centres, widths):
+    for i, (W, act, s, m, d) in enumerate(zip(hidden, layers, surr, centres, widths)):
         Z = H @ W.T
+        if checked is not None:
+            Z = _checks.no_overflow(Z, "X", checked, f"the pre-activation of layer {i + 1}")
         A = act(Z) if s is None else _StraightThrough.apply(Z, act, s)
+        if checked is not None and (not isinstance(A, torch.Tensor) or A.is_floating_point()):
+            try:  # a finite input gave NaN/inf: the activation is to blame
+                _checks.finite_output(A, f"layers[{i}] = {act!r}")
+            except RuntimeError:  # inside torch.func transforms no value is readable
+                pass
         H = (A - m) / math.sqrt(d)
     return H
 
@@ -342,11 +356,26 @@ class MLP(torch.nn.Module):
         self.weight_distribution = weights if isinstance(weights, str) else "custom"
         self.sparsity = eps
         dims = (self.p, *self.widths)
+        n_params = sum(dims[i + 1] * dims[i] for i in range(len(self.widths))) + dims[-1]
+        big = "p" if self.p > max(self.widths) else "widths"
+        _checks.allocation(n_params, big, p if big == "p" else widths,
+                           itemsize=max(dtype.itemsize, 8), what="weights")
+
+        def draw(shape: tuple[int, ...]) -> torch.Tensor:
+            W = sampler(shape, generator, dtype, eps)
+            if not isinstance(W, torch.Tensor) or tuple(W.shape) != shape or W.dtype != dtype:
+                got = (f"a tensor of shape {tuple(W.shape)} and dtype {W.dtype}"
+                       if isinstance(W, torch.Tensor) else _checks.describe(W))
+                raise ValueError(
+                    f"weights must return a torch.Tensor of the requested shape {shape} and "
+                    f"dtype {dtype} when called as weights(shape, generator, dtype, sparsity), "
+                    f"got {got}")
+            return _checks.finite_output(W, "weights", "weights")
+
         self.hidden = torch.nn.ParameterList(
-            torch.nn.Parameter(sampler((dims[i + 1], dims[i]), generator, dtype, eps))
-            for i in range(len(self.widths))
+            torch.nn.Parameter(draw((dims[i + 1], dims[i]))) for i in range(len(self.widths))
         )
-        self.readout = torch.nn.Parameter(sampler((dims[-1],), generator, dtype, eps))
+        self.readout = torch.nn.Parameter(draw((dims[-1],)))
 
     @property
     def depth(self) -> int:
@@ -398,7 +427,7 @@ class MLP(torch.nn.Module):
         H = self._as_input(X)
         out = []
         for W, act, m, d in zip(self.hidden, self.layers, self.centres, self.widths):
-            Z = H @ W.T
+            Z = _checks.no_overflow(H @ W.T, "X", X, "a pre-activation")
             out.append(Z)
             H = (act(Z) - m) / math.sqrt(d)
         return out
@@ -422,8 +451,9 @@ class MLP(torch.nn.Module):
         from lossless.activations import check_surrogates
 
         surr = None if surrogates is None else check_surrogates(surrogates, self.depth)
-        return propagate(self._as_input(X), self.hidden, self.layers, self.centres,
-                         self.widths, surrogates=surr)
+        H = propagate(self._as_input(X), self.hidden, self.layers, self.centres, self.widths,
+                      surrogates=surr, checked=X)
+        return _checks.no_overflow(H, "X", X, "the features")
 
     def forward(self, X, *, surrogates: Sequence | None = None) -> torch.Tensor:
         """Network output ``f(x_i) = w^T Sigma_L(x_i)``.
@@ -438,7 +468,8 @@ class MLP(torch.nn.Module):
         -------
         Tensor, shape (n,)
         """
-        return self.features(X, surrogates=surrogates) @ self.readout
+        return _checks.no_overflow(self.features(X, surrogates=surrogates) @ self.readout, "X",
+                                   X, "the output")
 
     def extra_repr(self) -> str:
         acts = ", ".join(repr(a) for a in self.layers)

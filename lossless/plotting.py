@@ -63,6 +63,7 @@ def spectrum_histogram(ax, eigvals, *, bins=50, label: str | None = None, range=
     -------
     matplotlib.axes.Axes
     """
+    ax = _checks.axes(ax, "ax")
     vals = _checks.real_array(eigvals, "eigvals", ndim=1, shape_hint="(n,)")
     counts, edges = np.histogram(vals, bins=bins, range=range)
     heights = counts / (vals.size * np.diff(edges))
@@ -76,8 +77,11 @@ def spectrum_histogram(ax, eigvals, *, bins=50, label: str | None = None, range=
 
 def density_curve(ax, x, density, *, label: str | None = None, color="k", **plot_kwargs):
     """A theoretical density drawn over a histogram (``ax.plot`` with book defaults)."""
+    ax = _checks.axes(ax, "ax")
     x = _checks.real_array(x, "x", ndim=1, shape_hint="(m,)")
-    density = _checks.real_array(density, "density", shape=(x.size,), shape_hint="(m,)")
+    density = _checks.real_array(density, "density", ndim=1, shape_hint="(m,)")
+    if density.shape != x.shape:
+        raise ValueError(f"x and density must have one length, got {x.size} and {density.size}")
     ax.plot(x, density, color=color, lw=1.5, label=label, **plot_kwargs)
     _legend_if_several(ax)
     return ax
@@ -103,10 +107,19 @@ def eigenvector_plot(ax, vec, labels, *, class_names: Sequence[str] | None = Non
     -------
     matplotlib.axes.Axes
     """
+    ax = _checks.axes(ax, "ax")
     vec = _checks.real_array(vec, "vec", ndim=1, shape_hint="(n,)")
     labels = _checks.real_array(labels, "labels", ndim=1, dtype=None, shape_hint="(n,)")
     if vec.shape != labels.shape:
         raise ValueError(f"vec and labels must have one length, got {vec.size} and {labels.size}")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must be integers (class indices), got dtype {labels.dtype}")
+    n_classes = np.unique(labels).size
+    if class_names is not None and (
+            isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence)
+            or len(class_names) < n_classes):
+        raise ValueError(f"class_names must be a sequence of at least {n_classes} names (one "
+                         f"per class in labels), got {_checks.describe(class_names)}")
     order = np.argsort(labels, kind="stable")
     v, lab = vec[order], labels[order]
     idx = np.arange(v.size)
@@ -145,8 +158,12 @@ def error_vs_size(ax, sizes, errors, rate: float | None = -0.5, *, label: str | 
     -------
     matplotlib.axes.Axes
     """
+    ax = _checks.axes(ax, "ax")
     sizes = _checks.real_array(sizes, "sizes", ndim=1, shape_hint="(m,)")
-    errors = _checks.real_array(errors, "errors", shape=(sizes.size,), shape_hint="(m,)")
+    errors = _checks.real_array(errors, "errors", ndim=1, shape_hint="(m,)")
+    if errors.shape != sizes.shape:
+        raise ValueError(f"sizes and errors must have one length, got {sizes.size} and "
+                         f"{errors.size}")
     for name, arr in (("sizes", sizes), ("errors", errors)):
         if np.any(arr <= 0):
             raise ValueError(f"{name} must be positive for a log-log plot, got minimum {arr.min():g}")
@@ -181,7 +198,11 @@ def gram_demo_plot(axes, demo):
     -------
     the same axes
     """
-    ax0, ax1, ax2 = axes
+    ax0, ax1, ax2 = _checks.axes(axes, "axes", 3)
+    _checks.has_attributes(demo, "demo", ("grid", "eigenvalues", "density", "predicted_spikes",
+                                          "n", "p", "edge", "top_vector", "labels",
+                                          "squared_norms"),
+                           "a lossless.data.GramDemo (from gram_spectrum_demo)")
     bins = np.linspace(0.0, demo.grid[-1], 60)
     spectrum_histogram(ax0, demo.eigenvalues, bins=bins, color="C0")
     density_curve(ax0, demo.grid, demo.density)
@@ -230,7 +251,12 @@ def compression_overlay_plot(axes, overlay, *, bins: int = 60, prediction=None):
     -------
     the same axes
     """
-    ax0, ax1 = axes
+    ax0, ax1 = _checks.axes(axes, "axes", 2)
+    _checks.has_attributes(overlay, "overlay", ("eigvals_original", "eigvals_compressed",
+                                                "shift_corrected", "vector_original",
+                                                "vector_compressed", "labels"),
+                           "a compression overlay (eigenvalues and vectors of the original "
+                           "and compressed kernels)")
     a = np.sort(_checks.real_array(overlay.eigvals_original, "eigvals_original", ndim=1))[::-1]
     b = np.sort(_checks.real_array(overlay.eigvals_compressed, "eigvals_compressed", ndim=1))[::-1]
     label = "compressed − shift" if overlay.shift_corrected else "compressed"
@@ -272,7 +298,13 @@ def spectrum_comparison_plot(axes, comparison, labels=None, *, bins: int = 40,
     -------
     the same axes
     """
-    ax0 = axes[0] if isinstance(axes, (list, tuple, np.ndarray)) else axes
+    if isinstance(axes, (list, tuple, np.ndarray)):
+        ax0, ax1 = _checks.axes(axes, "axes", 2)
+    else:
+        ax0 = _checks.axes(axes, "axes")
+    _checks.has_attributes(comparison, "comparison", ("exact", "empirical", "exact_vectors",
+                                                      "empirical_vectors"),
+                           "a lossless.kernels.SpectrumComparison (from compare_spectra)")
     a = np.sort(_checks.real_array(comparison.exact, "exact", ndim=1))[::-1]
     b = np.sort(_checks.real_array(comparison.empirical, "empirical", ndim=1))[::-1]
     _marked_spectra_panel(ax0, a, b, ("exact", "empirical"), bins, prediction)
@@ -365,8 +397,12 @@ def overlaid_spectra(ax, eigvals, eigvals_other, *, bins: int = 50, n_spikes: in
     -------
     matplotlib.axes.Axes
     """
+    ax = _checks.axes(ax, "ax")
     a = np.sort(_checks.real_array(eigvals, "eigvals", ndim=1))[::-1]
     b = np.sort(_checks.real_array(eigvals_other, "eigvals_other", ndim=1))[::-1]
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence) or len(labels) != 2:
+        raise TypeError(f"labels must be a sequence of two legend entries, got "
+                        f"{_checks.describe(labels)}")
     ka, kb = _marked_counts(a, b, n_spikes, prediction)
     bins = _checks.integer(bins, "bins", minimum=1)
     edges = np.histogram_bin_edges(np.concatenate([a[ka:], b[kb:]]), bins)
@@ -422,7 +458,10 @@ def equivalence_plot(axes, comparison, *, bins: int = 50, n_spikes: int | None =
     -------
     the same axes
     """
-    ax0, ax1 = axes
+    ax0, ax1 = _checks.axes(axes, "axes", 2)
+    _checks.has_attributes(comparison, "comparison", ("eigvals", "eigvals_equivalent",
+                                                      "vectors", "vectors_equivalent", "labels"),
+                           "a lossless.theory.SpectralComparison (from compare_spectra)")
     overlaid_spectra(ax0, comparison.eigvals, comparison.eigvals_equivalent, bins=bins,
                      n_spikes=n_spikes, prediction=prediction)
     u = np.asarray(comparison.vectors, dtype=float)[:, 0]
@@ -434,6 +473,17 @@ def equivalence_plot(axes, comparison, *, bins: int = 50, n_spikes: int | None =
     ax1.plot(np.arange(order.size), v[order], ".", color="k", ms=1.2)
     ax1.set_ylabel("leading eigenvector entry")
     return axes
+
+
+def _check_curves(curves, name: str, keys: tuple[str, ...]) -> None:
+    """A dict label -> dict with ``keys`` (as built by accuracy_memory_curves)."""
+    if not isinstance(curves, dict):
+        raise TypeError(f"{name} must be a dict of curves (label -> dict with keys "
+                        f"{', '.join(keys)}), got {_checks.describe(curves)}")
+    for label, c in curves.items():
+        if not isinstance(c, dict) or any(k not in c for k in keys):
+            raise ValueError(f"{name}[{label!r}] must be a dict with keys {', '.join(keys)} "
+                             f"(from accuracy_memory_curves), got {_checks.describe(c)}")
 
 
 def accuracy_memory_plot(ax, curves, *, spread: str = "std", reference: str | None = "dense",
@@ -460,8 +510,13 @@ def accuracy_memory_plot(ax, curves, *, spread: str = "std", reference: str | No
     -------
     matplotlib.axes.Axes
     """
-    if spread not in ("std", "range"):
-        raise ValueError(f"spread must be 'std' or 'range', got {spread!r}")
+    ax = _checks.axes(ax, "ax")
+    spread = _checks.choice(spread, "spread", ("std", "range"))
+    if reference is not None and not isinstance(reference, str):
+        raise TypeError(f"reference must be a curve label (str) or None, got "
+                        f"{_checks.describe(reference)}")
+    _check_curves(curves, "curves", ("bits", "mean") + (("std",) if spread == "std"
+                                                          else ("min", "max")))
     for i, (label, c) in enumerate(curves.items()):
         bits = np.asarray(c["bits"], dtype=float)
         mean = np.asarray(c["mean"], dtype=float)
@@ -508,7 +563,22 @@ def accuracy_memory_grid(axes, curves, *, row_labels: Sequence[str] | None = Non
     -------
     the same axes
     """
-    axes = np.asarray(axes, dtype=object).reshape(len(curves), -1)
+    margin = _checks.real(margin, "margin", low=0.0)
+    if isinstance(curves, (str, bytes, dict)) or not isinstance(curves, Sequence) or not all(
+            isinstance(row, Sequence) and not isinstance(row, (str, bytes)) for row in curves):
+        raise TypeError(f"curves must be a nested list, curves[i][j] a dict of curves, got "
+                        f"{_checks.describe(curves)}")
+    n_cols = max((len(row) for row in curves), default=0)
+    grid = np.asarray(axes, dtype=object)
+    if grid.ndim == 0 or grid.size != len(curves) * n_cols or len(curves) == 0:
+        raise ValueError(f"axes must be a grid of len(curves) x len(curves[0]) = "
+                         f"{len(curves)} x {n_cols} matplotlib Axes, got "
+                         f"{_checks.describe(axes)}")
+    _checks.axes(list(grid.ravel()), "axes", grid.size)
+    for i, row in enumerate(curves):
+        for j, cell in enumerate(row):
+            _check_curves(cell, f"curves[{i}][{j}]", ("bits", "mean", "std"))
+    axes = grid.reshape(len(curves), -1)
     for i, row in enumerate(curves):
         lo, hi = np.inf, -np.inf
         for j, cell in enumerate(row):

@@ -98,6 +98,7 @@ def class_targets(labels: Any, K: int) -> np.ndarray:
     """
     K = _checks.integer(K, "K", minimum=2)
     y = _check_labels(labels, None, K)
+    _checks.allocation((y.size, K), "K", K, what="a targets matrix")
     Y = np.full((y.size, K), -1.0 / K)
     Y[np.arange(y.size), y] += 1.0
     return Y
@@ -157,9 +158,9 @@ def _gram_system(F: np.ndarray, solver: str) -> tuple[np.ndarray, str]:
     solver = _checks.choice(solver, "solver", ("auto", "primal", "dual"))
     if solver == "auto":
         solver = "primal" if d <= n else "dual"
-    if solver == "primal":
-        return _checks.symmetrize(F.T @ F), solver
-    return _checks.symmetrize(F @ F.T), solver
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = F.T @ F if solver == "primal" else F @ F.T
+    return _checks.symmetrize(_checks.no_overflow(G, "F", F, "its Gram matrix")), solver
 
 
 def _solve_shifted(G: np.ndarray, rhs: np.ndarray, ridge: float, what: str,

@@ -87,7 +87,11 @@ def marchenko_pastur_support(ratio: float, sigma2: float = 1.0) -> tuple[float, 
     """
     ratio, sigma2 = _check_ratio_sigma(ratio, sigma2)
     r = np.sqrt(ratio)
-    return sigma2 * (1 - r) ** 2, sigma2 * (1 + r) ** 2
+    with np.errstate(over="ignore"):
+        edges = (sigma2 * (1 - r) ** 2, sigma2 * (1 + r) ** 2)
+    name, value = ("sigma2", sigma2) if sigma2 >= ratio else ("ratio", ratio)
+    _checks.no_overflow(np.array(edges), name, value, "the bulk edges")
+    return edges
 
 
 def marchenko_pastur_density(x, ratio: float, sigma2: float = 1.0) -> np.ndarray:
@@ -284,8 +288,7 @@ def gram_spike_predictions(M, proportions, ratio: float, sigma2: float = 1.0) ->
         raise ValueError(
             f"M must have shape (p, K) and proportions (K,), got {M.shape} and {c.shape}"
         )
-    if np.any(c < 0):
-        raise ValueError(f"proportions must be non-negative, got {c.tolist()}")
+    c = _checks.probability_vector(c, "proportions")
     d = np.sqrt(c)
     S = d[:, None] * (M.T @ M) * d[None, :]
     theta2 = np.linalg.eigvalsh(S)[::-1]
@@ -384,8 +387,8 @@ def _covariance_model(covs, counts, p: int):
                               shape_hint="(K,), (K, p) or (K, p, p)")
     if covs.shape not in ((K,), (K, p), (K, p, p)):
         raise ValueError(
-            f"covs must have shape (K,)={(K,)}, (K, p)={(K, p)} or (K, p, p)={(K, p, p)}, "
-            f"got {covs.shape}"
+            f"covs must have shape (K,)={(K,)}, (K, p)={(K, p)} or (K, p, p)={(K, p, p)} "
+            f"(K = {K} entries of counts, p = {p}), got {covs.shape}"
         )
     if covs.ndim < 3:
         if np.any(covs < 0):

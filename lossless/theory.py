@@ -12,7 +12,6 @@ the first layer's κ₄ block ``α_L,5 (J/√p) D (J/√p)ᵀ`` (eq-first-layer-
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -435,7 +434,7 @@ def coefficients(layers: Sequence[Activation], tau0: float, *,
         On a malformed ``layers``, ``tau0`` or ``surrogates``.
     """
     layers = check_layers(layers)
-    tau0 = check_positive(tau0, "tau0")
+    tau0 = _checks.input_scale(tau0, "tau0")
     surrogates = check_surrogates(surrogates, len(layers))
     m4 = _checks.real(first_layer_m4, "first_layer_m4", low=1.0)
     kappa4 = m4 - 3.0
@@ -506,6 +505,8 @@ class EquivalentTerms:
         jumps).
     coefficients : Coefficients
         The recursion the terms came from.
+    p : int or None
+        Dimension of the sample the terms were built for (checked by :meth:`matrix`).
     """
 
     scale: float
@@ -513,6 +514,7 @@ class EquivalentTerms:
     C: np.ndarray
     shift: float
     coefficients: Coefficients = field(repr=False)
+    p: int | None = None
 
     def matrix(self, X: np.ndarray, *, diagonal: str = "raise") -> np.ndarray:
         """Assemble the n×n matrix in O(n² p) (one Gram product, one rank-(K+1) update).
@@ -527,9 +529,11 @@ class EquivalentTerms:
         """
         _check_diagonal(diagonal)
         X = _checks.real_array(X, "X", ndim=2, shape_hint="(n, p)")
-        if X.shape[0] != self.V.shape[0]:
+        if X.shape[0] != self.V.shape[0] or (self.p is not None and X.shape[1] != self.p):
             raise ValueError(
-                f"X must have shape (n, p) with n = {self.V.shape[0]}, got {X.shape}"
+                f"X must have shape (n, p) with n = {self.V.shape[0]}"
+                + ("" if self.p is None else f", p = {self.p}")
+                + f" (the sample the terms were built for), got {X.shape}"
             )
         if math.isinf(self.shift) and diagonal == "raise":
             raise ValueError(_INFINITE_DIAGONAL)
@@ -589,7 +593,7 @@ def ck_terms(sample: Any, layers: Sequence[Activation], *,
     c = coefficients(layers, sample.tau0 if tau0 is None else tau0,
                      first_layer_m4=first_layer_m4)
     return EquivalentTerms(scale=c[-1].alpha[0], V=V, C=c.A(t, T, D=_sample_D(sample, c)),
-                           shift=c.ck_shift(), coefficients=c)
+                           shift=c.ck_shift(), coefficients=c, p=X.shape[1])
 
 
 def ntk_terms(sample: Any, layers: Sequence[Activation], *,
@@ -600,7 +604,7 @@ def ntk_terms(sample: Any, layers: Sequence[Activation], *,
     c = coefficients(layers, sample.tau0 if tau0 is None else tau0, surrogates=surrogates,
                      first_layer_m4=first_layer_m4)
     return EquivalentTerms(scale=c[-1].beta[0], V=V, C=c.B(t, T, D=_sample_D(sample, c)),
-                           shift=c.ntk_shift(), coefficients=c)
+                           shift=c.ntk_shift(), coefficients=c, p=X.shape[1])
 
 
 def equivalent_ck(sample: Any, layers: Sequence[Activation], *,
@@ -744,7 +748,7 @@ def authors_equivalent_ck(sample: Any, layers: Sequence[Activation], *,
     X, *_ = _sample_parts(sample)
     terms = ck_terms(sample, layers, tau0=tau0)
     shifted = EquivalentTerms(terms.scale, terms.V, terms.C,
-                              authors_ck_shift(terms.coefficients), terms.coefficients)
+                              authors_ck_shift(terms.coefficients), terms.coefficients, terms.p)
     return shifted.matrix(X)
 
 
@@ -757,7 +761,7 @@ def authors_ntk_shift(layers: Sequence[Activation], tau0: float) -> float:
     extra β_L,3 τ_0⁴). Activations with a jump are refused (their q is infinite).
     """
     layers = check_layers(layers)
-    tau0 = check_positive(tau0, "tau0")
+    tau0 = _checks.input_scale(tau0, "tau0")
     for index, act in enumerate(layers):
         if act.has_jumps:
             raise ValueError(
@@ -781,7 +785,8 @@ def authors_equivalent_ntk(sample: Any, layers: Sequence[Activation], *,
     X, *_ = _sample_parts(sample)
     terms = ntk_terms(sample, layers, tau0=tau0)
     shift = authors_ntk_shift(layers, terms.coefficients.tau0)
-    return EquivalentTerms(terms.scale, terms.V, terms.C, shift, terms.coefficients).matrix(X)
+    return EquivalentTerms(terms.scale, terms.V, terms.C, shift, terms.coefficients,
+                           terms.p).matrix(X)
 
 
 # ---------------------------------------------------------------------------------
@@ -954,7 +959,7 @@ def hermite_twin(layers: Sequence[Activation], tau0: float, *, flip: bool = True
     from scipy.optimize import least_squares
 
     layers = check_layers(layers)
-    tau = check_positive(tau0, "tau0")
+    tau = _checks.input_scale(tau0, "tau0")
     flip = _checks.flag(flip, "flip")
     twins: list[Activation] = []
     for index, act in enumerate(layers):

@@ -181,8 +181,11 @@ def mehler_series(zeta_f: Any, zeta_g: Any, rho: Any) -> np.ndarray:
     if np.any(np.abs(rho) > 1):
         raise ValueError(f"rho must lie in [-1, 1], got values up to {np.abs(rho).max():g}")
     fact = np.array([math.factorial(r) for r in range(a.size)], dtype=float)
-    terms = fact * a * b
-    return np.polynomial.polynomial.polyval(rho, terms)
+    with np.errstate(over="ignore", invalid="ignore"):
+        terms = fact * a * b
+        out = np.polynomial.polynomial.polyval(rho, terms)
+    name, value = ("zeta_f", a) if np.max(np.abs(a)) >= np.max(np.abs(b)) else ("zeta_g", b)
+    return _checks.no_overflow(out, name, value, "the series")
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lossless import (activations, compress, data, kernels, networks, practice, spectra,
-                      theory)
+from lossless import (activations, baselines, compress, data, dynamics, experiments, kernels,
+                      networks, plotting, practice, readout, spectra, theory, toolbox)
 
 SETTINGS = settings(max_examples=30, derandomize=True, database=None, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow,
@@ -347,6 +347,292 @@ def test_edge_values_give_a_clean_result_or_a_named_error(entry, data):
         return
     _count(entry.name + " (edge)", "clean result")
     _assert_clean(result, f"{entry.name}({arg}={value!r})")
+
+
+# ---------------------------------------------------------------------------------
+# "Nothing silent": finite inputs that overflow, NaN parameters, shapes against the
+# object, probability vectors, float labels, absurd sizes, user samplers of the wrong
+# shape, plotting arguments, binary files, tau0 out of range. Each call must raise
+# TypeError/ValueError naming the argument (or, for huge finite inputs, return an
+# all-finite result).
+def _raises_naming(call: Callable[[], Any], arg: str) -> str:
+    with pytest.raises((TypeError, ValueError)) as info:
+        call()
+    assert not isinstance(info.value, UnicodeDecodeError), info.value
+    assert arg in str(info.value), f"error does not name {arg!r}: {info.value}"
+    return str(info.value)
+
+
+def _finite_or_named(call: Callable[[], Any], arg: str) -> None:
+    try:
+        result = call()
+    except (TypeError, ValueError) as err:
+        assert arg in str(err), f"error does not name {arg!r}: {err}"
+        return
+    items = list(result) if isinstance(result, tuple) else [result]
+    if hasattr(result, "__dict__") and not isinstance(result, (np.ndarray, torch.Tensor)):
+        items = list(vars(result).values())
+    for item in items:
+        if isinstance(item, torch.Tensor):
+            item = item.detach().numpy()
+        arr = np.asarray(item) if isinstance(item, (np.ndarray, float, np.floating)) else None
+        if arr is not None and arr.dtype.kind == "f":
+            assert np.all(np.isfinite(arr)), f"non-finite result without an error naming {arg}"
+
+
+HUGE = st.floats(1e155, 1e300)
+NET = networks.MLP(5, [4, 3], LAYERS2, 1.0, generator=tgen())
+NET_RELU = networks.MLP(5, [4, 3], [RELU, RELU], 1.0, generator=tgen(), dtype=torch.float64)
+FEATURES = baselines.dense_network(5, [4, 3], [RELU, RELU], 1.0, tgen())
+LABELS12 = np.array([0, 1] * 6)
+
+
+def _scaled(shape, v):
+    return np.random.default_rng(5).standard_normal(shape) * v
+
+
+OVERFLOW = {  # name -> (argument, call with a huge finite value v)
+    "MLP.forward": ("X", lambda v: NET(_scaled((6, 5), v))),
+    "MLP.features float64": ("X", lambda v: NET_RELU.features(_scaled((6, 5), v))),
+    "MLP.pre_activations": ("X", lambda v: NET.pre_activations(_scaled((6, 5), v))),
+    "FeatureNetwork.features": ("X", lambda v: FEATURES.features(_scaled((6, 5), v))),
+    "Sample.tau0": ("X", lambda v: data.Sample(_scaled((12, 5), v), LABELS12).tau0),
+    "Sample.from_data": ("X", lambda v: data.Sample.from_data(_scaled((12, 5), v), LABELS12)),
+    "GaussianMixture means": ("means", lambda v: data.GaussianMixture(
+        np.full((2, 4), v), np.ones(2)).sample(6, np.random.default_rng(0)).tau0),
+    "preset separation": ("separation", lambda v: data.preset(
+        "mean", 8, separation=v).sample(10, np.random.default_rng(0)).tau0),
+    "preset trace_gap": ("trace_gap", lambda v: data.preset("trace", 8, trace_gap=v)),
+    "gram_spectrum_demo": ("separation", lambda v: data.gram_spectrum_demo(
+        p=8, separation=v, grid_size=8)),
+    "gram_spectrum_demo ratio": ("ratio", lambda v: data.gram_spectrum_demo(
+        p=8, ratio=v, grid_size=8)),
+    "normalize": ("X", lambda v: data.normalize(_scaled((6, 5), v))),
+    "mehler_series": ("zeta_f", lambda v: toolbox.mehler_series(np.full(3, v), np.ones(3), 0.5)),
+    "marchenko_pastur_support": ("sigma2", lambda v: spectra.marchenko_pastur_support(2.0, v)),
+    "ridge_readout": ("F", lambda v: readout.ridge_readout(_scaled((8, 4), v), TARGETS8, 0.1)),
+    "kernel_agreement": ("F", lambda v: experiments.kernel_agreement(_scaled((8, 4), v),
+                                                                     np.eye(8))),
+    "linearized_loss_curve": ("residual0", lambda v: dynamics.linearized_loss_curve(
+        np.eye(4), np.full(4, v), 0.1, 3)),
+    "theory.coefficients": ("tau0", lambda v: theory.coefficients(LAYERS2, v)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OVERFLOW))
+@SETTINGS
+@given(v=HUGE)
+def test_huge_finite_input_is_never_silent(case, v):
+    arg, call = OVERFLOW[case]
+    _finite_or_named(lambda: call(v), arg)
+
+
+@pytest.mark.parametrize("case", ["MLP.forward", "FeatureNetwork.features", "Sample.tau0",
+                                  "preset separation", "gram_spectrum_demo", "mehler_series",
+                                  "marchenko_pastur_support", "ridge_readout", "normalize",
+                                  "theory.coefficients", "linearized_loss_curve"])
+def test_overflow_near_float_max_raises_naming_the_input(case):
+    arg, call = OVERFLOW[case]
+    _raises_naming(lambda: call(1.7e308), arg)
+
+
+TAU_OUT = st.one_of(st.floats(1.01e100, 1e308), st.floats(5e-324, 0.99e-100))
+TAU0_CALLS = {
+    "theory.coefficients": lambda t: theory.coefficients(LAYERS2, t),
+    "theory.hermite_twin": lambda t: theory.hermite_twin(LAYERS2, t),
+    "theory.authors_ntk_shift": lambda t: theory.authors_ntk_shift(LAYERS2, t),
+    "theory.equivalent_ck": lambda t: theory.equivalent_ck(SAMPLE, LAYERS2, tau0=t),
+    "kernels.layer_scales": lambda t: kernels.layer_scales(LAYERS2, t),
+    "kernels.exact_ck": lambda t: kernels.exact_ck(X_SMALL, LAYERS2, tau0=t),
+    "networks.MLP": lambda t: networks.MLP(5, [4, 3], LAYERS2, t, generator=tgen()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAU0_CALLS))
+@SETTINGS
+@given(t=TAU_OUT)
+def test_tau0_out_of_range_names_tau0(case, t):
+    message = _raises_naming(lambda: TAU0_CALLS[case](t), "tau0")
+    assert "OverflowError" not in message
+
+
+DUAL_ACTS = [RELU, activations.get("tanh"), activations.get("erf"), activations.get("sin"),
+             activations.get("quadratic")]
+
+
+@pytest.mark.parametrize("act", DUAL_ACTS, ids=[a.name for a in DUAL_ACTS])
+@SETTINGS
+@given(arg=st.sampled_from(["center", "max_correlation"]),
+       bad=st.sampled_from([float("nan"), float("inf"), -float("inf"), "0", None]))
+def test_dual_refuses_nan_parameters(act, arg, bad):
+    _raises_naming(lambda: act.dual(np.ones(3), **{arg: bad}), arg)
+
+
+@SETTINGS
+@given(bad=st.sampled_from([-0.1, 1.5, float("nan")]))
+def test_dual_max_correlation_is_a_correlation(bad):
+    _raises_naming(lambda: RELU.dual(np.ones(3), max_correlation=bad), "max_correlation")
+
+
+TERMS = theory.ck_terms(SAMPLE, LAYERS2)
+
+
+@SETTINGS
+@given(p=st.integers(1, 30).filter(lambda q: q != SAMPLE.p))
+def test_equivalent_terms_matrix_checks_p(p):
+    _raises_naming(lambda: TERMS.matrix(np.ones((SAMPLE.n, p))), "X")
+
+
+PROPORTIONS_BAD = st.one_of(
+    st.lists(st.floats(0.0, 1.0), min_size=3, max_size=5),           # wrong length
+    st.tuples(st.floats(1.01, 3.0)).map(lambda t: [t[0], 1.0 - t[0]]),  # a negative entry
+    st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)).filter(
+        lambda t: abs(sum(t) - 1.0) > 1e-6).map(list),                 # sum != 1
+)
+
+
+@SETTINGS
+@given(bad=PROPORTIONS_BAD)
+def test_probability_vectors_are_checked(bad):
+    mixture = data.preset("mixed", 8)
+    _raises_naming(lambda: mixture.growth_statistics(bad), "proportions")
+    _raises_naming(lambda: spectra.gram_spike_predictions(np.ones((8, 2)), bad, 2.0),
+                   "proportions")
+
+
+@SETTINGS
+@given(labels=st.lists(st.sampled_from([0.0, 1.0, 0.5]), min_size=12, max_size=12))
+def test_float_labels_are_refused(labels):
+    X = np.random.default_rng(0).standard_normal((12, 3))
+    _raises_naming(lambda: data.Sample(X, np.array(labels)), "labels")
+    _raises_naming(lambda: data.Sample.from_data(X, np.array(labels)), "labels")
+
+
+def test_mismatched_counts_name_counts():
+    _raises_naming(lambda: spectra.gram_bulk_edge(np.ones(2), [5, 5, 5], 4), "counts")
+
+
+ABSURD = st.integers(10**12, 10**15)
+SIZE_CALLS = {  # absurd sizes are refused before allocating, naming the argument
+    "MLP widths": ("widths", lambda w: networks.MLP(5, [w, 3], LAYERS2, 1.0, generator=tgen())),
+    "MLP p": ("p", lambda w: networks.MLP(w, [4, 3], LAYERS2, 1.0, generator=tgen())),
+    "gaussian_weights": ("shape", lambda w: networks.gaussian_weights((w, 10**7), tgen())),
+    "ternary_weights": ("shape", lambda w: networks.ternary_weights((10**7, w), 0.5, tgen())),
+    "empirical_ck": ("widths", lambda w: kernels.empirical_ck(X_SMALL, LAYERS2, [w, 3], 1,
+                                                              tgen())),
+    "dense_network": ("widths", lambda w: baselines.dense_network(5, [w, 3], [RELU, RELU], 1.0,
+                                                                  tgen())),
+    "preset p": ("p", lambda w: data.preset("mean", w)),
+    "sample n": ("n", lambda w: data.preset("mean", 8).sample(w, np.random.default_rng(0))),
+    "gram_spectrum_demo grid_size": ("grid_size", lambda w: data.gram_spectrum_demo(
+        p=8, grid_size=w)),
+    "linearized_residuals": ("steps", lambda w: dynamics.linearized_residuals(
+        np.eye(4), np.ones(4), 0.1, w)),
+    "mixture_task": ("n_train", lambda w: experiments.mixture_task(8, w, 6,
+                                                                   np.random.default_rng(0))),
+    "class_targets": ("K", lambda w: readout.class_targets(np.array([0, 1]), w)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIZE_CALLS))
+@settings(max_examples=5, derandomize=True, database=None, deadline=None)
+@given(w=ABSURD)
+def test_absurd_sizes_are_refused_before_allocating(case, w):
+    arg, call = SIZE_CALLS[case]
+    message = _raises_naming(lambda: call(w), arg)
+    assert "GiB" in message
+
+
+def test_ten_million_squared_names_widths():
+    _raises_naming(lambda: networks.MLP(10**7, [10**7, 4], LAYERS2, 1.0, generator=tgen()),
+                   "widths")
+    _raises_naming(lambda: networks.MLP(10**8, [10**6, 4], LAYERS2, 1.0, generator=tgen()), "p")
+    _raises_naming(lambda: networks.gaussian_weights((10**7, 10**7), tgen()), "shape")
+
+
+SAMPLERS_BAD = [
+    lambda shape, g, dt, eps: torch.ones(3, 3, dtype=dt),
+    lambda shape, g, dt, eps: torch.ones(shape[::-1] + (1,), dtype=dt),
+    lambda shape, g, dt, eps: np.ones(shape),
+    lambda shape, g, dt, eps: torch.ones(shape, dtype=torch.float64 if dt == torch.float32
+                                         else torch.float32),
+    lambda shape, g, dt, eps: torch.full(shape, float("nan"), dtype=dt),
+    lambda shape, g, dt, eps: None,
+]
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS_BAD)
+def test_user_sampler_of_the_wrong_shape_names_weights(sampler):
+    _raises_naming(lambda: networks.MLP(5, [4, 3], LAYERS2, 1.0, weights=sampler,
+                                        generator=tgen()), "weights")
+    _raises_naming(lambda: kernels.empirical_ck(X_SMALL, LAYERS2, [4, 3], 1, tgen(),
+                                                weights=sampler), "weights")
+
+
+NOT_AXES = st.sampled_from([None, "ax", 3, [], {}, _Weird(), np.zeros(2)])
+
+
+@SETTINGS
+@given(bad=NOT_AXES)
+def test_plotting_refuses_what_is_not_axes(bad):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    try:
+        _raises_naming(lambda: plotting.spectrum_histogram(bad, np.ones(5)), "ax")
+        _raises_naming(lambda: plotting.density_curve(bad, np.ones(3), np.ones(3)), "ax")
+        _raises_naming(lambda: plotting.eigenvector_plot(bad, np.ones(4), LABELS8[:4]), "ax")
+        _raises_naming(lambda: plotting.error_vs_size(bad, [1, 2], [1, 0.5]), "ax")
+        _raises_naming(lambda: plotting.overlaid_spectra(bad, np.ones(5), np.ones(5)), "ax")
+        _raises_naming(lambda: plotting.accuracy_memory_plot(bad, {}), "ax")
+        _raises_naming(lambda: plotting.gram_demo_plot(bad, None), "axes")
+        _raises_naming(lambda: plotting.equivalence_plot(bad, None), "axes")
+        _raises_naming(lambda: plotting.compression_overlay_plot(bad, None), "axes")
+        # objects of the wrong kind
+        _raises_naming(lambda: plotting.gram_demo_plot([ax, ax, ax], bad), "demo")
+        _raises_naming(lambda: plotting.equivalence_plot([ax, ax], bad), "comparison")
+        _raises_naming(lambda: plotting.compression_overlay_plot([ax, ax], bad), "overlay")
+        _raises_naming(lambda: plotting.spectrum_comparison_plot(ax, bad), "comparison")
+        if bad is not None and not isinstance(bad, dict):
+            _raises_naming(lambda: plotting.accuracy_memory_plot(ax, bad), "curves")
+    finally:
+        plt.close(fig)
+
+
+def test_plotting_bad_lengths_and_curves():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    try:
+        _raises_naming(lambda: plotting.eigenvector_plot(
+            ax, np.ones(4), np.array([0, 1, 2, 1]), class_names=["a"]), "class_names")
+        _raises_naming(lambda: plotting.eigenvector_plot(
+            ax, np.ones(4), np.array([0.0, 1.0, 0.0, 1.0])), "labels")
+        _raises_naming(lambda: plotting.overlaid_spectra(ax, np.ones(5), np.ones(5),
+                                                         labels="ab"), "labels")
+        _raises_naming(lambda: plotting.accuracy_memory_plot(ax, {"dense": 3}), "curves")
+        _raises_naming(lambda: plotting.accuracy_memory_plot(ax, {}, reference=3), "reference")
+        _raises_naming(lambda: plotting.accuracy_memory_grid(np.array([[ax]]), {}), "curves")
+        _raises_naming(lambda: plotting.accuracy_memory_grid(np.array([[ax]]), [[{}, {}]]),
+                       "axes")
+        _raises_naming(lambda: plotting.error_vs_size(ax, [1, 2], [1, 0.5, 0.2]), "sizes")
+    finally:
+        plt.close(fig)
+
+
+@SETTINGS
+@given(blob=st.binary(min_size=1, max_size=200))
+def test_read_csv_of_binary_garbage_names_path(tmp_path, blob):
+    path = tmp_path / "garbage.csv"
+    path.write_bytes(b"\xff\xfe\xfa" + blob)  # not UTF-8
+    _raises_naming(lambda: experiments.read_csv(path), "path")
+
 
 
 def test_zz_report_probe_counts(capsys):

@@ -216,7 +216,7 @@ def compress(layers: Sequence[Activation], tau0: float, *,
     """
     start = time.perf_counter()
     layers = check_layers(layers)
-    tau0 = _checks.positive(tau0, "tau0")
+    tau0 = _checks.input_scale(tau0, "tau0")
     last_layer = _checks.choice(last_layer, "last_layer", _LAST_LAYER_MODES)
     tol = _check_tol(tol)
     try:

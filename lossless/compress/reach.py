@@ -203,7 +203,7 @@ def root_paths(layers: Sequence[Activation], tau0: float, *,
         If no path reaches the last layer.
     """
     layers = check_layers(layers)
-    tau0 = _checks.positive(tau0, "tau0")
+    tau0 = _checks.input_scale(tau0, "tau0")
     tol = _check_tol(tol)
     max_paths = _checks.integer(max_paths, "max_paths", minimum=1)
     if isinstance(h_signs, (str, bytes)) or not isinstance(h_signs, Sequence) or not h_signs:
