@@ -22,7 +22,7 @@ import torch
 from lossless import _checks
 from lossless._display import progress as progress_bar
 from lossless.activations import check_surrogates
-from lossless.networks import straight_through
+from lossless.networks import propagate, straight_through
 
 if TYPE_CHECKING:  # for annotations only
     from lossless.networks import MLP
@@ -242,8 +242,11 @@ def network_output(net: "MLP", X: torch.Tensor, *,
     """
     net = _check_net(net)
     surr = check_surrogates(surrogates, net.depth)  # raises on a malformed list
-    return net(X, surrogates=[act.derivative if s is None else s
+    # unchecked for overflow: a diverging training run reports its learning rate instead
+    H = propagate(net._as_input(X), net.hidden, net.layers, net.centres, net.widths,
+                  surrogates=[act.derivative if s is None else s
                               for act, s in zip(net.layers, surr)])
+    return H @ net.readout
 
 
 # ----------------------------------------------------------------------------------
