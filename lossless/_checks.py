@@ -20,6 +20,7 @@ import numpy as np
 
 __all__ = [
     "describe",
+    "feature_matrix",
     "real",
     "positive",
     "fraction",
@@ -507,3 +508,8 @@ def has_attributes(value: Any, name: str, attributes: Sequence[str], what: str) 
         raise TypeError(f"{name} must be {what}, got {describe(value)} (no attribute "
                         f"{missing[0]!r})")
     return value
+
+
+def feature_matrix(value: Any, name: str = "F") -> np.ndarray:
+    """Features or a design matrix: a real 2-D array, samples in rows."""
+    return real_array(value, name, ndim=2, shape_hint="(n, d) (samples in rows)")

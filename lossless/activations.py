@@ -92,14 +92,9 @@ class Moments:
 TAU_RANGE = _checks.SCALE_RANGE
 
 
-def _check_scale(tau: Any, name: str = "tau") -> float:
-    """A positive finite float, else TypeError/ValueError naming the argument."""
-    return _checks.positive(tau, name)
-
-
 def _check_tau(tau: Any, name: str = "tau") -> float:
     """A scale inside :data:`TAU_RANGE`, else ValueError naming the argument."""
-    value = _check_scale(tau, name)
+    value = _checks.positive(tau, name)
     lo, hi = TAU_RANGE
     if not lo <= value <= hi:
         raise ValueError(
@@ -107,14 +102,6 @@ def _check_tau(tau: Any, name: str = "tau") -> float:
             f"representable in float64), got {value:g}"
         )
     return value
-
-
-def _check_real(value: Any, name: str) -> float:
-    return _checks.real(value, name)
-
-
-def _check_vector(value: Any, name: str) -> np.ndarray:
-    return _checks.real_array(value, name, ndim=(0, 1), nonempty=False).ravel()
 
 
 def _check_scales(scales: Any) -> np.ndarray:
@@ -533,9 +520,9 @@ class PiecewiseLinear(Activation):
         *,
         name: str | None = None,
     ) -> None:
-        bp = _check_vector(breakpoints, "breakpoints")
-        sl = _check_vector(slopes, "slopes")
-        jp = np.zeros_like(bp) if jumps is None else _check_vector(jumps, "jumps")
+        bp = _checks.real_array(breakpoints, "breakpoints", ndim=(0, 1), nonempty=False).ravel()
+        sl = _checks.real_array(slopes, "slopes", ndim=(0, 1), nonempty=False).ravel()
+        jp = np.zeros_like(bp) if jumps is None else _checks.real_array(jumps, "jumps", ndim=(0, 1), nonempty=False).ravel()
         if sl.size != bp.size + 1:
             raise ValueError(
                 f"slopes must have len(breakpoints) + 1 = {bp.size + 1} entries, got {sl.size}"
@@ -545,7 +532,7 @@ class PiecewiseLinear(Activation):
         for arr, label in ((bp, "breakpoints"), (sl, "slopes"), (jp, "jumps")):
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{label} must be finite, got {arr.tolist()}")
-        offset = _check_real(offset, "offset")
+        offset = _checks.real(offset, "offset")
         if np.any(np.diff(bp) <= 0):
             raise ValueError(f"breakpoints must be strictly increasing, got {bp.tolist()}")
         # drop breakpoints where nothing happens
@@ -679,7 +666,7 @@ def _relu() -> PiecewiseLinear:
 
 
 def _leaky_relu(slope: float = 0.01) -> PiecewiseLinear:
-    slope = _check_real(slope, "slope")
+    slope = _checks.real(slope, "slope")
     return _NamedPiecewiseLinear(
         "leaky_relu", {"slope": slope}, breakpoints=[0.0], slopes=[slope, 1.0]
     )
@@ -717,8 +704,8 @@ class PiecewiseConstant(PiecewiseLinear):
         *,
         name: str | None = None,
     ) -> None:
-        r = _check_vector(thresholds, "thresholds")
-        h = _check_vector(jumps, "jumps")
+        r = _checks.real_array(thresholds, "thresholds", ndim=(0, 1), nonempty=False).ravel()
+        h = _checks.real_array(jumps, "jumps", ndim=(0, 1), nonempty=False).ravel()
         if r.size != h.size:
             raise ValueError(
                 f"thresholds and jumps must have the same length, got {r.size} and {h.size}"
@@ -730,7 +717,7 @@ class PiecewiseConstant(PiecewiseLinear):
         np.add.at(merged, inverse, h)
         self._thresholds_in = r
         self._jumps_in = h
-        self._base_in = _check_real(base, "base")
+        self._base_in = _checks.real(base, "base")
         super().__init__(uniq, np.zeros(uniq.size + 1), merged, self._base_in, name=name)
 
     @property
@@ -768,7 +755,7 @@ class Step(PiecewiseConstant):
     name = "step"
 
     def __init__(self, r: float = 0.0) -> None:
-        self.r = _check_real(r, "r")
+        self.r = _checks.real(r, "r")
         super().__init__([self.r], [1.0], 0.0, name="step")
 
     def _params(self) -> dict[str, Any]:
@@ -797,9 +784,9 @@ class Ternary(PiecewiseConstant):
     name = "ternary"
 
     def __init__(self, s_minus: float, s_plus: float, scale: float = 1.0, odd: bool = True) -> None:
-        s_minus = _check_real(s_minus, "s_minus")
-        s_plus = _check_real(s_plus, "s_plus")
-        scale = _check_scale(scale, "scale")
+        s_minus = _checks.real(s_minus, "s_minus")
+        s_plus = _checks.real(s_plus, "s_plus")
+        scale = _checks.positive(scale, "scale")
         odd = _checks.flag(odd, "odd")
         if s_minus > s_plus:
             raise ValueError(f"s_minus must be <= s_plus, got s_minus={s_minus}, s_plus={s_plus}")
@@ -849,7 +836,7 @@ class Polynomial(Activation):
     name = "polynomial"
 
     def __init__(self, coefficients: Sequence[float], *, name: str | None = None) -> None:
-        c = _check_vector(coefficients, "coefficients")
+        c = _checks.real_array(coefficients, "coefficients", ndim=(0, 1), nonempty=False).ravel()
         if c.size == 0:
             raise ValueError(
                 f"coefficients must be a non-empty sequence of finite numbers, got {c.tolist()}"
@@ -937,7 +924,7 @@ class Quadratic(Polynomial):
 
     def __init__(self, a: float = 1.0, b: float = 0.0, c: float = 0.0) -> None:
         self.a, self.b, self.c = (
-            _check_real(val, nm) for val, nm in ((a, "a"), (b, "b"), (c, "c"))
+            _checks.real(val, nm) for val, nm in ((a, "a"), (b, "b"), (c, "c"))
         )
         super().__init__([self.c, self.b, self.a], name="quadratic")
 
@@ -959,7 +946,7 @@ class Erf(Activation):
     name = "erf"
 
     def __init__(self, sharpness: float = 1.0) -> None:
-        self.sharpness = _check_scale(sharpness, "sharpness")
+        self.sharpness = _checks.positive(sharpness, "sharpness")
 
     def _numpy(self, x: np.ndarray) -> np.ndarray:
         return special.erf(self.sharpness * x)
@@ -1057,7 +1044,7 @@ class Sin(Activation):
     name = "sin"
 
     def __init__(self, frequency: float = 1.0) -> None:
-        self.frequency = _check_scale(frequency, "frequency")
+        self.frequency = _checks.positive(frequency, "frequency")
 
     def _numpy(self, x: np.ndarray) -> np.ndarray:
         return np.sin(self.frequency * x)
@@ -1102,7 +1089,7 @@ class Cos(Activation):
     name = "cos"
 
     def __init__(self, frequency: float = 1.0) -> None:
-        self.frequency = _check_scale(frequency, "frequency")
+        self.frequency = _checks.positive(frequency, "frequency")
 
     def _numpy(self, x: np.ndarray) -> np.ndarray:
         return np.cos(self.frequency * x)
@@ -1182,7 +1169,7 @@ class Custom(Activation):
             raise TypeError(f"fn must be callable, got {fn!r}")
         if derivative is not None and not callable(derivative):
             raise TypeError(f"derivative must be callable or None, got {derivative!r}")
-        bp = _check_vector(breakpoints, "breakpoints")
+        bp = _checks.real_array(breakpoints, "breakpoints", ndim=(0, 1), nonempty=False).ravel()
         if not isinstance(name, str):
             raise TypeError(f"name must be a string, got {name!r}")
         self.fn = fn

@@ -22,7 +22,6 @@ from lossless.activations import Activation
 from lossless.memory import (ACCOUNTINGS, DENSE_BITS, MemoryCost, binary_entropy,
                              dense_memory, matched_kept_fraction, sparse_float_memory,
                              ternary_memory)
-from lossless.readout import _check_count
 
 __all__ = [
     "DENSE_BITS",
@@ -46,23 +45,9 @@ __all__ = [
     "narrow_dense_network",
 ]
 
-
-def _check_sparsity(value: Any) -> float:
-    return _checks.fraction(value, "sparsity")
-
-
-def _check_kept(value: Any) -> float:
-    return _checks.fraction(value, "kept_fraction", low_open=True, high_open=False)
-
-
-def _check_generator(generator: Any) -> torch.Generator:
-    return _checks.torch_generator(generator, "generator")
-
-
-def _check_dims(p: Any, widths: Any) -> tuple[int, list[int]]:
-    """Input dimension and hidden widths of a network (integers >= 1)."""
-    return (_checks.integer(p, "p", minimum=1),
-            list(_checks.int_sequence(widths, "widths", minimum=1)))
+#: How a baseline's budget is matched: "-" (not matched) or an accounting of
+#: :data:`lossless.memory.ACCOUNTINGS`.
+MATCHED = ("-", *sorted(ACCOUNTINGS))
 
 
 # =====================================================================================
@@ -118,7 +103,7 @@ def magnitude_prune(W: torch.Tensor, kept_fraction: float) -> torch.Tensor:
     Tensor, shape of ``W``
     """
     W = _check_weight(W)
-    k = _check_kept(kept_fraction)
+    k = _checks.fraction(kept_fraction, "kept_fraction", low_open=True, high_open=False)
     flat = W.reshape(-1)
     m = _count(k, flat.numel(), "kept_fraction")
     keep = torch.topk(flat.abs(), m, sorted=False).indices
@@ -145,7 +130,7 @@ def naive_ternarize(W: torch.Tensor, sparsity: float) -> torch.Tensor:
     Tensor, shape of ``W``, values in ``{-c, 0, c}``
     """
     W = _check_weight(W)
-    eps = _check_sparsity(sparsity)
+    eps = _checks.fraction(sparsity, "sparsity")
     flat = W.reshape(-1)
     N = flat.numel()
     m = N - int(round(eps * N))
@@ -182,8 +167,8 @@ def random_sparsify(W: torch.Tensor, kept_fraction: float,
     Tensor, shape of ``W``
     """
     W = _check_weight(W)
-    k = _check_kept(kept_fraction)
-    _check_generator(generator)
+    k = _checks.fraction(kept_fraction, "kept_fraction", low_open=True, high_open=False)
+    _checks.torch_generator(generator, "generator")
     flat = W.reshape(-1)
     m = _count(k, flat.numel(), "kept_fraction")
     keep = torch.randperm(flat.numel(), generator=generator)[:m]
@@ -270,7 +255,7 @@ class FeatureNetwork:
         p = getattr(self.model, "p", None)
         X = _checks.real_array(X, "X", ndim=2, shape=None if p is None else (None, p),
                                nonempty=False, shape_hint="(n, p) (samples in rows)")
-        batch_size = _check_count(batch_size, "batch_size")
+        batch_size = _checks.integer(batch_size, "batch_size", minimum=1)
         module = self.model if self.evaluator is None else self.evaluator
         out = []
         with torch.no_grad():
@@ -310,9 +295,9 @@ def dense_network(p: int, widths: Sequence[int], layers: Sequence[Activation], t
         Draws ``W_1..W_L`` (and an unused readout) as :class:`lossless.networks.MLP` does.
     dtype : torch.dtype, default float32
     """
-    p, widths = _check_dims(p, widths)
+    p, widths = _checks.integer(p, "p", minimum=1), list(_checks.int_sequence(widths, "widths", minimum=1))
     model = networks.MLP(p, widths, list(layers), tau0, weights="gaussian",
-                         generator=_check_generator(generator), dtype=dtype)
+                         generator=_checks.torch_generator(generator, "generator"), dtype=dtype)
     return FeatureNetwork("dense", model, dense_memory(_n_weights(p, widths)))
 
 
@@ -339,10 +324,10 @@ def compressed_network(plan: compress.CompressionPlan, p: int, widths: Sequence[
     if not isinstance(plan, compress.CompressionPlan):
         raise TypeError("plan must be a lossless.compress.CompressionPlan, got "
                         f"{type(plan).__name__}")
-    p, widths = _check_dims(p, widths)
-    eps = _check_sparsity(sparsity)
+    p, widths = _checks.integer(p, "p", minimum=1), list(_checks.int_sequence(widths, "widths", minimum=1))
+    eps = _checks.fraction(sparsity, "sparsity")
     model = compress.CompressedMLP.from_plan(plan, p, widths, sparsity=eps,
-                                             generator=_check_generator(generator))
+                                             generator=_checks.torch_generator(generator, "generator"))
     kept = _nonzero_fraction(model.codes(i) for i in range(model.depth))
     return FeatureNetwork("compressed", model, ternary_memory(_n_weights(p, widths), eps),
                           sparsity=eps, kept_fraction=kept, shift=plan.shift,
@@ -362,10 +347,6 @@ def _transformed(method: str, p, widths, layers, tau0, generator, transform, mem
                           matched=matched)
 
 
-def _check_matched(matched: Any) -> str:
-    return _checks.choice(matched, "matched", ["-", *sorted(ACCOUNTINGS)])
-
-
 def pruned_network(p: int, widths: Sequence[int], layers: Sequence[Activation], tau0: float,
                    kept_fraction: float, generator: torch.Generator, *,
                    matched: str = "-") -> FeatureNetwork:
@@ -376,13 +357,13 @@ def pruned_network(p: int, widths: Sequence[int], layers: Sequence[Activation], 
     largest entries and is rescaled to unit mean square; original activations.
     Memory: :func:`sparse_float_memory` (fp32 values).
     """
-    p, widths = _check_dims(p, widths)
-    k = _check_kept(kept_fraction)
-    matched = _check_matched(matched)
+    p, widths = _checks.integer(p, "p", minimum=1), list(_checks.int_sequence(widths, "widths", minimum=1))
+    k = _checks.fraction(kept_fraction, "kept_fraction", low_open=True, high_open=False)
+    matched = _checks.choice(matched, "matched", MATCHED)
     return _transformed("magnitude pruning", p, widths, layers, tau0, generator,
                         lambda W: magnitude_prune(W, k),
                         sparse_float_memory(_n_weights(p, widths), k), 1.0 - k,
-                        _check_matched(matched))
+                        matched)
 
 
 def naive_ternary_network(p: int, widths: Sequence[int], layers: Sequence[Activation],
@@ -394,8 +375,8 @@ def naive_ternary_network(p: int, widths: Sequence[int], layers: Sequence[Activa
     ``ε`` fraction of smallest ``|w|`` set to 0; the **original** activations are kept.
     Memory: :func:`ternary_memory` (same bits as the compressed network at that ε).
     """
-    p, widths = _check_dims(p, widths)
-    eps = _check_sparsity(sparsity)
+    p, widths = _checks.integer(p, "p", minimum=1), list(_checks.int_sequence(widths, "widths", minimum=1))
+    eps = _checks.fraction(sparsity, "sparsity")
     return _transformed("naive ternary", p, widths, layers, tau0, generator,
                         lambda W: naive_ternarize(W, eps),
                         ternary_memory(_n_weights(p, widths), eps), eps, "-")
@@ -410,14 +391,14 @@ def random_sparse_network(p: int, widths: Sequence[int], layers: Sequence[Activa
     random mask keeping ``round(k N)`` entries per matrix, rescaled to unit mean square;
     original activations. Memory: :func:`sparse_float_memory`.
     """
-    p, widths = _check_dims(p, widths)
-    k = _check_kept(kept_fraction)
-    generator = _check_generator(generator)
-    matched = _check_matched(matched)
+    p, widths = _checks.integer(p, "p", minimum=1), list(_checks.int_sequence(widths, "widths", minimum=1))
+    k = _checks.fraction(kept_fraction, "kept_fraction", low_open=True, high_open=False)
+    generator = _checks.torch_generator(generator, "generator")
+    matched = _checks.choice(matched, "matched", MATCHED)
     return _transformed("random sparsification", p, widths, layers, tau0, generator,
                         lambda W: random_sparsify(W, k, generator),
                         sparse_float_memory(_n_weights(p, widths), k), 1.0 - k,
-                        _check_matched(matched))
+                        matched)
 
 
 def narrow_widths(p: int, widths: Sequence[int], n_weights: float) -> list[int]:
@@ -431,7 +412,7 @@ def narrow_widths(p: int, widths: Sequence[int], n_weights: float) -> list[int]:
     ValueError
         If even widths of 1 exceed ``n_weights``.
     """
-    p, widths = _check_dims(p, widths)
+    p, widths = _checks.integer(p, "p", minimum=1), list(_checks.int_sequence(widths, "widths", minimum=1))
     target = _checks.positive(n_weights, "n_weights")
 
     def scaled(s: float) -> list[int]:
@@ -466,8 +447,8 @@ def narrow_dense_network(p: int, widths: Sequence[int], layers: Sequence[Activat
     bits : float
         Budget in bits for the hidden weights.
     """
-    matched = _check_matched(matched)
+    matched = _checks.choice(matched, "matched", MATCHED)
     w = narrow_widths(p, widths, _checks.positive(bits, "bits") / DENSE_BITS)
     net = dense_network(p, w, layers, tau0, generator)
     return FeatureNetwork("narrow dense", net.model, net.memory, sparsity=0.0, kept_fraction=1.0,
-                          matched=_check_matched(matched))
+                          matched=matched)

@@ -42,24 +42,12 @@ __all__ = [
 # ----------------------------------------------------------------------------------
 # argument checks
 # ----------------------------------------------------------------------------------
-def _check_kernel(K: Any) -> np.ndarray:
-    return _checks.square_symmetric(K, "K")
-
-
 def _check_vector(value: Any, name: str, n: int) -> np.ndarray:
     arr = _checks.real_array(value, name, ndim=1, shape_hint=f"of shape ({n},)")
     if arr.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},) to match K of shape ({n}, {n}), "
                          f"got {arr.shape}")
     return arr
-
-
-def _check_steps(steps: Any) -> int:
-    return _checks.integer(steps, "steps", minimum=0)
-
-
-def _check_lr(lr: Any) -> float:
-    return _checks.positive(lr, "lr")
 
 
 # ----------------------------------------------------------------------------------
@@ -97,10 +85,10 @@ def linearized_residuals(K: np.ndarray, residual0: np.ndarray, lr: float,
         Row ``t`` is ``r_t``, computed in the eigenbasis of ``K``:
         ``r_t = sum_k (1 - lr lambda_k)^t (u_k^T r_0) u_k``.
     """
-    K = _check_kernel(K)
+    K = _checks.square_symmetric(K, "K")
     n = K.shape[0]
     r0 = _check_vector(residual0, "residual0", n)
-    lr, steps = _check_lr(lr), _check_steps(steps)
+    lr, steps = _checks.positive(lr, "lr"), _checks.integer(steps, "steps", minimum=0)
     _checks.allocation((steps + 1, n), "steps", steps, what="the decay factors")
     vals, vecs = np.linalg.eigh(K)
     coeffs = vecs.T @ r0
@@ -131,10 +119,10 @@ def linearized_loss_curve(K: np.ndarray, residual0: np.ndarray, lr: float,
     ndarray, shape (steps + 1,)
         ``L_0, ..., L_T``.
     """
-    K = _check_kernel(K)
+    K = _checks.square_symmetric(K, "K")
     n = K.shape[0]
     r0 = _check_vector(residual0, "residual0", n)
-    lr, steps = _check_lr(lr), _check_steps(steps)
+    lr, steps = _checks.positive(lr, "lr"), _checks.integer(steps, "steps", minimum=0)
     _checks.allocation((steps + 1, n), "steps", steps, what="the decay factors")
     vals, vecs = np.linalg.eigh(K)
     with np.errstate(over="ignore"):
@@ -202,7 +190,7 @@ def effective_rates(energies: np.ndarray, lr: float, steps: int) -> np.ndarray:
     ndarray, shape () or (m,)
     """
     E = _checks.real_array(energies, "energies", ndim=(1, 2), shape_hint="(T + 1,) or (T + 1, m)")
-    lr = _check_lr(lr)
+    lr = _checks.positive(lr, "lr")
     steps = _checks.integer(steps, "steps", minimum=1, maximum=E.shape[0] - 1)
     if np.any(E[0] <= 0):
         raise ValueError("energies must be positive at t = 0")
@@ -340,7 +328,7 @@ def train_full_batch(net: "MLP", X: Any, y: Any, lr: float, steps: int, *,
     if ya.shape != (n,):
         raise ValueError(f"y must have shape ({n},) to match X of shape {Xa.shape}, "
                          f"got {ya.shape}")
-    lr, steps = _check_lr(lr), _check_steps(steps)
+    lr, steps = _checks.positive(lr, "lr"), _checks.integer(steps, "steps", minimum=0)
     progress = _checks.flag(progress, "progress")
     readout_only = _checks.flag(readout_only, "readout_only")
     check_surrogates(surrogates, net.depth)

@@ -27,12 +27,12 @@ import torch
 from lossless import _checks, compress, data, kernels, networks, spectra
 from lossless._display import progress as progress_bar
 from lossless.activations import Activation, check_layers
-from lossless.baselines import (FeatureNetwork, _check_generator, _n_weights, _nonzero_fraction,
+from lossless.baselines import (FeatureNetwork, _n_weights, _nonzero_fraction,
                                 compressed_network, dense_network, naive_ternary_network,
                                 narrow_dense_network, pruned_network, random_sparse_network)
-from lossless.memory import (ACCOUNTINGS, DENSE_BITS, _check_accounting, matched_kept_fraction,
+from lossless.memory import (ACCOUNTINGS, DENSE_BITS, matched_kept_fraction,
                              ternary_memory)
-from lossless.readout import (Readout, _check_count, _check_features, _check_labels,
+from lossless.readout import (Readout, _check_labels,
                               class_targets, logistic_readout, ridge_readout,
                               shift_corrected_readout, validated_ridge_readout)
 
@@ -144,8 +144,8 @@ def mixture_task(p: int, n_train: int, n_test: int, rng: np.random.Generator, *,
     -------
     Task
     """
-    n_train = _check_count(n_train, "n_train")
-    n_test = _check_count(n_test, "n_test")
+    n_train = _checks.integer(n_train, "n_train", minimum=1)
+    n_test = _checks.integer(n_test, "n_test", minimum=1)
     rng = _checks.numpy_generator(rng, "rng")
     mixture = data.preset(preset, p, **params)
     _checks.allocation((n_train, mixture.p), "n_train", n_train, what="the training set")
@@ -188,9 +188,9 @@ def fashion_mnist_task(classes: Sequence[int], n_train_per_class: int,
     classes = list(_checks.int_sequence(classes, "classes", minimum=0))
     if len(classes) < 2 or len(set(classes)) != len(classes) or max(classes) > 9:
         raise ValueError(f"classes must be at least two distinct integers in 0..9, got {classes}")
-    n_train_per_class = _check_count(n_train_per_class, "n_train_per_class")
+    n_train_per_class = _checks.integer(n_train_per_class, "n_train_per_class", minimum=1)
     if n_test_per_class is not None:
-        n_test_per_class = _check_count(n_test_per_class, "n_test_per_class")
+        n_test_per_class = _checks.integer(n_test_per_class, "n_test_per_class", minimum=1)
     rng = _checks.numpy_generator(rng, "rng")
     parts = {}
     for split, per_class in (("train", n_train_per_class), ("test", n_test_per_class)):
@@ -254,7 +254,7 @@ def kernel_agreement(F: Any, K_reference: Any, shift: float = 0.0) -> KernelAgre
     shift : float
         Identity shift subtracted for ``error_corrected``.
     """
-    F = _check_features(F)
+    F = _checks.feature_matrix(F)
     n = F.shape[0]
     K = _checks.real_array(K_reference, "K_reference", ndim=2, shape_hint=f"({n}, {n})")
     if K.shape != (n, n):
@@ -629,7 +629,7 @@ def accuracy_memory_curves(rows: Iterable[dict], accounting: str, *,
         ``label -> {"bits", "mean", "std", "min", "max", "count"}`` (ndarrays sorted by
         bits), labels from :func:`curve_label`, in order of first appearance.
     """
-    accounting = _check_accounting(accounting)
+    accounting = _checks.choice(accounting, "accounting", sorted(ACCOUNTINGS))
     readout = _check_key(readout, "readout")
     if ridge_rule is not None:
         ridge_rule = _check_key(ridge_rule, "ridge_rule")
@@ -827,9 +827,9 @@ def finetune(net: FeatureNetwork, task: Task, generator: torch.Generator, *,
         raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
     if not isinstance(task, Task):
         raise TypeError(f"task must be a Task, got {type(task).__name__}")
-    generator = _check_generator(generator)
-    epochs = _check_count(epochs, "epochs")
-    batch_size = _check_count(batch_size, "batch_size")
+    generator = _checks.torch_generator(generator, "generator")
+    epochs = _checks.integer(epochs, "epochs", minimum=1)
+    batch_size = _checks.integer(batch_size, "batch_size", minimum=1)
     lr = _checks.positive(lr, "lr")
     progress = _checks.flag(progress, "progress")
     d_L = net.widths[-1]
@@ -907,8 +907,8 @@ def run_finetune_trial(task: Task, layers: Sequence[Activation], widths: Sequenc
     layers, widths, (sparsity,), baselines, matchings = _check_trial_args(
         task, layers, widths, [sparsity], baselines, matchings)
     seed = _checks.seed(seed)
-    epochs = _check_count(epochs, "epochs")
-    batch_size = _check_count(batch_size, "batch_size")
+    epochs = _checks.integer(epochs, "epochs", minimum=1)
+    batch_size = _checks.integer(batch_size, "batch_size", minimum=1)
     lr = _checks.positive(lr, "lr")
     progress = _checks.flag(progress, "progress")
     activation = _check_label(activation)
@@ -949,7 +949,7 @@ def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
     rows = _rows(rows)
     if not rows:
         raise ValueError("rows must not be empty")
-    path = _check_path(path)
+    path = _checks.path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with path.open("w", newline="") as fh:
@@ -960,9 +960,6 @@ def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
                              for k, v in row.items()})
     return path
 
-
-def _check_path(path: Any) -> Path:
-    return _checks.path(path)
 
 def _parse(value: str) -> Any:
     for cast in (int, float):
@@ -981,7 +978,7 @@ def read_csv(path: str | Path) -> list[dict]:
     FileNotFoundError
         If ``path`` does not exist.
     """
-    path = _check_path(path)
+    path = _checks.path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no results file at {str(path)!r}")
     try:

@@ -37,14 +37,6 @@ __all__ = [
 DENSE_BITS = 32.0
 
 
-def _check_sparsity(value: Any) -> float:
-    return _checks.fraction(value, "sparsity")
-
-
-def _check_kept(value: Any) -> float:
-    return _checks.fraction(value, "kept_fraction", low_open=True, high_open=False)
-
-
 # -------------------------------------------------------------------------------------
 # the two accountings of the practice chapter
 # -------------------------------------------------------------------------------------
@@ -54,10 +46,6 @@ ACCOUNTINGS: dict[str, str] = {
     "entropy": "entropy bound: H(ε) + (1 − ε) bits/weight (positions and signs)",
     "authors": "authors' count: (1 − ε) bits/weight (non-zeros only, positions free)",
 }
-
-
-def _check_accounting(accounting: Any) -> str:
-    return _checks.choice(accounting, "accounting", sorted(ACCOUNTINGS))
 
 
 def binary_entropy(x: float) -> float:
@@ -105,7 +93,7 @@ class MemoryCost:
 
     def bits(self, accounting: str) -> float:
         """Total bits under ``accounting`` (``"entropy"`` or ``"authors"``)."""
-        if _check_accounting(accounting) == "entropy":
+        if _checks.choice(accounting, "accounting", sorted(ACCOUNTINGS)) == "entropy":
             return self.entropy_bits
         return self.authors_bits
 
@@ -118,13 +106,9 @@ class MemoryCost:
         return math.inf if bits == 0 else self.dense_bits / bits
 
 
-def _check_n_weights(n_weights: Any) -> int:
-    return _checks.integer(n_weights, "n_weights", minimum=1)
-
-
 def dense_memory(n_weights: int) -> MemoryCost:
     """Dense fp32: 32 bits per weight under both accountings."""
-    n = _check_n_weights(n_weights)
+    n = _checks.integer(n_weights, "n_weights", minimum=1)
     return MemoryCost(n, DENSE_BITS * n, DENSE_BITS * n, "dense fp32")
 
 
@@ -135,8 +119,8 @@ def ternary_memory(n_weights: int, sparsity: float) -> MemoryCost:
     sign bit per non-zero; ``log2 3`` at ε = 1/3, 1 bit at ε = 0); the authors' count
     ``(1 − ε)``; :func:`memory_report` tabulates the same numbers.
     """
-    n = _check_n_weights(n_weights)
-    eps = _check_sparsity(sparsity)
+    n = _checks.integer(n_weights, "n_weights", minimum=1)
+    eps = _checks.fraction(sparsity, "sparsity")
     return MemoryCost(n, n * (binary_entropy(eps) + 1.0 - eps), n * (1.0 - eps),
                       f"sparse ternary, ε = {eps:g}")
 
@@ -149,8 +133,8 @@ def sparse_float_memory(n_weights: int, kept_fraction: float, *,
     fp32 values); the authors'-style count ``32 k`` (values only, positions free),
     the analogue of their ``(1 − ε)`` for ternary weights.
     """
-    n = _check_n_weights(n_weights)
-    k = _check_kept(kept_fraction)
+    n = _checks.integer(n_weights, "n_weights", minimum=1)
+    k = _checks.fraction(kept_fraction, "kept_fraction", low_open=True, high_open=False)
     vb = _checks.positive(value_bits, "value_bits")
     return MemoryCost(n, n * (binary_entropy(k) + vb * k), n * vb * k,
                       f"sparse fp32, {k:.4g} kept")
@@ -169,7 +153,7 @@ def matched_kept_fraction(bits_per_weight: float, accounting: str, *,
         If the budget is not positive or exceeds what keeping every weight costs.
     """
     b = _checks.real(bits_per_weight, "bits_per_weight")
-    accounting = _check_accounting(accounting)
+    accounting = _checks.choice(accounting, "accounting", sorted(ACCOUNTINGS))
     vb = _checks.real(value_bits, "value_bits", low=1.0)  # H(k) + vb k increasing needs vb >= 1
     if b <= 0 or b > vb:
         raise ValueError(f"bits_per_weight must be in (0, {vb:g}], got {b!r}")
@@ -262,7 +246,7 @@ def memory_report(p: int, widths: Sequence[int], sparsity: float) -> MemoryRepor
     """
     dims = [_checks.integer(p, "p", minimum=1)] + list(_checks.int_sequence(widths, "widths",
                                                                              minimum=1))
-    eps = _check_sparsity(sparsity)
+    eps = _checks.fraction(sparsity, "sparsity")
     n = sum(a * b for a, b in zip(dims[:-1], dims[1:]))
     ternary = ternary_memory(n, eps)
     rows = (

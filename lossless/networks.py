@@ -25,20 +25,12 @@ __all__ = ["gaussian_weights", "ternary_weights", "MLP", "WEIGHT_SAMPLERS"]
 WeightSampler = Callable[..., torch.Tensor]
 
 
-def _check_generator(generator: object) -> torch.Generator:
-    return _checks.torch_generator(generator, "generator")
-
-
 def _check_shape(shape: object) -> tuple[int, ...]:
     if isinstance(shape, (Integral, np.integer)) and not isinstance(shape, (bool, np.bool_)):
         shape = (shape,)
     if isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, torch.Size)):
         raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}")
     return tuple(_checks.integer(d, f"shape[{i}]", minimum=0) for i, d in enumerate(shape))
-
-
-def _check_sparsity(sparsity: object) -> float:
-    return _checks.fraction(sparsity, "sparsity")
 
 
 def gaussian_weights(
@@ -64,7 +56,7 @@ def gaussian_weights(
         Entries ``N(0, 1)``.
     """
     dims = _check_shape(shape)
-    _check_generator(generator)
+    _checks.torch_generator(generator, "generator")
     dtype = _checks.float_dtype(dtype)
     _checks.allocation(dims, "shape", shape, itemsize=dtype.itemsize, what="a weight tensor")
     return torch.randn(dims, generator=generator, dtype=dtype)
@@ -109,8 +101,8 @@ def ternary_weights(
         If ``sparsity`` is not in ``[0, 1)`` or ``shape`` has a negative entry.
     """
     dims = _check_shape(shape)
-    eps = _check_sparsity(sparsity)
-    _check_generator(generator)
+    eps = _checks.fraction(sparsity, "sparsity")
+    _checks.torch_generator(generator, "generator")
     exact_zeros = _checks.flag(exact_zeros, "exact_zeros")
     dtype = _checks.float_dtype(dtype)
     # the float64 uniforms (or int64 permutation) are the largest temporary
@@ -153,9 +145,6 @@ def _as_activation_list(layers: object) -> tuple:
 
     return tuple(check_layers(layers))
 
-
-def _check_widths(widths: object, n_layers: int) -> tuple[int, ...]:
-    return _checks.layer_widths(widths, n_layers)
 
 _INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
@@ -322,9 +311,9 @@ class MLP(torch.nn.Module):
         super().__init__()
         p = _checks.integer(p, "p", minimum=1)
         self.layers = _as_activation_list(layers)
-        self.widths = _check_widths(widths, len(self.layers))
+        self.widths = _checks.layer_widths(widths, len(self.layers))
         tau0 = _checks.positive(tau0, "tau0")
-        eps = _check_sparsity(sparsity)
+        eps = _checks.fraction(sparsity, "sparsity")
         centred = _checks.flag(centred, "centred")
         if isinstance(weights, str):
             if weights not in WEIGHT_SAMPLERS:
@@ -342,7 +331,7 @@ class MLP(torch.nn.Module):
             sampler = weights
         else:
             raise TypeError(f"weights must be a string or a callable, got {weights!r}")
-        _check_generator(generator)
+        _checks.torch_generator(generator, "generator")
         dtype = _checks.float_dtype(dtype)
 
         self.p = int(p)

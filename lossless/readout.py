@@ -38,14 +38,6 @@ class ConvergenceError(RuntimeError):
     """An iterative solver stopped before converging; the message gives its residual."""
 
 
-def _check_count(value: Any, name: str) -> int:
-    return _checks.integer(value, name, minimum=1)
-
-
-def _check_features(F: Any, name: str = "F") -> np.ndarray:
-    return _checks.real_array(F, name, ndim=2, shape_hint="(n, d) (samples in rows)")
-
-
 def _check_labels(labels: Any, n: int | None, K: int | None = None) -> np.ndarray:
     """Class indices: a 1-D integer array of length ``n`` (any length if None) with entries
     in ``[0, K)``."""
@@ -137,7 +129,7 @@ class Readout:
 
     def decision(self, F: Any) -> np.ndarray:
         """Scores ``F @ weights``, shape (m, K), for features ``F`` of shape (m, d)."""
-        F = _check_features(F)
+        F = _checks.feature_matrix(F)
         if F.shape[1] != self.weights.shape[0]:
             raise ValueError(f"F must have d = {self.weights.shape[0]} columns, got {F.shape[1]}")
         return F @ self.weights
@@ -241,7 +233,7 @@ def ridge_readout(F: Any, targets: Any, ridge: float, *, solver: str = "auto") -
     ValueError
         Bad shapes or values, or a singular/indefinite system.
     """
-    F = _check_features(F)
+    F = _checks.feature_matrix(F)
     Y = _check_targets(targets, F.shape[0])
     ridge = _checks.real(ridge, "ridge")
     W, solver = _solve_ridge(F, Y, ridge, solver, "ridge_readout")
@@ -283,7 +275,7 @@ def shift_corrected_readout(F: Any, targets: Any, ridge: float, shift: float, *,
         If ``ridge - shift`` makes the system singular or indefinite (it must exceed
         ``-lambda_min`` of the Gram matrix that is solved); the message gives the bound.
     """
-    F = _check_features(F)
+    F = _checks.feature_matrix(F)
     Y = _check_targets(targets, F.shape[0])
     ridge = _checks.real(ridge, "ridge")
     shift = _checks.real(shift, "shift")
@@ -325,7 +317,7 @@ def validated_ridge_readout(F: Any, labels: Any, K: int, *, grid: Sequence[float
     Readout
         ``kind = "ridge (validated)"``, ``penalty`` the chosen ``gamma``.
     """
-    F = _check_features(F)
+    F = _checks.feature_matrix(F)
     n = F.shape[0]
     y = _check_labels(labels, n, K)
     Y = class_targets(y, K)
@@ -437,7 +429,7 @@ def logistic_readout(F: Any, labels: Any, K: int, penalty: float, *,
         If L-BFGS stops (iteration limit, failed line search, overflow) before the
         gradient is small; the message gives the gradient norm and what to change.
     """
-    F = _check_features(F)
+    F = _checks.feature_matrix(F)
     K = _checks.integer(K, "K", minimum=2)
     y = _check_labels(labels, F.shape[0], K)
     penalty = _checks.positive(penalty, "penalty")

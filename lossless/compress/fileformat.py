@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,10 +97,6 @@ _FORMAT_VERSION = 3
 _READ_VERSIONS = (2, 3)
 _MAGIC = b"lossless.CompressedMLP\n"
 _MAX_HEADER = 4096
-
-
-def _check_path(path: Any) -> Path:
-    return _checks.path(path)
 
 
 def pack_file(payload: bytes, version: int = _FORMAT_VERSION) -> bytes:

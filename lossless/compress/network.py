@@ -20,7 +20,6 @@ from lossless.compress.fileformat import (
     _FORMAT,
     _FORMAT_VERSION,
     _READ_VERSIONS,
-    _check_path,
     _decode_payload,
     _encode_payload,
     pack_file,
@@ -444,7 +443,7 @@ class CompressedMLP(torch.nn.Module):
 
     def save(self, path: str | Path) -> int:
         """Write the model to ``path``; returns the number of bytes written."""
-        path = _check_path(path)
+        path = _checks.path(path)
         data = self.to_bytes()
         path.write_bytes(data)
         return len(data)
@@ -541,7 +540,7 @@ class CompressedMLP(torch.nn.Module):
             truncated or corrupted (SHA-256 mismatch), or holds values that fail the range
             checks (see :meth:`from_bytes`); the message names the file.
         """
-        path = _check_path(path)
+        path = _checks.path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no saved CompressedMLP at {str(path)!r}")
         return cls.from_bytes(path.read_bytes(), source=str(path))

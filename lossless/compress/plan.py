@@ -14,7 +14,7 @@ import numpy as np
 from lossless import _checks, activations
 from lossless._display import fmt_residual, fmt_sig, html_table, text_table
 from lossless.activations import Activation, check_layers
-from lossless.compress.solver import CompressionError, _check_tol, _label, solve_layer
+from lossless.compress.solver import CompressionError, _label, solve_layer
 
 # =====================================================================================
 # the plan for a whole network
@@ -218,7 +218,7 @@ def compress(layers: Sequence[Activation], tau0: float, *,
     layers = check_layers(layers)
     tau0 = _checks.input_scale(tau0, "tau0")
     last_layer = _checks.choice(last_layer, "last_layer", _LAST_LAYER_MODES)
-    tol = _check_tol(tol)
+    tol = _checks.real(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
     try:
         moments = activations.layer_moments(layers, tau0)
     except ValueError as err:  # a layer with no finite positive output variance

@@ -16,7 +16,6 @@ from lossless.activations import Activation, check_layers
 from lossless.compress.solver import (
     MAX_STANDARDIZED_THRESHOLD,
     CompressionError,
-    _check_tol,
     _label,
     _shape_moments,
     solve_layer,
@@ -204,7 +203,7 @@ def root_paths(layers: Sequence[Activation], tau0: float, *,
     """
     layers = check_layers(layers)
     tau0 = _checks.input_scale(tau0, "tau0")
-    tol = _check_tol(tol)
+    tol = _checks.real(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
     max_paths = _checks.integer(max_paths, "max_paths", minimum=1)
     if isinstance(h_signs, (str, bytes)) or not isinstance(h_signs, Sequence) or not h_signs:
         raise ValueError(f"h_signs must be a non-empty sequence of 1 and -1, got {h_signs!r}")

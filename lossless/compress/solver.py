@@ -652,7 +652,7 @@ def solve_layer(target: Moments, tau_c: float, *, match_h: bool = True,
         raise TypeError(f"original must be an Activation or None, got {_checks.describe(original)}")
     if tau_in is not None:
         tau_in = _checks.positive(tau_in, "tau_in")
-    tol = _check_tol(tol)
+    tol = _checks.real(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
     g1, g2, h = float(target.g1), float(target.g2), float(target.h)
     name = f"layer {index}" + (f" ({_label(original)})" if original is not None else "")
     if not all(math.isfinite(v) for v in (g1, g2, h)):
@@ -753,11 +753,6 @@ def _check_moments(target: Any, name: str = "target") -> Moments:
         raise TypeError(f"{name} must be a lossless.activations.Moments (e.g. "
                         f"activation.moments(tau)), got {_checks.describe(target)}")
     return target
-
-
-def _check_tol(tol: Any) -> float:
-    """A relative residual tolerance in (0, 1): a residual of 1 matches nothing."""
-    return _checks.real(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def _infeasible_message(name: str, tg: _Targets, match_h: bool, ranges: dict,
