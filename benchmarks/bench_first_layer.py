@@ -192,7 +192,7 @@ def draw(shape, eps, generator):
     return ternary_weights(shape, eps, generator, dtype=torch.float64)
 
 
-def one_layer_mc(X: np.ndarray, J: np.ndarray, acts: dict, centers: dict, eps, width: int,
+def one_layer_mc(X: np.ndarray, J: np.ndarray, acts: dict, centres: dict, eps, width: int,
                  chunk: int, batches: int, generator: torch.Generator, full: set,
                  show: bool, desc: str) -> dict:
     """Per batch: off-diagonal class-block means and diagonal of sigma^c(XW^T) Gram / d.
@@ -216,7 +216,7 @@ def one_layer_mc(X: np.ndarray, J: np.ndarray, acts: dict, centers: dict, eps, w
         for _ in range(per_batch):
             Z = Xt @ draw((chunk, p), eps, generator).T
             for name, act in acts.items():
-                F = act(Z) - centers[name]
+                F = act(Z) - centres[name]
                 G = Jt @ F
                 sums[name] += G @ G.T
                 sq = (F * F).sum(dim=1)
@@ -390,7 +390,7 @@ def part_one_layer(args, log) -> tuple[list[dict], dict]:
     for pi, p in enumerate(args.ps):
         sample = data.preset("shape", p).sample(2 * p, np.random.default_rng(args.seed))
         acts = activation_set(names, sample.tau0)
-        centers = {k: a.moments(sample.tau0).m for k, a in acts.items()}
+        centres = {k: a.moments(sample.tau0).m for k, a in acts.items()}
         Q = haar(p, args.seed)
         inputs = {"x": sample.X, "Qx": sample.X @ Q}
         Pi = class_projector(sample.J)
@@ -413,7 +413,7 @@ def part_one_layer(args, log) -> tuple[list[dict], dict]:
                                                     + (inp == "Qx"))
                 t0 = time.perf_counter()
                 full = {"relu"} if "relu" in acts else set()
-                mc = one_layer_mc(X, sample.J, acts, centers, eps, args.width, args.chunk,
+                mc = one_layer_mc(X, sample.J, acts, centres, eps, args.width, args.chunk,
                                   args.batches, gen, full, args.progress, f"p={p} {law} {inp}")
                 seconds = time.perf_counter() - t0
                 for name in acts:
@@ -662,7 +662,7 @@ def part_krr_mc(args, log) -> list[dict]:
     for ti, (name, task) in enumerate(tasks.items()):
         plan = compress.compress([RELU] * 3, task.tau0)
         step, rest = plan.layers[0], plan.layers[1:]
-        center = step.moments(task.tau0).m
+        centre = step.moments(task.tau0).m
         tau1 = kernels.layer_scales([step], task.tau0)[1]
         Q = haar(task.p, args.seed)
         for inp in ("x", "Qx"):
@@ -678,7 +678,7 @@ def part_krr_mc(args, log) -> list[dict]:
                 G = torch.zeros(Xall.shape[0], Xall.shape[0], dtype=torch.float64)
                 chunks = max(1, args.mc_width // args.chunk)
                 for _ in progress(range(chunks), args.progress, f"{name} {inp} eps={eps}"):
-                    F = step(Xt @ draw((args.chunk, task.p), eps, gen).T) - center
+                    F = step(Xt @ draw((args.chunk, task.p), eps, gen).T) - centre
                     G += F @ F.T
                 K1 = (G / (chunks * args.chunk)).numpy()
                 K = kernels.exact_ck(psd_root(K1), rest, tau0=tau1)

@@ -21,7 +21,7 @@ Agreement: erf and tanh have mean 0, so the centred kernels of lossless and the
 uncentred ones of neural-tangents are the same matrices. ReLU is centred in lossless
 (``sigma - E[sigma(tau xi)]``) and not in neural-tangents: its agreement is measured on
 the same fused recursion with zero centring constants
-(``lossless._fastkernels.recursion(..., centers=[0] * L)``), which is the code path
+(``lossless._fastkernels.recursion(..., centres=[0] * L)``), which is the code path
 ``exact_kernels`` times. ``max_rel_diff`` is the largest entrywise difference over the
 largest entry, the worst of the CK and the NTK off its diagonal; ``ntk_diag_rel_diff``
 is the same on the NTK diagonal, reported apart: there neural-tangents takes the ReLU

@@ -9,7 +9,7 @@ these objects return the entries of the book's eq-ckntk-ck-recursion:
   Gaussian density terms, finite off the diagonal),
 
 on rectangular blocks of the n x n matrix, plus the diagonal (``u = v``). They are built
-by ``Activation.dual(scales, center=..., max_correlation=...)`` and used by
+by ``Activation.dual(scales, centre=..., max_correlation=...)`` and used by
 :mod:`lossless.kernels`; closed forms live in the classes below, the generic
 Mehler–Hermite method in :class:`HermiteDual`.
 """
@@ -41,13 +41,13 @@ class DualExpectations:
     ----------
     scales : ndarray, shape (n,)
         Standard deviations ``nu_i = sqrt(K_ii)`` (positive; the book's ν_i).
-    center : float
+    centre : float
         Constant ``c`` subtracted from the activation in :meth:`values`.
     """
 
-    def __init__(self, scales: np.ndarray, center: float = 0.0) -> None:
+    def __init__(self, scales: np.ndarray, centre: float = 0.0) -> None:
         self.scales = np.asarray(scales, dtype=float)
-        self.center = float(center)
+        self.centre = float(centre)
 
     def values(self, rows: Index, cols: Index, rho: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -90,9 +90,9 @@ class PiecewiseLinearDual(DualExpectations):
     method = "closed form (bivariate normal orthants, arc-cosine/arc-sine at 0)"
 
     def __init__(
-        self, act: Any, scales: np.ndarray, center: float = 0.0, max_correlation: float = 1.0
+        self, act: Any, scales: np.ndarray, centre: float = 0.0, max_correlation: float = 1.0
     ) -> None:
-        super().__init__(scales, center)
+        super().__init__(scales, centre)
         s = self.scales
         self.a0 = float(act._intercepts[0])
         self.b0 = float(act._slopes[0])
@@ -117,7 +117,7 @@ class PiecewiseLinearDual(DualExpectations):
             series = HermiteDual(
                 act,
                 s,
-                center,
+                centre,
                 max_correlation,
                 coefficients=self._exact_coefficients,
                 fallback=self._fallback,
@@ -244,7 +244,7 @@ class PiecewiseLinearDual(DualExpectations):
         s = self.scales
         si = s[ri]
         sj = s[cj]
-        c = self.center
+        c = self.centre
         out = (self.mean[ri] - c) * (self.mean[cj] - c)
         if self.b0 != 0.0:
             out = out + self.b0**2 * si * sj * rho
@@ -320,11 +320,11 @@ class PiecewiseLinearDual(DualExpectations):
         return out
 
     def diagonal_values(self) -> np.ndarray:
-        return self._second_moment(self.scales, self.center)
+        return self._second_moment(self.scales, self.centre)
 
-    def _second_moment(self, s: np.ndarray, center: float) -> np.ndarray:
-        """``E[(sigma(s xi) - center)^2]`` for an array of scales."""
-        a = np.asarray(self._act._intercepts, dtype=float) - center
+    def _second_moment(self, s: np.ndarray, centre: float) -> np.ndarray:
+        """``E[(sigma(s xi) - centre)^2]`` for an array of scales."""
+        a = np.asarray(self._act._intercepts, dtype=float) - centre
         b = np.asarray(self._act._slopes, dtype=float)
         x = self.r[:, None] / s[None, :]
         inf = np.full((1, s.size), np.inf)
@@ -368,8 +368,8 @@ class ErfDual(DualExpectations):
 
     method = "closed form (arc-sine)"
 
-    def __init__(self, sharpness: float, scales: np.ndarray, center: float = 0.0) -> None:
-        super().__init__(scales, center)
+    def __init__(self, sharpness: float, scales: np.ndarray, centre: float = 0.0) -> None:
+        super().__init__(scales, centre)
         self.b2 = float(sharpness) ** 2
         self.d = 1.0 + 2.0 * self.b2 * self.scales**2  # 1 + 2 𝔰^2 K_ii (b2 = 𝔰^2)
 
@@ -378,7 +378,7 @@ class ErfDual(DualExpectations):
         num = (2.0 * self.b2) * np.multiply.outer(s[rows], s[cols]) * rho
         den = np.sqrt(np.multiply.outer(self.d[rows], self.d[cols]))
         out = (2.0 / np.pi) * np.arcsin(np.clip(num / den, -1.0, 1.0))
-        return out + self.center**2  # E[erf] = 0
+        return out + self.centre**2  # E[erf] = 0
 
     def derivatives(self, rows: Index, cols: Index, rho: np.ndarray) -> np.ndarray:
         s = self.scales
@@ -388,7 +388,7 @@ class ErfDual(DualExpectations):
 
     def diagonal_values(self) -> np.ndarray:
         z = 2.0 * self.b2 * self.scales**2
-        return (2.0 / np.pi) * np.arcsin(z / (1.0 + z)) + self.center**2
+        return (2.0 / np.pi) * np.arcsin(z / (1.0 + z)) + self.centre**2
 
     def diagonal_derivatives(self) -> np.ndarray:
         return (4.0 * self.b2 / np.pi) / np.sqrt(1.0 + 4.0 * self.b2 * self.scales**2)
@@ -401,9 +401,9 @@ class TrigDual(DualExpectations):
     method = "closed form (Gaussian characteristic function)"
 
     def __init__(
-        self, frequency: float, is_cos: bool, scales: np.ndarray, center: float = 0.0
+        self, frequency: float, is_cos: bool, scales: np.ndarray, centre: float = 0.0
     ) -> None:
-        super().__init__(scales, center)
+        super().__init__(scales, centre)
         self.w2 = float(frequency) ** 2
         self.is_cos = bool(is_cos)
         self.e = np.exp(-0.5 * self.w2 * self.scales**2)  # E[cos(w u)]
@@ -417,7 +417,7 @@ class TrigDual(DualExpectations):
         return ee * np.cosh(k)
 
     def values(self, rows: Index, cols: Index, rho: np.ndarray) -> np.ndarray:
-        c = self.center
+        c = self.centre
         if not self.is_cos:  # E[sin] = 0
             return self._cc(rows, cols, rho, "sinh") + c * c
         s = self.scales
@@ -432,7 +432,7 @@ class TrigDual(DualExpectations):
         return self.w2 * self._cc(rows, cols, rho, "sinh" if self.is_cos else "cosh")
 
     def diagonal_values(self) -> np.ndarray:
-        c = self.center
+        c = self.centre
         x = self.w2 * self.scales**2
         if not self.is_cos:
             return -0.5 * np.expm1(-2.0 * x) + c * c
@@ -562,7 +562,7 @@ class HermiteDual(DualExpectations):
     ----------
     act : Activation
     scales : ndarray, shape (n,)
-    center : float
+    centre : float
     max_correlation : float
     rtol : float
         Relative truncation tolerance (default 1e-12).
@@ -589,7 +589,7 @@ class HermiteDual(DualExpectations):
         self,
         act: Activation,
         scales: np.ndarray,
-        center: float = 0.0,
+        centre: float = 0.0,
         max_correlation: float = 1.0,
         *,
         rtol: float = 1e-12,
@@ -597,7 +597,7 @@ class HermiteDual(DualExpectations):
         coefficients: Any = None,
         fallback: Any = None,
     ) -> None:
-        super().__init__(scales, center)
+        super().__init__(scales, centre)
         self._act = act
         self.rtol = float(rtol)
         self.max_order = int(max_order)
@@ -624,8 +624,8 @@ class HermiteDual(DualExpectations):
         if kind == "values":
             a, second = self._raw_coefficients(order, False)
             a = a.copy()
-            a[:, 0] -= self.center
-            c = self.center
+            a[:, 0] -= self.centre
+            c = self.centre
             d = np.maximum(second - 2.0 * c * (a[:, 0] + c) + c * c, 0.0)
             return a, d, np.maximum(d - np.sum(a * a, axis=1), 0.0), False
         if act.has_jumps and self._coefficient_fn is None:
@@ -770,7 +770,7 @@ class HermiteDual(DualExpectations):
             )
         si, sj = self.scales[ri], self.scales[cj]
         func = act._numpy_derivative if derivative else act._numpy
-        c = 0.0 if derivative else self.center
+        c = 0.0 if derivative else self.centre
         bp = np.asarray(act.breakpoints, dtype=float)
         gh_x, gh_w = G.hermite_gauss(48)
         om = _omega(r)

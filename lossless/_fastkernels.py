@@ -77,7 +77,7 @@ class FastStep:
 
     Subclasses implement
 
-    - ``prepare(s, center) -> (vectors, diag_values, diag_derivatives)`` for the input
+    - ``prepare(s, centre) -> (vectors, diag_values, diag_derivatives)`` for the input
       scales ``s = sqrt(diag K)`` (shape (n,)), where ``vectors`` are per-sample
       arrays used by the strip formulas;
     - ``strip(G, r0, r1, vec, out, der, w)``: from the input kernel strip ``G``
@@ -94,7 +94,7 @@ class FastStep:
     has_jumps: bool = False
     method: str = ""
 
-    def prepare(self, s: np.ndarray, center: float) -> tuple[dict, np.ndarray, np.ndarray]:
+    def prepare(self, s: np.ndarray, centre: float) -> tuple[dict, np.ndarray, np.ndarray]:
         raise NotImplementedError  # pragma: no cover
 
     def strip(self, G, r0, r1, vec, out, der, w) -> None:  # pragma: no cover
@@ -103,9 +103,9 @@ class FastStep:
     def torch_full(self, K, vec, want_der):  # pragma: no cover
         raise NotImplementedError
 
-    def dual(self, scales: np.ndarray, center: float = 0.0) -> "FastDual":
+    def dual(self, scales: np.ndarray, centre: float = 0.0) -> "FastDual":
         """The same closed forms as a :class:`lossless._dual.DualExpectations`."""
-        return FastDual(self, scales, center)
+        return FastDual(self, scales, centre)
 
 
 class ArcCosineStep(FastStep):
@@ -128,8 +128,8 @@ class ArcCosineStep(FastStep):
         self.lin = self.a * self.a + self.a * self.D
         self.c2 = self.D * self.D / _TWO_PI
 
-    def prepare(self, s, center):
-        mu = self.offset + self.D * _INV_SQRT2PI * s - center
+    def prepare(self, s, centre):
+        mu = self.offset + self.D * _INV_SQRT2PI * s - centre
         inv = 1.0 / s
         dval = mu * mu + s * s * (self.lin + self.D * self.D * (0.5 - 1.0 / _TWO_PI))
         dder = np.full(s.size, self.lin + 0.5 * self.D * self.D)
@@ -213,8 +213,8 @@ class ArcSineStep(FastStep):
         self.J, self.offset = float(J), float(offset)
         self.c2 = self.J * self.J / _TWO_PI
 
-    def prepare(self, s, center):
-        mu = self.offset + 0.5 * self.J - center
+    def prepare(self, s, centre):
+        mu = self.offset + 0.5 * self.J - centre
         inv = 1.0 / s
         dval = np.full(s.size, mu * mu + 0.25 * self.J * self.J)
         dder = np.full(s.size, np.inf)
@@ -247,12 +247,12 @@ class ErfStep(FastStep):
     def __init__(self, sharpness: float) -> None:
         self.b2 = float(sharpness) ** 2
 
-    def prepare(self, s, center):
+    def prepare(self, s, centre):
         z = 2.0 * self.b2 * s * s
         e = np.sqrt(2.0 * self.b2 / (1.0 + z))  # sqrt(2 b^2) e_i
-        dval = (2.0 / math.pi) * np.arcsin(z / (1.0 + z)) + center * center
+        dval = (2.0 / math.pi) * np.arcsin(z / (1.0 + z)) + centre * centre
         dder = (4.0 * self.b2 / math.pi) / np.sqrt(1.0 + 4.0 * self.b2 * s * s)
-        return {"e": e, "c2": center * center}, dval, dder
+        return {"e": e, "c2": centre * centre}, dval, dder
 
     def strip(self, G, r0, r1, vec, out, der, w):
         _arcsine_strip(G, r0, r1, vec["e"], 2.0 / math.pi, vec["c2"], out, der, w)
@@ -299,11 +299,11 @@ class FastDual(DualExpectations):
     :class:`lossless._dual.DualExpectations`.
     """
 
-    def __init__(self, step: FastStep, scales: np.ndarray, center: float = 0.0) -> None:
-        super().__init__(scales, center)
+    def __init__(self, step: FastStep, scales: np.ndarray, centre: float = 0.0) -> None:
+        super().__init__(scales, centre)
         self.step = step
         self.method = step.method
-        self._vec, self._dval, self._dder = step.prepare(self.scales, self.center)
+        self._vec, self._dval, self._dder = step.prepare(self.scales, self.centre)
 
     def _block(self, rows, cols, rho, derivative: bool) -> np.ndarray:
         s = self.scales
@@ -512,7 +512,7 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 def prepare_layers(
-    diag0: np.ndarray, steps: Sequence[FastStep], centers: Sequence[float]
+    diag0: np.ndarray, steps: Sequence[FastStep], centres: Sequence[float]
 ) -> tuple[list[dict], list[np.ndarray], list[np.ndarray]]:
     """Per-layer vectors and diagonals (values and derivative kernels) of the recursion.
 
@@ -523,7 +523,7 @@ def prepare_layers(
     """
     diag = np.asarray(diag0, dtype=float)
     vecs, dvals, dders = [], [], []
-    for li, (step, c) in enumerate(zip(steps, centers)):
+    for li, (step, c) in enumerate(zip(steps, centres)):
         if not np.all(diag > 0):
             bad = int(np.argmin(np.where(np.isnan(diag), -np.inf, diag)))
             raise ValueError(
@@ -541,7 +541,7 @@ def prepare_layers(
 def recursion(
     X: np.ndarray,
     steps: Sequence[FastStep],
-    centers: Sequence[float],
+    centres: Sequence[float],
     *,
     ntk: bool,
     block_rows: int | None = None,
@@ -553,7 +553,7 @@ def recursion(
     ----------
     X : ndarray, shape (n, p), float64, finite
     steps : list of FastStep, length L
-    centers : list of float, length L
+    centres : list of float, length L
         Centring constant of each layer.
     ntk : bool
     block_rows : int, optional
@@ -576,7 +576,7 @@ def recursion(
     if n * n < 8 * _STRIP_ENTRIES:  # a few strips: threads cost more than they bring
         threads = 1
     diag0 = np.einsum("ij,ij->i", X, X)
-    vecs, dvals, dders = prepare_layers(diag0, steps, centers)
+    vecs, dvals, dders = prepare_layers(diag0, steps, centres)
     NT = np.empty((n, n)) if ntk else None
     ndiag = diag0.copy()
     if ntk:
@@ -625,7 +625,7 @@ def recursion(
 def torch_recursion(
     X: Any,
     steps: Sequence[FastStep],
-    centers: Sequence[float],
+    centres: Sequence[float],
     *,
     ntk: bool,
     device: Any = None,
@@ -643,7 +643,7 @@ def torch_recursion(
         Xt = torch.as_tensor(np.asarray(X, dtype=np.float64), device=device)
     K = Xt @ Xt.T
     diag0 = (Xt * Xt).sum(1)
-    vecs, dvals, dders = prepare_layers(diag0.cpu().numpy(), steps, centers)
+    vecs, dvals, dders = prepare_layers(diag0.cpu().numpy(), steps, centres)
     idx = torch.arange(K.shape[0], device=K.device)
     K[idx, idx] = diag0
     N = K.clone() if ntk else None

@@ -319,7 +319,7 @@ class Activation:
 
     # ---- two-point expectations (dual kernels) ----------------------------------
     def dual(
-        self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
+        self, scales: np.ndarray, *, centre: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Two-point Gaussian expectations for samples of input scales ``scales``.
 
@@ -328,7 +328,7 @@ class Activation:
         scales : ndarray, shape (n,)
             Standard deviations ``nu_i = sqrt(K_ii)`` of the pre-activations (positive;
             the book's ν_i, chapter "CK and NTK of deep fully-connected networks").
-        center : float
+        centre : float
             Constant subtracted from the activation in ``values`` (the centring ``m``).
         max_correlation : float
             Largest off-diagonal ``|rho_ij|`` that will be asked for (lets the generic
@@ -347,9 +347,9 @@ class Activation:
         This base implementation is the generic Mehler–Hermite method
         (:class:`lossless._dual.HermiteDual`); subclasses with closed forms override it.
         """
-        center = _checks.real(center, "center")
+        centre = _checks.real(centre, "centre")
         max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
-        return _dual.HermiteDual(self, _check_scales(scales), center, max_correlation)
+        return _dual.HermiteDual(self, _check_scales(scales), centre, max_correlation)
 
     def fast_kernel(self) -> Any:
         """The fast closed-form step of the exact kernel recursion, or None.
@@ -625,12 +625,12 @@ class PiecewiseLinear(Activation):
         return Moments(m=m, g1=g1, g2=g2, h=h, v=v, q=q)
 
     def dual(
-        self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
+        self, scales: np.ndarray, *, centre: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Closed-form two-point expectations (see :meth:`Activation.dual`)."""
-        center = _checks.real(center, "center")
+        centre = _checks.real(centre, "centre")
         max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
-        return _dual.PiecewiseLinearDual(self, _check_scales(scales), center, max_correlation)
+        return _dual.PiecewiseLinearDual(self, _check_scales(scales), centre, max_correlation)
 
     def fast_kernel(self) -> Any:
         """Arc-cosine (one kink at 0, or none) or arc-sine (one jump at 0, flat) fast
@@ -902,13 +902,13 @@ class Polynomial(Activation):
         return a, np.sum(a * a, axis=1)
 
     def dual(
-        self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
+        self, scales: np.ndarray, *, centre: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Exact two-point expectations: a finite Mehler sum (see :meth:`Activation.dual`)."""
-        center = _checks.real(center, "center")
+        centre = _checks.real(centre, "centre")
         max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
         dual = _dual.HermiteDual(
-            self, _check_scales(scales), center, max_correlation, coefficients=self._exact_hermite
+            self, _check_scales(scales), centre, max_correlation, coefficients=self._exact_hermite
         )
         dual.method = "exact finite Mehler–Hermite sum"
         return dual
@@ -976,12 +976,12 @@ class Erf(Activation):
         return Moments(m=0.0, g1=g1, g2=0.0, h=h, v=v, q=q)
 
     def dual(
-        self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
+        self, scales: np.ndarray, *, centre: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Closed-form (arc-sine) two-point expectations (see :meth:`Activation.dual`)."""
-        center = _checks.real(center, "center")
+        centre = _checks.real(centre, "centre")
         max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
-        return _dual.ErfDual(self.sharpness, _check_scales(scales), center)
+        return _dual.ErfDual(self.sharpness, _check_scales(scales), centre)
 
     def fast_kernel(self) -> Any:
         """Arc-sine fast step (see :meth:`Activation.fast_kernel`)."""
@@ -1072,12 +1072,12 @@ class Sin(Activation):
         return Moments(m=0.0, g1=g1, g2=0.0, h=h, v=v, q=q)
 
     def dual(
-        self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
+        self, scales: np.ndarray, *, centre: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Closed-form two-point expectations (see :meth:`Activation.dual`)."""
-        center = _checks.real(center, "center")
+        centre = _checks.real(centre, "centre")
         max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
-        return _dual.TrigDual(self.frequency, False, _check_scales(scales), center)
+        return _dual.TrigDual(self.frequency, False, _check_scales(scales), centre)
 
     def _params(self) -> dict[str, Any]:
         return {"frequency": self.frequency}
@@ -1118,12 +1118,12 @@ class Cos(Activation):
         return Moments(m=m, g1=0.0, g2=g2, h=h, v=v, q=q)
 
     def dual(
-        self, scales: np.ndarray, *, center: float = 0.0, max_correlation: float = 1.0
+        self, scales: np.ndarray, *, centre: float = 0.0, max_correlation: float = 1.0
     ) -> DualExpectations:
         """Closed-form two-point expectations (see :meth:`Activation.dual`)."""
-        center = _checks.real(center, "center")
+        centre = _checks.real(centre, "centre")
         max_correlation = _checks.real(max_correlation, "max_correlation", low=0.0, high=1.0)
-        return _dual.TrigDual(self.frequency, True, _check_scales(scales), center)
+        return _dual.TrigDual(self.frequency, True, _check_scales(scales), centre)
 
     def _params(self) -> dict[str, Any]:
         return {"frequency": self.frequency}

@@ -128,7 +128,7 @@ def _fast_step(act: Activation) -> Any:
 # ----------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------
-def _centers(layers: list[Activation], tau0: float) -> list[float]:
+def _centres(layers: list[Activation], tau0: float) -> list[float]:
     """Centring constants ``m_l = E[sigma_l(tau_{l-1} xi)]`` (:func:`layer_moments`)."""
     return [m.m for m in layer_moments(layers, tau0)]
 
@@ -321,13 +321,13 @@ def _symmetric_gram(X: np.ndarray) -> np.ndarray:
 
 
 def _layer_dual(
-    act: Activation, s: np.ndarray, center: float, rho_max: float, name: str
+    act: Activation, s: np.ndarray, centre: float, rho_max: float, name: str
 ) -> Any:
     step = _fast_step(act)
     if step is not None:
-        return step.dual(s, center)
+        return step.dual(s, centre)
     try:
-        return act.dual(s, center=center, max_correlation=rho_max)
+        return act.dual(s, centre=centre, max_correlation=rho_max)
     except ValueError as err:  # a user callable returning NaN/inf: name the argument
         raise ValueError(f"{name}: {err}") from None
 
@@ -368,7 +368,7 @@ def _recursion(
                     f"NaN on the diagonal, or surrogates=[...] with a straight-through derivative for layer {i}."
                 )
     tau = _tau0_from(X, tau0)
-    centers = _centers(layers, tau)
+    centres = _centres(layers, tau)
     steps = [_fast_step(act) for act in layers]
     fused = all(st is not None for st in steps) and all(s is None for s in surr)
     if kappa4 != 0.0:
@@ -396,11 +396,11 @@ def _recursion(
                 "backend='torch' needs every layer to have a fast closed form (ReLU, leaky ReLU, "
                 f"abs, identity, sign, step at 0, erf) and no surrogates: {bad}; use backend='numpy'"
             )
-        ck, nt = _fast.torch_recursion(X, steps, centers, ntk=ntk, device=device)
+        ck, nt = _fast.torch_recursion(X, steps, centres, ntk=ntk, device=device)
     elif fused:
-        ck, nt = _fast.recursion(X, steps, centers, ntk=ntk, block_rows=block_size)
+        ck, nt = _fast.recursion(X, steps, centres, ntk=ntk, block_rows=block_size)
     else:
-        ck, nt = _generic_recursion(X, layers, surr, centers, ntk, block_size, kappa4)
+        ck, nt = _generic_recursion(X, layers, surr, centres, ntk, block_size, kappa4)
     if ntk and any(act.has_jumps and s is None for act, s in zip(layers, surr)):
         np.fill_diagonal(nt, np.nan)
     return ck, nt
@@ -410,7 +410,7 @@ def _generic_recursion(
     X: np.ndarray,
     layers: list[Activation],
     surr: list[Activation | None],
-    centers: list[float],
+    centres: list[float],
     ntk: bool,
     block_size: int | None,
     kappa4: float = 0.0,
@@ -434,7 +434,7 @@ def _generic_recursion(
         s = np.sqrt(diag)
         rho_max = _max_offdiagonal_correlation(K, s, blocks)
         name = f"layers[{li}] = {act!r}"
-        dual = _layer_dual(act, s, centers[li], rho_max, name)
+        dual = _layer_dual(act, s, centres[li], rho_max, name)
         diag_values = _checks.finite_output(dual.diagonal_values(), name, "kernel values")
         if ntk:
             if surr[li] is not None:
@@ -454,7 +454,7 @@ def _generic_recursion(
                     diag_deriv = np.full(n, np.nan)
         fl = None
         if li == 0 and kappa4 != 0.0:
-            fl = _FirstLayerCorrection(X, act, surr[0], centers[0], kappa4, ntk, rho_max, name)
+            fl = _FirstLayerCorrection(X, act, surr[0], centres[0], kappa4, ntk, rho_max, name)
             diag_values = diag_values + fl.diagonal(False)
             if ntk:
                 diag_deriv = diag_deriv + fl.diagonal(True)
@@ -580,7 +580,7 @@ class _FirstLayerCorrection:
     """
 
     def __init__(self, X: np.ndarray, act: Activation, surrogate: Activation | None,
-                 center: float, kappa4: float, derivative: bool, rho_max: float,
+                 centre: float, kappa4: float, derivative: bool, rho_max: float,
                  name: str) -> None:
         self.X = X
         self.powers = [np.ones_like(X), X, X * X, X * X * X, (X * X) ** 2]
@@ -589,9 +589,9 @@ class _FirstLayerCorrection:
         self.factor = kappa4 / 24.0
         self.name = name
         s = self.scales
-        self._val = self._series(act, center, 0, rho_max)
+        self._val = self._series(act, centre, 0, rho_max)
         self._diag_val = _checks.finite_output(
-            _second_derivative_weight(lambda t: (act(t) - center) ** 2, act, s), name,
+            _second_derivative_weight(lambda t: (act(t) - centre) ** 2, act, s), name,
             "first-layer correction values")
         self._der = None
         self._diag_der = None
@@ -610,7 +610,7 @@ class _FirstLayerCorrection:
                     _second_derivative_weight(lambda t: surrogate(t) ** 2, surrogate, s),
                     f"surrogates[0] = {surrogate!r}", "first-layer correction values")
 
-    def _series(self, act: Activation, center: float, offset: int, rho_max: float) -> list:
+    def _series(self, act: Activation, centre: float, offset: int, rho_max: float) -> list:
         """Coefficient pairs of the five terms, truncated at a common order."""
         s = self.scales
         rho = float(min(max(rho_max, 0.0), 1.0))
@@ -618,7 +618,7 @@ class _FirstLayerCorrection:
         while True:
             a = _hermite_coefficients(act, s, order + offset + 4)
             _checks.finite_output(a, self.name, "Hermite coefficients")
-            a[:, 0] -= center
+            a[:, 0] -= centre
             pairs = [(_shifted(a, s, r + offset, order), _shifted(a, s, 4 - r + offset, order))
                      for r in range(5)]
             cut = self._truncation(pairs, rho, order)

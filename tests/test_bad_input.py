@@ -462,7 +462,7 @@ DUAL_ACTS = [RELU, activations.get("tanh"), activations.get("erf"), activations.
 
 @pytest.mark.parametrize("act", DUAL_ACTS, ids=[a.name for a in DUAL_ACTS])
 @SETTINGS
-@given(arg=st.sampled_from(["center", "max_correlation"]),
+@given(arg=st.sampled_from(["centre", "max_correlation"]),
        bad=st.sampled_from([float("nan"), float("inf"), -float("inf"), "0", None]))
 def test_dual_refuses_nan_parameters(act, arg, bad):
     _raises_naming(lambda: act.dual(np.ones(3), **{arg: bad}), arg)

@@ -57,7 +57,7 @@ def _panels(extra: np.ndarray, half_width: float = 11.0, width: float = 0.25, no
     return x, wx
 
 
-def pair_expectation(f, si: float, sj: float, rho: float, breaks, center: float = 0.0) -> float:
+def pair_expectation(f, si: float, sj: float, rho: float, breaks, centre: float = 0.0) -> float:
     """E[(f(u) - c)(f(v) - c)], u = si xi, v = sj (rho xi + omega eta), by nested quadrature."""
     breaks = np.asarray(breaks, dtype=float)
     om = math.sqrt(1.0 - rho * rho)
@@ -65,14 +65,14 @@ def pair_expectation(f, si: float, sj: float, rho: float, breaks, center: float 
     x, wx = x[0], wx[0]
     inner_breaks = (breaks[None, :] / sj - rho * x[:, None]) / om
     y, wy = _panels(inner_breaks)
-    inner = np.sum(wy * (f(sj * (rho * x[:, None] + om * y)) - center), axis=1)
-    return float(np.sum(wx * (f(si * x) - center) * inner))
+    inner = np.sum(wy * (f(sj * (rho * x[:, None] + om * y)) - centre), axis=1)
+    return float(np.sum(wx * (f(si * x) - centre) * inner))
 
 
-def single_expectation(f, s: float, breaks, center: float = 0.0) -> float:
+def single_expectation(f, s: float, breaks, centre: float = 0.0) -> float:
     """E[(f(u) - c)^2], u = s xi, by composite quadrature split at the breakpoints."""
     x, wx = _panels((np.asarray(breaks, dtype=float) / s)[None, :])
-    return float(np.sum(wx[0] * (f(s * x[0]) - center) ** 2))
+    return float(np.sum(wx[0] * (f(s * x[0]) - centre) ** 2))
 
 
 def pair_derivative(f, si: float, sj: float, rho: float, breaks, h: float = 1e-3) -> float:
@@ -128,7 +128,7 @@ def test_one_layer_ck_matches_nested_quadrature(act):
 @pytest.mark.parametrize("act", every_activation(), ids=repr)
 def test_derivative_kernel_matches_price_theorem(act):
     """Off-diagonal E[sigma'(u) sigma'(v)], jump densities included, to 1e-8 relative."""
-    d = act.dual(S, center=0.0, max_correlation=0.6)
+    d = act.dual(S, centre=0.0, max_correlation=0.6)
     for i, j in ((0, 1), (1, 2)):
         got = d.derivatives(slice(i, i + 1), slice(j, j + 1), np.array([[CORR[i, j]]]))[0, 0]
         ref = pair_derivative(act, S[i], S[j], CORR[i, j], act.breakpoints)
@@ -149,8 +149,8 @@ def test_piecewise_linear_series_and_closed_form_agree():
         A.get("ternary", s_minus=-0.4, s_plus=0.9, scale=1.3, odd=True),
         A.PiecewiseLinear([-0.5, 1.0], [0.3, 1.0, -0.2], jumps=[0.4, 0.0], offset=0.1),
     ):
-        fast = act.dual(s, center=0.2, max_correlation=0.3)
-        closed = act.dual(s, center=0.2, max_correlation=1.0)
+        fast = act.dual(s, centre=0.2, max_correlation=0.3)
+        closed = act.dual(s, centre=0.2, max_correlation=1.0)
         assert fast.series is not None and closed.series is None
         full = slice(None)
         np.testing.assert_allclose(
@@ -162,12 +162,12 @@ def test_generic_series_falls_back_to_quadrature_beyond_its_reach():
     """With few coefficients the certified range shrinks; pairs above it use 2-D quadrature."""
     act = A.get("tanh")
     s = np.array([2.0, 2.5])
-    dual = _dual.HermiteDual(act, s, center=0.1, max_correlation=0.995, max_order=32)
+    dual = _dual.HermiteDual(act, s, centre=0.1, max_correlation=0.995, max_order=32)
     assert dual.rho_cut < 0.995
     got = dual.values(slice(0, 1), slice(1, 2), np.array([[0.995]]))[0, 0]
     ref = pair_expectation(act, 2.0, 2.5, 0.995, (), 0.1)
     assert got == pytest.approx(ref, rel=1e-10)
-    full = _dual.HermiteDual(act, s, center=0.1, max_correlation=0.995)
+    full = _dual.HermiteDual(act, s, centre=0.1, max_correlation=0.995)
     assert full.rho_cut == 0.995  # enough terms for tanh at these scales
     assert full.values(slice(0, 1), slice(1, 2), np.array([[0.995]]))[0, 0] == pytest.approx(
         ref, rel=1e-10
@@ -175,18 +175,18 @@ def test_generic_series_falls_back_to_quadrature_beyond_its_reach():
 
 
 def test_generic_series_truncation_is_stated():
-    dual = A.get("sigmoid").dual(np.array([1.0, 1.2]), center=0.5, max_correlation=0.5)
+    dual = A.get("sigmoid").dual(np.array([1.0, 1.2]), centre=0.5, max_correlation=0.5)
     assert 3 <= dual.order < 60 and dual.rho_cut == 0.5 and dual.rtol == 1e-12
     assert "Mehler" in dual.method
 
 
 # --------------------------------------------------------------------------- Monte Carlo
-def mc_check(act, K, center, rng, draws=200_000, derivative=False):
+def mc_check(act, K, centre, rng, draws=200_000, derivative=False):
     """|exact - MC| in units of the MC standard error, for every pair of a small Gram K."""
     n = K.shape[0]
     Z = rng.standard_normal((draws, n)) @ np.linalg.cholesky(K).T
     if derivative:  # Stein twice: E[f'(u) f'(v)] = E[f(u) f(v) ((S^-1 z)_1 (S^-1 z)_2 - (S^-1)_12)]
-        F = act(Z) - center
+        F = act(Z) - centre
         out = np.zeros((n, n))
         se = np.ones((n, n))
         for i in range(n):
@@ -197,7 +197,7 @@ def mc_check(act, K, center, rng, draws=200_000, derivative=False):
                 out[i, j] = out[j, i] = prod.mean()
                 se[i, j] = se[j, i] = prod.std() / math.sqrt(draws)
         return out, se
-    F = act(Z) - center
+    F = act(Z) - centre
     prods = F[:, :, None] * F[:, None, :]
     return prods.mean(axis=0), prods.std(axis=0) / math.sqrt(draws)
 
@@ -217,8 +217,8 @@ def test_three_layers_match_monte_carlo_layer_by_layer(act):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", A.AccuracyWarning)
             ck, ntk = kernels.exact_kernels(X, layers[:depth], diagonal="nan")
-        center = act.moments(taus[depth - 1]).m
-        emp, se = mc_check(act, K_prev, center, rng, draws=50_000)
+        centre = act.moments(taus[depth - 1]).m
+        emp, se = mc_check(act, K_prev, centre, rng, draws=50_000)
         z = np.abs(ck - emp) / (se + 1e-15)
         assert z.max() < 6.0, f"layer {depth}: max |exact - MC| = {z.max():.1f} standard errors"
         off = ~np.eye(5, dtype=bool)

@@ -54,9 +54,9 @@ def test_fast_dual_matches_generic_dual(act):
     rho = np.clip(rng.uniform(-1, 1, size=(12, 12)), -0.999, 0.999)
     rho = (rho + rho.T) / 2
     np.fill_diagonal(rho, 0.0)
-    center = 0.37
-    fast = act.fast_kernel().dual(s, center)
-    generic = act.dual(s, center=center, max_correlation=1.0)
+    centre = 0.37
+    fast = act.fast_kernel().dual(s, centre)
+    generic = act.dual(s, centre=centre, max_correlation=1.0)
     full = slice(None)
     np.testing.assert_allclose(fast.values(full, full, rho), generic.values(full, full, rho),
                                rtol=1e-13, atol=1e-14)
@@ -78,12 +78,12 @@ def test_fused_recursion_matches_the_generic_recursion(names):
     layers = [A.get(n) for n in names]
     ck, ntk = kernels.exact_kernels(X, layers, diagonal="nan")
     taus = kernels.layer_scales(layers, math.sqrt(np.mean(np.sum(X * X, 1))))
-    centers = [a.moments(t).m for a, t in zip(layers, taus)]
+    centres = [a.moments(t).m for a, t in zip(layers, taus)]
     # the generic layer-by-layer loop with the activations' generic duals
     orig = kernels._fast_step
     kernels._fast_step = lambda act: None
     try:
-        ck_ref, ntk_ref = kernels._generic_recursion(X, layers, [None] * len(layers), centers,
+        ck_ref, ntk_ref = kernels._generic_recursion(X, layers, [None] * len(layers), centres,
                                                      True, None)
     finally:
         kernels._fast_step = orig
@@ -129,9 +129,9 @@ def test_fused_kernels_exactly_symmetric_and_independent_of_strips_and_threads(n
     off = ~np.eye(300, dtype=bool)
     steps = [a.fast_kernel() for a in layers]
     taus = kernels.layer_scales(layers, math.sqrt(np.mean(np.sum(X * X, 1))))
-    centers = [a.moments(t).m for a, t in zip(layers, taus)]
+    centres = [a.moments(t).m for a, t in zip(layers, taus)]
     for block_rows, threads in ((1, 1), (7, 2), (300, 3)):
-        ck2, ntk2 = F.recursion(X, steps, centers, ntk=True, block_rows=block_rows,
+        ck2, ntk2 = F.recursion(X, steps, centres, ntk=True, block_rows=block_rows,
                                 threads=threads)
         # the Gram entries may round differently: compare with a tolerance
         np.testing.assert_allclose(ck2, ck, rtol=1e-13, atol=1e-15)

@@ -105,7 +105,7 @@ def _kappa4_part(m: int, l: int, a: np.ndarray, b: np.ndarray) -> float:
     return total
 
 
-def _kappa4_kernel(X: np.ndarray, coef: np.ndarray, center: float) -> np.ndarray:
+def _kappa4_kernel(X: np.ndarray, coef: np.ndarray, centre: float) -> np.ndarray:
     n = X.shape[0]
     out = np.empty((n, n))
     for i in range(n):
@@ -113,8 +113,8 @@ def _kappa4_kernel(X: np.ndarray, coef: np.ndarray, center: float) -> np.ndarray
             a, b = X[i], X[j]
             val = sum(ci * cj * _kappa4_part(mi, mj, a, b)
                       for mi, ci in enumerate(coef) for mj, cj in enumerate(coef))
-            val -= center * sum(c * _kappa4_part(m, 0, a, a) for m, c in enumerate(coef))
-            val -= center * sum(c * _kappa4_part(m, 0, b, b) for m, c in enumerate(coef))
+            val -= centre * sum(c * _kappa4_part(m, 0, a, a) for m, c in enumerate(coef))
+            val -= centre * sum(c * _kappa4_part(m, 0, b, b) for m, c in enumerate(coef))
             out[i, j] = val
     return out
 
@@ -127,9 +127,9 @@ def test_cubic_and_quartic_first_order_term(coef):
     X = rng.standard_normal((5, 7)) / math.sqrt(7)
     act = activations.Polynomial(coef)
     tau0 = math.sqrt(float(np.mean(np.sum(X * X, axis=1))))
-    center = act.moments(tau0).m
+    centre = act.moments(tau0).m
     m4 = 5.5
-    expected = (m4 - 3.0) * _kappa4_kernel(X, np.asarray(coef), center)
+    expected = (m4 - 3.0) * _kappa4_kernel(X, np.asarray(coef), centre)
     got = kernels.first_layer_correction(X, [act], m4)
     assert _rel(got, expected) < 1e-10
     # NTK: K'_1 gets the same term with sigma' (uncentred), Hadamard with X X^T
@@ -309,7 +309,7 @@ def test_monte_carlo_one_layer_ternary_weights():
     X = sample.X
     eps = 0.9
     m4 = 1.0 / (1.0 - eps)
-    center = RELU.moments(sample.tau0).m
+    centre = RELU.moments(sample.tau0).m
     gen = torch.Generator().manual_seed(11)
     Xt = torch.from_numpy(X.copy())
     width, chunk = 1 << 17, 1 << 13
@@ -318,7 +318,7 @@ def test_monte_carlo_one_layer_ternary_weights():
         acc = torch.zeros(X.shape[0], X.shape[0], dtype=torch.float64)
         for _ in range(width // 2 // chunk):
             W = ternary_weights((chunk, X.shape[1]), eps, gen, dtype=torch.float64)
-            F = torch.relu(Xt @ W.T) - center
+            F = torch.relu(Xt @ W.T) - centre
             acc += F @ F.T
         halves.append(acc.numpy() / (width // 2))
     measured = 0.5 * (halves[0] + halves[1]) - kernels.exact_ck(X, [RELU])

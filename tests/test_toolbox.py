@@ -80,7 +80,7 @@ def test_hermite_coefficients_vectorised_over_scales():
 def test_mehler_series_equals_closed_form_dual(act):
     z = toolbox.hermite_coefficients(act, 1.0, 60)
     z[0] = 0.0
-    dual = act.dual(np.array([1.0, 1.0]), center=act.moments(1.0).m, max_correlation=1.0)
+    dual = act.dual(np.array([1.0, 1.0]), centre=act.moments(1.0).m, max_correlation=1.0)
     for rho in (-0.5, 0.05, 0.4):
         exact = dual.values(np.array([0]), np.array([1]), np.array([[rho]]))[0, 0]
         assert toolbox.mehler_series(z, z, rho) == pytest.approx(exact, abs=1e-10)
