@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lossless import _checks
-from lossless._display import progress as progress_bar
+from lossless.display import progress as progress_bar
 from lossless.activations import check_surrogates
 
 if TYPE_CHECKING:  # for annotations only
