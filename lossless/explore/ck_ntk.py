@@ -1,4 +1,4 @@
-"""Chapter 3's explorer and widget: the empirical kernel of one random network against the exact kernel."""
+"""Chapter 3's explorer and widget: one random network's empirical kernel against the exact one."""
 
 from __future__ import annotations
 

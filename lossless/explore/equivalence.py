@@ -1,4 +1,4 @@
-"""Chapter 4's explorer and widget: the exact kernel against its asymptotic equivalent K̃ (ours and the authors')."""
+"""Chapter 4's explorer and widget: the exact kernel against its equivalent K̃ (ours, the authors')."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chapter 1's explorer and widget: the Gram spectrum of a two-class mixture against Marchenko-Pastur."""
+"""Chapter 1's explorer and widget: a two-class mixture's Gram spectrum against Marchenko-Pastur."""
 
 from __future__ import annotations
 
