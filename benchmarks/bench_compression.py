@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from lossless import activations, compress, data, kernels, spectra
+from lossless.spectra import opnorm
 
 SEED = 0
 RESULTS = Path(__file__).resolve().parent / "results" / "compression.csv"
@@ -62,10 +63,6 @@ def record(section: str, quantity: str, value: float, **keys) -> None:
 
 def sample(p: int) -> data.Sample:
     return data.preset("reference", p).sample(2 * p, np.random.default_rng(SEED))
-
-
-def opnorm(A: np.ndarray) -> float:
-    return float(np.max(np.abs(np.linalg.eigvalsh(A))))
 
 
 def offdiag(A: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ import numpy as np
 from scipy.sparse.linalg import eigsh
 
 from lossless import activations, data, kernels, spectra, theory
+from lossless.spectra import opnorm
 
 ACTIVATIONS: dict[str, tuple[str, dict]] = {
     "relu": ("relu", {}),
@@ -50,11 +51,6 @@ FIELDS = ["kernel", "activation", "depth", "p", "n", "error", "error_offdiagonal
           "error_authors",
           "lambda1", "lambda1_equivalent", "lambda2", "lambda2_equivalent",
           "alignment1", "alignment2", "diag_offset", "diag_offset_authors", "seconds"]
-
-
-def opnorm(A: np.ndarray) -> float:
-    """Largest |eigenvalue| of a symmetric matrix (Lanczos)."""
-    return float(np.max(np.abs(eigsh(A, k=1, which="LM", return_eigenvectors=False))))
 
 
 def leading(A: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -53,8 +53,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lossless import activations, compress, data, kernels, practice, theory
-from lossless._display import progress
+from lossless import activations, compress, data, experiments, kernels, readout, theory
+from lossless.display import progress
 from lossless.networks import MLP, gaussian_weights, ternary_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -600,22 +600,22 @@ def block_statistics(covs: np.ndarray, weights: np.ndarray) -> dict:
             "traces_class_norm": float(np.linalg.norm(cR, 2))}
 
 
-def kernel_ridge_accuracy(K: np.ndarray, task: practice.Task, n: int) -> float:
+def kernel_ridge_accuracy(K: np.ndarray, task: experiments.Task, n: int) -> float:
     s, U = np.linalg.eigh(0.5 * (K + K.T))
     keep = s > s[-1] * 1e-12
     F = U[:, keep] * np.sqrt(s[keep])
-    ro = practice.validated_ridge_readout(F[:n], task.y_train, task.K)
+    ro = readout.validated_ridge_readout(F[:n], task.y_train, task.K)
     return float(ro.accuracy(F[n:], task.y_test))
 
 
 def measured_rise() -> list[dict]:
     """The chapter-7 table: compressed network at eps = 0.9 and 0.99 on x and on Qx."""
     res = RESULTS
-    bench = practice.read_csv(res / "practice.csv")
+    bench = experiments.read_csv(res / "practice.csv")
     val = [dict(x, factor=1.0) for x in bench if x["protocol"] == "random features"
            and x["activation"] == "relu" and x["readout"] == "ridge (validated)"]
-    frontier = practice.read_csv(res / "frontier_rotation.csv") + \
-        practice.read_csv(res / "frontier_limit.csv")
+    frontier = experiments.read_csv(res / "frontier_rotation.csv") + \
+        experiments.read_csv(res / "frontier_limit.csv")
     key = lambda x: (x["part"], x["factor"], x["dataset"], x["seed"], x["method"],  # noqa: E731
                      x["sparsity"], x["readout"], x["ridge_rule"])
     rot = [dict(x, factor=1.0) for x in {key(x): x for x in frontier
@@ -655,9 +655,9 @@ def part_krr_mc(args, log) -> list[dict]:
     control. Same tasks and sizes as the kernel ridge of ``fashion``."""
     rows = []
     rng = np.random.default_rng(args.seed)
-    tasks = {"gmm-mixed": practice.mixture_task(784, args.gmm_train, args.gmm_test, rng,
-                                                preset="mixed"),
-             "fashion-mnist-10": practice.fashion_mnist_task(
+    tasks = {"gmm-mixed": experiments.mixture_task(784, args.gmm_train, args.gmm_test, rng,
+                                                   preset="mixed"),
+             "fashion-mnist-10": experiments.fashion_mnist_task(
                  tuple(range(10)), args.krr_per_class, args.krr_per_class, rng)}
     for ti, (name, task) in enumerate(tasks.items()):
         plan = compress.compress([RELU] * 3, task.tau0)
@@ -722,11 +722,11 @@ def part_fashion(args, log) -> dict:
     if args.fashion_krr:
         krr = []
         rng = np.random.default_rng(args.seed)
-        tasks = {"gmm-mixed": practice.mixture_task(784, args.gmm_train, args.gmm_test, rng,
-                                                    preset="mixed"),
-                 "fashion-mnist-10": practice.fashion_mnist_task(
+        tasks = {"gmm-mixed": experiments.mixture_task(784, args.gmm_train, args.gmm_test, rng,
+                                                       preset="mixed"),
+                 "fashion-mnist-10": experiments.fashion_mnist_task(
                      tuple(range(10)), args.krr_per_class, args.krr_per_class, rng),
-                 "fashion-mnist-2": practice.fashion_mnist_task(
+                 "fashion-mnist-2": experiments.fashion_mnist_task(
                      tuple(practice_fmnist2()), 5 * args.krr_per_class,
                      5 * args.krr_per_class, rng)}
         for name, task in tasks.items():

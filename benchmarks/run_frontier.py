@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lossless import activations, compress, kernels, practice
+from lossless import activations, baselines, compress, experiments, kernels, readout
 from run_practice import WIDTHS, cpu_model, tasks
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,7 +60,7 @@ def kernel_target_alignment(K: np.ndarray, labels: np.ndarray, n_classes: int) -
     n = K.shape[0]
     H = np.eye(n) - 1.0 / n
     Kc = H @ K @ H
-    Y = practice.class_targets(labels, n_classes)
+    Y = readout.class_targets(labels, n_classes)
     T = H @ Y @ Y.T @ H
     return float(np.sum(Kc * T) / (np.linalg.norm(Kc) * np.linalg.norm(T)))
 
@@ -72,7 +72,7 @@ def kernel_features(K: np.ndarray) -> np.ndarray:
     return U[:, keep] * np.sqrt(s[keep])
 
 
-def limit_rows(task: practice.Task, seed: int) -> list[dict]:
+def limit_rows(task: experiments.Task, seed: int) -> list[dict]:
     plan = compress.compress(LAYERS, task.tau0)
     X = np.vstack([task.X_train, task.X_test])
     n = task.n_train
@@ -82,7 +82,7 @@ def limit_rows(task: practice.Task, seed: int) -> list[dict]:
         t0 = time.perf_counter()
         K = kernels.exact_ck(X, layers, tau0=task.tau0)
         F = kernel_features(K)
-        r = practice.validated_ridge_readout(F[:n], task.y_train, task.K)
+        r = readout.validated_ridge_readout(F[:n], task.y_train, task.K)
         rows.append({
             "part": "limit", "dataset": task.name, "seed": seed, "method": method,
             "sparsity": 0.0, "factor": float("inf"), "net_widths": "inf",
@@ -96,37 +96,37 @@ def limit_rows(task: practice.Task, seed: int) -> list[dict]:
     return rows
 
 
-def rotated(task: practice.Task, seed: int) -> practice.Task:
+def rotated(task: experiments.Task, seed: int) -> experiments.Task:
     """The task with every input multiplied by one Haar-random orthogonal matrix."""
     rng = np.random.default_rng(10_000 + seed)
     Q, R = np.linalg.qr(rng.standard_normal((task.p, task.p)))
     Q *= np.sign(np.diag(R))
-    return practice.Task(name=task.name, X_train=task.X_train @ Q, y_train=task.y_train,
-                         X_test=task.X_test @ Q, y_test=task.y_test, K=task.K,
-                         class_names=task.class_names)
+    return experiments.Task(name=task.name, X_train=task.X_train @ Q, y_train=task.y_train,
+                            X_test=task.X_test @ Q, y_test=task.y_test, K=task.K,
+                            class_names=task.class_names)
 
 
-def trial_rows(part: str, task: practice.Task, factor: float, seed: int,
+def trial_rows(part: str, task: experiments.Task, factor: float, seed: int,
                sparsities) -> list[dict]:
     widths = [int(round(factor * w)) for w in WIDTHS]
-    trial = practice.run_trial(task, LAYERS, widths, seed=seed, ridges=(None,),
-                               sparsities=sparsities, baselines=(), n_kernel=N_KERNEL,
-                               activation="relu")
+    trial = experiments.run_trial(task, LAYERS, widths, seed=seed, ridges=(None,),
+                                  sparsities=sparsities, baselines=(), n_kernel=N_KERNEL,
+                                  activation="relu")
     return [{"part": part, "factor": factor, **r} for r in trial]
 
 
-def check_rows(task: practice.Task, factor: float, seed: int, sparsity: float) -> list[dict]:
+def check_rows(task: experiments.Task, factor: float, seed: int, sparsity: float) -> list[dict]:
     """The compressed network alone at one width (the check of the fitted width law)."""
     t0 = time.perf_counter()
     widths = [int(round(factor * w)) for w in WIDTHS]
     plan = compress.compress(LAYERS, task.tau0)
-    net = practice.compressed_network(plan, task.p, widths, sparsity,
-                                      torch.Generator().manual_seed(seed))
+    net = baselines.compressed_network(plan, task.p, widths, sparsity,
+                                       torch.Generator().manual_seed(seed))
     F_train, F_test = net.features(task.X_train), net.features(task.X_test)
     subset = np.unique(np.linspace(0, task.n_train - 1, N_KERNEL).round().astype(int))
     K_ref = kernels.exact_ck(task.X_train[subset], LAYERS, tau0=task.tau0)
-    agreement = practice.kernel_agreement(F_train[subset], K_ref, net.shift)
-    r = practice.validated_ridge_readout(F_train, task.y_train, task.K)
+    agreement = experiments.kernel_agreement(F_train[subset], K_ref, net.shift)
+    r = readout.validated_ridge_readout(F_train, task.y_train, task.K)
     return [{"part": "check", "factor": factor, "dataset": task.name, "activation": "relu",
              "widths": "x".join(map(str, widths)), "n_train": task.n_train,
              "n_test": task.n_test, "seed": seed, "method": "compressed",
@@ -164,11 +164,11 @@ def main(argv: list[str] | None = None) -> None:
     def keep(new: list[dict], what: str) -> None:
         rows.extend(new)
         ran.setdefault(what, []).append(round(time.perf_counter() - t0, 1))
-        practice.write_csv(rows, args.out)
+        experiments.write_csv(rows, args.out)
         print(f"{what}: {len(new)} rows, {time.perf_counter() - t0:.0f} s "
               f"(total {(time.perf_counter() - start) / 60:.1f} min)", flush=True)
 
-    def selected(seed: int) -> list[practice.Task]:
+    def selected(seed: int) -> list[experiments.Task]:
         return [t for t in tasks(seed, False) if args.datasets is None or t.name in args.datasets]
 
     if "limit" in args.parts:

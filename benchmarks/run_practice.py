@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lossless import activations, practice
+from lossless import activations, experiments
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WIDTHS = [2000, 2000, 1000]
@@ -63,14 +63,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def tasks(seed: int, quick: bool) -> list[practice.Task]:
+def tasks(seed: int, quick: bool) -> list[experiments.Task]:
     """The three data sets, drawn with a generator seeded by ``seed``."""
     scale = 4 if quick else 1
     rng = np.random.default_rng(seed)
     return [
-        practice.mixture_task(784, 2000 // scale, 1000 // scale, rng, preset="mixed"),
-        practice.fashion_mnist_task(FMNIST_2, 1000 // scale, None if not quick else 250, rng),
-        practice.fashion_mnist_task(tuple(range(10)), 300 // scale, 100 // scale, rng),
+        experiments.mixture_task(784, 2000 // scale, 1000 // scale, rng, preset="mixed"),
+        experiments.fashion_mnist_task(FMNIST_2, 1000 // scale, None if not quick else 250, rng),
+        experiments.fashion_mnist_task(tuple(range(10)), 300 // scale, 100 // scale, rng),
     ]
 
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             for arch, spec in ARCHITECTURES.items():
                 layers = spec["layers"]
                 t0 = time.perf_counter()
-                trial = practice.run_trial(
+                trial = experiments.run_trial(
                     task, layers, WIDTHS, seed=seed, ridges=(None,), shift_ridges=(2.0,),
                     sparsities=SPARSITIES, matchings=spec["matchings"],
                     logistic_penalty=1e-3, n_kernel=500, activation=arch,
@@ -109,13 +109,13 @@ def main(argv: list[str] | None = None) -> None:
                       f"{time.perf_counter() - t0:.0f} s", flush=True)
             if "relu" in ARCHITECTURES:
                 t0 = time.perf_counter()
-                tuned = practice.run_finetune_trial(
+                tuned = experiments.run_finetune_trial(
                     task, ARCHITECTURES["relu"]["layers"], WIDTHS, seed=seed, sparsity=0.9,
                     epochs=3, lr=1e-2, activation="relu", progress=args.progress)
                 rows += [{"protocol": "fine-tune", **r} for r in tuned]
                 print(f"seed {seed} {task.name:>17} fine-tune: {len(tuned)} rows, "
                       f"{time.perf_counter() - t0:.0f} s", flush=True)
-            practice.write_csv(rows, args.out)          # keep partial results
+            experiments.write_csv(rows, args.out)          # keep partial results
     elapsed = time.perf_counter() - start
     meta = {
         "command": " ".join(["python", "benchmarks/run_practice.py"] +

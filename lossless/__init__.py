@@ -11,12 +11,15 @@ file imports none of them, so each can be used on its own.
 - ``lossless.theory``: the asymptotic equivalents of the CK/NTK.
 - ``lossless.compress``: the ternary compression construction.
 - ``lossless.dynamics``: gradient descent on the NTK, predicted and measured.
-- ``lossless.explore``: the book's explorers (client-side) and live widgets.
+- ``lossless.explore``: the book's explorers (client-side) and live widgets, one module
+  per chapter, with the comparisons they draw (``compare_*_spectra``).
 - ``lossless.readout``: ridge, shift-corrected, validated, kernel ridge, logistic readouts.
 - ``lossless.baselines``: the networks compared at equal memory, and their memory.
 - ``lossless.experiments``: tasks, trial runs, fine-tuning, width laws, tables, CSV.
-- ``lossless.practice``: one name for the three above (chapter 7).
-- ``lossless.spectra`` / ``lossless.plotting``: spectral helpers and figures.
+- ``lossless.spectra``: spectral helpers, the operator norm, and ``SpectralComparison``
+  (one kernel against a reference kernel).
+- ``lossless.plotting``: figures.
+- ``lossless.display``: text/HTML tables and progress bars.
 """
 
 __version__ = "0.1.0"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from lossless import _checks
-from lossless._display import progress as progress_bar
+from lossless.display import progress as progress_bar
 from lossless.activations import check_surrogates
 from lossless.networks import propagate, straight_through
 

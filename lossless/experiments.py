@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from lossless import _checks, compress, data, kernels, networks, spectra
-from lossless._display import progress as progress_bar
+from lossless.display import progress as progress_bar
 from lossless.activations import Activation, check_layers
 from lossless.baselines import (FeatureNetwork, _n_weights, _nonzero_fraction,
                                 compressed_network, dense_network, naive_ternary_network,
@@ -711,7 +711,7 @@ class Table:
         return (self.caption + "\n" if self.caption else "") + self.text
 
     def _repr_html_(self) -> str:
-        from lossless._display import html_table
+        from lossless.display import html_table
 
         lines = self.text.splitlines()
         # the text table is right-aligned in columns of known width: cut at them

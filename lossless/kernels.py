@@ -37,16 +37,15 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from lossless import _checks
 from lossless import _fastkernels as _fast
-from lossless._display import progress as progress_bar
 from lossless.activations import (Activation, check_layers, check_surrogates,
                                   layer_moments, layer_scales)
+from lossless.display import progress as progress_bar
 
 if TYPE_CHECKING:  # for annotations only
     import torch
@@ -61,8 +60,6 @@ __all__ = [
     "first_layer_correction",
     "empirical_ck",
     "empirical_ntk",
-    "compare_spectra",
-    "SpectrumComparison",
 ]
 
 _DIAGONAL_MODES = ("raise", "nan")
@@ -991,107 +988,3 @@ def empirical_ntk(
         # mirror the lower triangle: exactly symmetric whatever BLAS does in the blocks
         K = torch.tril(K) + torch.tril(K, -1).T
     return K.to(torch.float64).numpy()
-
-
-@dataclass(frozen=True)
-class SpectrumComparison:
-    """Empirical against exact kernel spectra (the compute behind chapter 3's widget).
-
-    Attributes
-    ----------
-    exact, empirical : ndarray, shape (n,)
-        Eigenvalues in decreasing order.
-    exact_vectors, empirical_vectors : ndarray, shape (n, k)
-        The ``k`` leading eigenvectors (columns).
-    relative_error : float
-        ``||K_emp - K|| / ||K||`` in operator norm.
-    alignment : ndarray, shape (k,)
-        ``|<u_i, u_i_emp>|`` for the ``k`` leading eigenvectors.
-    """
-
-    exact: np.ndarray
-    empirical: np.ndarray
-    exact_vectors: np.ndarray
-    empirical_vectors: np.ndarray
-    relative_error: float
-    alignment: np.ndarray
-
-    def __repr__(self) -> str:
-        return (
-            f"SpectrumComparison(n={self.exact.size}, relative_error={self.relative_error:.4g}, "
-            f"alignment={np.round(self.alignment, 4).tolist()}, "
-            f"top eigenvalues exact={self.exact[0]:.4g}, empirical={self.empirical[0]:.4g})"
-        )
-
-
-def compare_spectra(
-    X: np.ndarray,
-    layers: Sequence[Activation],
-    width: int,
-    generator: "torch.Generator",
-    *,
-    kernel: str = "ntk",
-    weights: str | Callable = "gaussian",
-    sparsity: float = 0.0,
-    surrogates: Sequence[Activation | Callable | None] | None = None,
-    n_vectors: int = 2,
-) -> SpectrumComparison:
-    """Spectra of the empirical and exact CK or NTK of one random network.
-
-    Draws one :class:`lossless.networks.MLP` (all hidden widths equal to ``width``),
-    computes its empirical kernel (:func:`empirical_ck` with one draw, or
-    :func:`empirical_ntk`) and the exact one (:func:`exact_ck`, :func:`exact_ntk`),
-    and compares eigenvalues and leading eigenvectors.
-
-    Parameters
-    ----------
-    X : ndarray, shape (n, p)
-    layers : sequence of Activation, length L
-    width : int
-        Common width ``d_1 = ... = d_L``.
-    generator : torch.Generator
-    kernel : {"ck", "ntk"}, default "ntk"
-    weights, sparsity : see :class:`lossless.networks.MLP`
-    surrogates : optional
-        Straight-through derivatives, passed to both NTKs (``kernel="ntk"``).
-    n_vectors : int, default 2
-        Number of leading eigenvectors compared.
-
-    Returns
-    -------
-    SpectrumComparison
-    """
-    import torch
-
-    from lossless.networks import MLP
-
-    X = _check_X(X)
-    layers = check_layers(layers)
-    width = _checks.integer(width, "width", minimum=1)
-    _checks.torch_generator(generator, "generator")
-    kernel = _checks.choice(kernel, "kernel", ("ck", "ntk"))
-    weights = _check_weights(weights)
-    sparsity = _checks.fraction(sparsity, "sparsity")
-    n_vectors = _checks.integer(n_vectors, "n_vectors", minimum=1, maximum=X.shape[0])
-    widths = [width] * len(layers)
-    tau0 = _tau0_from(X, None)
-    if kernel == "ck":
-        K_emp = empirical_ck(X, layers, widths, 1, generator, weights=weights, sparsity=sparsity)
-        K = exact_ck(X, layers)
-    else:
-        net = MLP(X.shape[1], widths, layers, tau0, weights=weights, sparsity=sparsity,
-                  generator=generator, dtype=torch.float64)
-        K_emp = empirical_ntk(net, X, surrogates=surrogates)
-        K = exact_ntk(X, layers, surrogates=surrogates)
-    vals, vecs = np.linalg.eigh(K)
-    vals_e, vecs_e = np.linalg.eigh(K_emp)
-    k = n_vectors
-    U, Ue = vecs[:, ::-1][:, :k], vecs_e[:, ::-1][:, :k]
-    return SpectrumComparison(
-        exact=vals[::-1].copy(),
-        empirical=vals_e[::-1].copy(),
-        exact_vectors=U.copy(),
-        empirical_vectors=Ue.copy(),
-        relative_error=float(np.linalg.norm(K_emp - K, 2) / np.linalg.norm(K, 2)),
-        alignment=np.abs(np.sum(U * Ue, axis=0)),
-    )

@@ -18,7 +18,7 @@ from typing import Any
 import scipy.optimize
 
 from lossless import _checks
-from lossless._display import html_table, text_table
+from lossless.display import html_table, text_table
 
 __all__ = [
     "DENSE_BITS",

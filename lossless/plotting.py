@@ -183,7 +183,7 @@ def error_vs_size(ax, sizes, errors, rate: float | None = -0.5, *, label: str | 
 
 
 def gram_demo_plot(axes, demo):
-    """Draw a :class:`lossless.data.GramDemo` on three axes (the chapter-1 widget).
+    """Draw a :class:`lossless.explore.GramDemo` on three axes (the chapter-1 widget).
 
     Left: eigenvalue histogram of ``X @ X.T`` with the Marchenko-Pastur density and
     the predicted spikes (dotted lines); when ``n > p`` the atom at zero is cut off by
@@ -192,7 +192,7 @@ def gram_demo_plot(axes, demo):
     Parameters
     ----------
     axes : sequence of three matplotlib.axes.Axes
-    demo : lossless.data.GramDemo
+    demo : lossless.explore.GramDemo
 
     Returns
     -------
@@ -228,7 +228,8 @@ def gram_demo_plot(axes, demo):
 
 
 def compression_overlay_plot(axes, overlay, *, bins: int = 60, prediction=None):
-    """Original against compressed CK (a :class:`lossless.compress.SpectraOverlay`).
+    """Original against compressed CK (a :class:`lossless.spectra.SpectralComparison` of
+    :func:`lossless.explore.compare_compressed_spectra`).
 
     Left: both spectra as densities on shared bins over the bulk, the leading
     eigenvalue of each marked by a triangle at the bottom (it may lie far to the
@@ -240,7 +241,7 @@ def compression_overlay_plot(axes, overlay, *, bins: int = 60, prediction=None):
     Parameters
     ----------
     axes : sequence of two matplotlib.axes.Axes
-    overlay : lossless.compress.SpectraOverlay
+    overlay : lossless.spectra.SpectralComparison
     bins : int
         Number of shared bins.
     prediction : lossless.spectra.OutlierPrediction, optional
@@ -252,20 +253,19 @@ def compression_overlay_plot(axes, overlay, *, bins: int = 60, prediction=None):
     the same axes
     """
     ax0, ax1 = _checks.axes(axes, "axes", 2)
-    _checks.has_attributes(overlay, "overlay", ("eigvals_original", "eigvals_compressed",
-                                                "shift_corrected", "vector_original",
-                                                "vector_compressed", "labels"),
-                           "a compression overlay (eigenvalues and vectors of the original "
-                           "and compressed kernels)")
-    a = np.sort(_checks.real_array(overlay.eigvals_original, "eigvals_original", ndim=1))[::-1]
-    b = np.sort(_checks.real_array(overlay.eigvals_compressed, "eigvals_compressed", ndim=1))[::-1]
+    _checks.has_attributes(overlay, "overlay", ("eigenvalues_a", "eigenvalues_b",
+                                                "shift_corrected", "vectors_a", "vectors_b",
+                                                "labels"),
+                           "a lossless.spectra.SpectralComparison (original against compressed)")
+    a = np.sort(_checks.real_array(overlay.eigenvalues_a, "eigenvalues_a", ndim=1))[::-1]
+    b = np.sort(_checks.real_array(overlay.eigenvalues_b, "eigenvalues_b", ndim=1))[::-1]
     label = "compressed − shift" if overlay.shift_corrected else "compressed"
     _marked_spectra_panel(ax0, a, b, ("original", label), bins, prediction)
     ax0.set_xlabel("eigenvalue")
     ax0.set_ylabel("density")
-    eigenvector_plot(ax1, overlay.vector_original, overlay.labels, markersize=3.0)
+    eigenvector_plot(ax1, np.asarray(overlay.vectors_a)[:, 0], overlay.labels, markersize=3.0)
     order = np.argsort(overlay.labels, kind="stable")
-    ax1.plot(np.arange(order.size), np.asarray(overlay.vector_compressed)[order], ".",
+    ax1.plot(np.arange(order.size), np.asarray(overlay.vectors_b)[:, 0][order], ".",
              color="k", ms=1.5, label="compressed")
     ax1.set_ylabel("leading eigenvector entry")
     return axes
@@ -273,7 +273,8 @@ def compression_overlay_plot(axes, overlay, *, bins: int = 60, prediction=None):
 
 def spectrum_comparison_plot(axes, comparison, labels=None, *, bins: int = 40,
                              prediction=None):
-    """Empirical against exact kernel (a :class:`lossless.kernels.SpectrumComparison`).
+    """Empirical against exact kernel (a :class:`lossless.spectra.SpectralComparison` of
+    :func:`lossless.explore.compare_empirical_spectra`).
 
     Left: both spectra as densities on shared bins over the bulk (every eigenvalue but
     the largest of each), the largest eigenvalue of each marked by a triangle at the
@@ -286,7 +287,7 @@ def spectrum_comparison_plot(axes, comparison, labels=None, *, bins: int = 40,
     ----------
     axes : matplotlib.axes.Axes or sequence of two Axes
         One axis: spectra only.
-    comparison : lossless.kernels.SpectrumComparison
+    comparison : lossless.spectra.SpectralComparison
     labels : array_like of int, shape (n,), optional
         Class of each sample, for the eigenvector panel.
     bins : int
@@ -302,16 +303,16 @@ def spectrum_comparison_plot(axes, comparison, labels=None, *, bins: int = 40,
         ax0, ax1 = _checks.axes(axes, "axes", 2)
     else:
         ax0 = _checks.axes(axes, "axes")
-    _checks.has_attributes(comparison, "comparison", ("exact", "empirical", "exact_vectors",
-                                                      "empirical_vectors"),
-                           "a lossless.kernels.SpectrumComparison (from compare_spectra)")
-    a = np.sort(_checks.real_array(comparison.exact, "exact", ndim=1))[::-1]
-    b = np.sort(_checks.real_array(comparison.empirical, "empirical", ndim=1))[::-1]
+    _checks.has_attributes(comparison, "comparison", ("eigenvalues_a", "eigenvalues_b",
+                                                      "vectors_a", "vectors_b"),
+                           "a lossless.spectra.SpectralComparison")
+    a = np.sort(_checks.real_array(comparison.eigenvalues_a, "eigenvalues_a", ndim=1))[::-1]
+    b = np.sort(_checks.real_array(comparison.eigenvalues_b, "eigenvalues_b", ndim=1))[::-1]
     _marked_spectra_panel(ax0, a, b, ("exact", "empirical"), bins, prediction)
     if labels is not None and ax0 is not axes:
         ax1 = axes[1]
-        u = np.asarray(comparison.exact_vectors)[:, 0]
-        v = np.asarray(comparison.empirical_vectors)[:, 0]
+        u = np.asarray(comparison.vectors_a)[:, 0]
+        v = np.asarray(comparison.vectors_b)[:, 0]
         v = v if u @ v >= 0 else -v
         labels = np.asarray(labels)
         eigenvector_plot(ax1, u, labels, markersize=3.0)
@@ -435,7 +436,8 @@ def overlaid_spectra(ax, eigvals, eigvals_other, *, bins: int = 50, n_spikes: in
 
 def equivalence_plot(axes, comparison, *, bins: int = 50, n_spikes: int | None = None,
                      prediction=None):
-    """Draw a :class:`lossless.theory.SpectralComparison` (exact K against K̃).
+    """Exact K against K̃ (a :class:`lossless.spectra.SpectralComparison` of
+    :func:`lossless.explore.compare_equivalent_spectra`).
 
     Left: both spectra by :func:`overlaid_spectra` (shared bins over the bulk; with
     ``prediction``, the eigenvalues of each beyond the predicted threshold as triangles,
@@ -446,7 +448,7 @@ def equivalence_plot(axes, comparison, *, bins: int = 50, n_spikes: int | None =
     Parameters
     ----------
     axes : sequence of two matplotlib.axes.Axes
-    comparison : lossless.theory.SpectralComparison
+    comparison : lossless.spectra.SpectralComparison
     bins : int
         Number of shared bins.
     n_spikes : int, optional
@@ -459,13 +461,13 @@ def equivalence_plot(axes, comparison, *, bins: int = 50, n_spikes: int | None =
     the same axes
     """
     ax0, ax1 = _checks.axes(axes, "axes", 2)
-    _checks.has_attributes(comparison, "comparison", ("eigvals", "eigvals_equivalent",
-                                                      "vectors", "vectors_equivalent", "labels"),
-                           "a lossless.theory.SpectralComparison (from compare_spectra)")
-    overlaid_spectra(ax0, comparison.eigvals, comparison.eigvals_equivalent, bins=bins,
+    _checks.has_attributes(comparison, "comparison", ("eigenvalues_a", "eigenvalues_b",
+                                                      "vectors_a", "vectors_b", "labels"),
+                           "a lossless.spectra.SpectralComparison")
+    overlaid_spectra(ax0, comparison.eigenvalues_a, comparison.eigenvalues_b, bins=bins,
                      n_spikes=n_spikes, prediction=prediction)
-    u = np.asarray(comparison.vectors, dtype=float)[:, 0]
-    v = np.asarray(comparison.vectors_equivalent, dtype=float)[:, 0]
+    u = np.asarray(comparison.vectors_a, dtype=float)[:, 0]
+    v = np.asarray(comparison.vectors_b, dtype=float)[:, 0]
     v = v if u @ v >= 0 else -v
     labels = np.asarray(comparison.labels)
     eigenvector_plot(ax1, u, labels, markersize=3.0)
@@ -495,7 +497,7 @@ def accuracy_memory_plot(ax, curves, *, spread: str = "std", reference: str | No
     ax : matplotlib.axes.Axes
     curves : dict
         ``label -> {"bits", "mean", "std", "min", "max"}`` (ndarrays), as returned by
-        :func:`lossless.practice.accuracy_memory_curves`.
+        :func:`lossless.experiments.accuracy_memory_curves`.
     spread : {"std", "range"}
         Error bars: one standard deviation, or the min-max range over the seeds.
     reference : str or None

@@ -12,6 +12,7 @@ book's ``τ0²``; the bulk edges are the book's ``λ∓`` and ``theta^2 / sigma2
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -22,6 +23,7 @@ __all__ = [
     "eigh_desc",
     "marchenko_pastur_support",
     "marchenko_pastur_density",
+    "opnorm",
     "relative_opnorm_error",
     "eigenvector_alignment",
     "label_alignment",
@@ -33,6 +35,8 @@ __all__ = [
     "gram_bulk_edge",
     "count_outliers",
     "predict_outliers",
+    "SpectralComparison",
+    "compare_kernels",
 ]
 
 
@@ -135,25 +139,65 @@ def marchenko_pastur_density(x, ratio: float, sigma2: float = 1.0) -> np.ndarray
     return out
 
 
+def opnorm(A) -> float:
+    """Operator (spectral) norm ``max ||A v|| / ||v||`` of any real matrix.
+
+    A symmetric matrix uses its largest ``|eigenvalue|`` (``eigvalsh`` up to 400 rows,
+    Lanczos beyond, started deterministically from a fixed pseudo-random vector, so that a
+    matrix annihilating the all-ones vector, such as a centred kernel, works too); a
+    matrix that is symmetric up to rounding (``max |A - A^T| <= 1e-10 max |A|``) is
+    symmetrized first; any other matrix, square or not, uses its largest singular value.
+    The zero matrix has norm exactly 0.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, n)
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``A`` not a finite, non-empty, real 2-D array.
+    """
+    A = _checks.real_array(A, "A", ndim=2, shape_hint="(m, n)")
+    m, n = A.shape
+    if not np.any(A):
+        return 0.0
+    start = np.random.default_rng(0).standard_normal(min(m, n))
+    if m == n:
+        gap = float(np.max(np.abs(A - A.T)))
+        if gap > 0.0 and gap <= 1e-10 * float(np.max(np.abs(A))):
+            A, gap = _checks.symmetrize(A), 0.0
+        if gap == 0.0:
+            if n <= 400:
+                return float(np.max(np.abs(np.linalg.eigvalsh(A))))
+            from scipy.sparse.linalg import eigsh
+
+            vals = eigsh(A, k=1, which="LM", v0=start, return_eigenvectors=False)
+            return float(abs(vals[0]))
+    if min(m, n) <= 400:
+        return float(np.linalg.norm(A, 2))
+    from scipy.sparse.linalg import svds
+
+    vals = svds(A, k=1, v0=start, return_singular_vectors=False)
+    return float(vals[0])
+
+
 def relative_opnorm_error(K, K_ref) -> float:
-    """``||K - K_ref|| / ||K_ref||`` in operator (spectral) norm.
+    """``||K - K_ref|| / ||K_ref||`` in operator (spectral) norm (:func:`opnorm`).
 
     Parameters
     ----------
     K, K_ref : array_like, shape (n, m)
-        Same shape; symmetric matrices use ``eigvalsh``, others the SVD.
+        Same shape.
     """
     A = _checks.real_array(K, "K", ndim=2, shape_hint="(n, m)")
     B = _checks.real_array(K_ref, "K_ref", ndim=2, shape_hint="(n, m)")
     if A.shape != B.shape:
         raise ValueError(f"K and K_ref must be matrices of one shape, got {A.shape} and {B.shape}")
-
-    def opnorm(C: np.ndarray) -> float:
-        # exactly symmetric matrices use eigvalsh; anything else the SVD (always right)
-        if C.shape[0] == C.shape[1] and np.array_equal(C, C.T):
-            return float(np.abs(np.linalg.eigvalsh(C)).max())
-        return float(np.linalg.norm(C, ord=2))
-
     ref = opnorm(B)
     if ref == 0:
         raise ValueError("K_ref has zero operator norm; the relative error is undefined")
@@ -619,7 +663,8 @@ def predict_outliers(sample, layers, *, kernel: str = "ck", surrogates=None,
         As in :func:`count_outliers`.
     equivalent_eigvals : array_like, shape (n,), optional
         The eigenvalues of K̃ if already computed (e.g.
-        ``SpectralComparison.eigvals_equivalent``, for the same ``first_layer_m4``);
+        ``SpectralComparison.eigenvalues_b`` of
+        :func:`lossless.explore.compare_equivalent_spectra`, for the same ``first_layer_m4``);
         computed here otherwise.
     first_layer_m4 : float
         Fourth moment of the first layer's weights, passed to the equivalent (3, the
@@ -661,3 +706,173 @@ def predict_outliers(sample, layers, *, kernel: str = "ck", surrogates=None,
                                                 shape=(sample.n,), shape_hint="(n,)")
     return count_outliers(equivalent_eigvals, bulk, margin=margin, tolerance=tolerance,
                           relative_tolerance=relative_tolerance)
+
+
+# ---------------------------------------------------------------------------------
+# one kernel against a reference kernel
+
+
+@dataclass(frozen=True)
+class SpectralComparison:
+    """A kernel ``K_b`` against a reference kernel ``K_a`` on one sample.
+
+    The book compares three pairs, each built by :func:`compare_kernels`: empirical
+    against exact kernel (:func:`lossless.explore.compare_empirical_spectra`), the
+    equivalent K̃ against the exact K (:func:`lossless.explore.compare_equivalent_spectra`),
+    a compressed against the original network
+    (:func:`lossless.explore.compare_compressed_spectra`).
+
+    Attributes
+    ----------
+    names : (str, str)
+        What ``a`` (the reference) and ``b`` are, e.g. ``("exact", "empirical")``.
+    kernel : {"ck", "ntk"}
+    labels : ndarray, shape (n,)
+        Class of each sample.
+    eigenvalues_a, eigenvalues_b : ndarray, shape (n,)
+        Eigenvalues in decreasing order; ``eigenvalues_b`` has ``shift`` removed when
+        ``shift_corrected``.
+    vectors_a, vectors_b : ndarray, shape (n, k)
+        The ``k`` leading eigenvectors (columns), the signs of ``b``'s matched to ``a``'s.
+    error : float
+        ``||K_b - K_a|| / ||K_a||`` in operator norm (:func:`opnorm`), with ``K_b - shift I``
+        when ``shift_corrected``.
+    alignment : ndarray, shape (k,)
+        ``|<u_i, v_i>|`` for the ``k`` leading eigenvectors.
+    shift : float
+        Predicted identity shift of ``K_b`` (0 unless ``b`` is a compressed network's
+        kernel: ``(τ^c_L)² − τ_L²``).
+    shift_corrected : bool
+    error_raw, error_corrected : float
+        The error without and with the shift removed (both ``error`` when ``shift = 0``).
+    width : int or None
+        Width of ``b``'s finite network (None: ``b`` is an infinite-width kernel).
+    sparsity : float
+        Fraction of zero weights of ``b``'s finite network.
+    mismatch : tuple of dict
+        Compressed networks only: per layer, the relative mismatch of ``g1², g2², h`` and
+        both ``τ_ℓ`` (see :func:`lossless.explore.layer_mismatch`).
+    """
+
+    names: tuple
+    kernel: str
+    labels: np.ndarray
+    eigenvalues_a: np.ndarray
+    eigenvalues_b: np.ndarray
+    vectors_a: np.ndarray
+    vectors_b: np.ndarray
+    error: float
+    alignment: np.ndarray
+    shift: float = 0.0
+    shift_corrected: bool = False
+    error_raw: float = math.nan
+    error_corrected: float = math.nan
+    width: int | None = None
+    sparsity: float = 0.0
+    mismatch: tuple = ()
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return int(self.eigenvalues_a.shape[0])
+
+    def spikes(self, k: int | None = None) -> np.ndarray:
+        """ndarray, shape (k, 2): leading eigenvalues of ``(K_a, K_b)``, side by side."""
+        k = self.vectors_a.shape[1] if k is None else int(k)
+        return np.column_stack([self.eigenvalues_a[:k], self.eigenvalues_b[:k]])
+
+    def corrected(self) -> "SpectralComparison":
+        """The same comparison with the identity shift removed from ``b``'s spectrum (no
+        new eigen-decomposition: ``K_b − shift I`` has the same eigenvectors)."""
+        if self.shift_corrected:
+            return self
+        return replace(self, eigenvalues_b=self.eigenvalues_b - self.shift,
+                       shift_corrected=True, error=self.error_corrected)
+
+    def report(self) -> str:
+        """A few lines of text: mismatches per layer (if any), shift, errors (rounded)."""
+        from lossless.display import fmt_residual
+
+        lines = []
+        if self.mismatch:
+            lines.append("layer   g1² mismatch   g2² mismatch   h mismatch      τ_ℓ    τᶜ_ℓ")
+            for row in self.mismatch:  # rounding-level mismatches print as "< 1e-12"
+                h = "-" if row["h"] is None else fmt_residual(row["h"])
+                lines.append(f"{row['layer']:>5}   {fmt_residual(row['g1^2']):>12}   "
+                             f"{fmt_residual(row['g2^2']):>12}   {h:>10}   {row['tau']:.3f}   "
+                             f"{row['tau_c']:.3f}")
+        where = "exact (infinite width)" if self.width is None else \
+            f"width {self.width}, sparsity {self.sparsity:g}"
+        lines.append(f"{self.names[1]} kernel: {where}")
+        if self.shift != 0.0 or self.shift_corrected:
+            lines.append(f"identity shift τᶜ_L² − τ_L² = {self.shift:.4f}")
+            lines.append(f"relative error: {self.error_raw:.3f} raw, {self.error_corrected:.3f} "
+                         f"shift-corrected; leading eigenvector alignment {self.alignment[0]:.3f}")
+        else:
+            lines.append(f"relative error: {self.error:.3f}; leading eigenvector alignment "
+                         f"{self.alignment[0]:.3f}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"SpectralComparison({self.names[1]} against {self.names[0]} "
+                f"{self.kernel.upper()}, n={self.n}, error={self.error:.4g}, "
+                f"alignment={np.round(self.alignment, 4).tolist()}, "
+                f"top eigenvalues {self.eigenvalues_a[0]:.4g} and {self.eigenvalues_b[0]:.4g})")
+
+
+def compare_kernels(K_a, K_b, *, names: tuple = ("a", "b"), kernel: str = "ck",
+                    labels=None, n_vectors: int = 2, shift: float = 0.0,
+                    shift_corrected: bool = False, eigh_a: tuple | None = None,
+                    width: int | None = None, sparsity: float = 0.0,
+                    mismatch: tuple = ()) -> SpectralComparison:
+    """Compare a kernel ``K_b`` with a reference ``K_a``: spectra, vectors, distances.
+
+    Parameters
+    ----------
+    K_a, K_b : ndarray, shape (n, n)
+        Symmetric (the callers check them).
+    names : (str, str)
+    kernel : {"ck", "ntk"}
+    labels : array_like, shape (n,), optional
+        Class of each sample (default all 0).
+    n_vectors : int, default 2
+        Number ``k`` of leading eigenvectors kept (at most n).
+    shift : float
+        Predicted identity shift of ``K_b``: ``error_corrected`` compares ``K_b - shift I``.
+    shift_corrected : bool
+        Report the corrected error and spectrum.
+    eigh_a : (ndarray, ndarray), optional
+        ``numpy.linalg.eigh(K_a)`` (ascending), to reuse between calls.
+    width, sparsity, mismatch : recorded (see :class:`SpectralComparison`)
+
+    Returns
+    -------
+    SpectralComparison
+    """
+    vals, vecs = np.linalg.eigh(K_a) if eigh_a is None else eigh_a
+    norm = float(np.max(np.abs(vals)))
+    D = np.array(K_b, dtype=float) - K_a
+    err_raw = opnorm(D) / norm
+    if shift != 0.0:
+        D[np.diag_indices_from(D)] -= shift
+        err_cor = opnorm(D) / norm
+    else:
+        err_cor = err_raw
+    vals_b, vecs_b = np.linalg.eigh(K_b)
+    if shift_corrected:
+        vals_b = vals_b - shift
+    k = min(int(n_vectors), vals.shape[0])
+    u, v = vecs[:, ::-1][:, :k].copy(), vecs_b[:, ::-1][:, :k].copy()
+    signs = np.sign(np.sum(u * v, axis=0))
+    signs[signs == 0] = 1.0
+    v = v * signs
+    n = vals.shape[0]
+    labels = np.zeros(n, dtype=int) if labels is None else np.asarray(labels)
+    return SpectralComparison(
+        names=tuple(names), kernel=kernel, labels=labels,
+        eigenvalues_a=vals[::-1].copy(), eigenvalues_b=vals_b[::-1].copy(),
+        vectors_a=u, vectors_b=v, error=err_cor if shift_corrected else err_raw,
+        alignment=np.abs(np.sum(u * v, axis=0)), shift=float(shift),
+        shift_corrected=bool(shift_corrected), error_raw=err_raw, error_corrected=err_cor,
+        width=None if width is None else int(width), sparsity=float(sparsity),
+        mismatch=tuple(mismatch))

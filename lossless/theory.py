@@ -2,8 +2,9 @@
 
 :func:`coefficients` runs the scalar recursion (α, β, τ, κ per layer) from the Gaussian
 moments of the activations; :func:`equivalent_ck` and :func:`equivalent_ntk` assemble
-the n×n matrices K̃ from a :class:`~lossless.data.Sample`, and :func:`compare_spectra`
-puts them against the exact kernels of :mod:`lossless.kernels`. With non-Gaussian
+the n×n matrices K̃ from a :class:`~lossless.data.Sample`
+(:func:`lossless.explore.compare_equivalent_spectra` puts them against the exact kernels
+of :mod:`lossless.kernels`). With non-Gaussian
 first-layer weights (``first_layer_m4``, fourth moment m₄ = 3 + κ₄) the equivalents gain
 the first layer's κ₄ block ``α_L,5 (J/√p) D (J/√p)ᵀ`` (eq-first-layer-equivalent,
 :func:`first_layer_term`).
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from lossless import _checks, activations
-from lossless._display import fmt_sig, html_table, text_table
+from lossless.display import fmt_sig, html_table, text_table
 from lossless.activations import (Activation, Moments, check_layers, check_positive,
                                   check_surrogates)
 
@@ -28,7 +29,6 @@ __all__ = [
     "LayerCoefficients",
     "Coefficients",
     "EquivalentTerms",
-    "SpectralComparison",
     "coefficients",
     "ck_terms",
     "ntk_terms",
@@ -39,8 +39,6 @@ __all__ = [
     "authors_equivalent_ck",
     "authors_ntk_shift",
     "authors_equivalent_ntk",
-    "compare_spectra",
-    "reference_comparison",
     "hermite_twin",
 ]
 
@@ -144,7 +142,7 @@ _COLUMNS = (
 
 
 def _fmt(value: Any) -> str:
-    # four significant digits after rounding to twelve (_display.fmt_sig): exact values
+    # four significant digits after rounding to twelve (display.fmt_sig): exact values
     # such as alpha_3,1 = 1/64 for ReLU print the same whatever the rounding noise
     if value is None:
         return "-"
@@ -787,135 +785,6 @@ def authors_equivalent_ntk(sample: Any, layers: Sequence[Activation], *,
     shift = authors_ntk_shift(layers, terms.coefficients.tau0)
     return EquivalentTerms(terms.scale, terms.V, terms.C, shift, terms.coefficients,
                            terms.p).matrix(X)
-
-
-# ---------------------------------------------------------------------------------
-# theory against the exact kernels
-
-
-@dataclass(frozen=True)
-class SpectralComparison:
-    """Exact kernel K against its equivalent K̃ on one sample.
-
-    Attributes
-    ----------
-    kernel : {"ck", "ntk"}
-    labels : ndarray, shape (n,)
-        Class of each sample (samples ordered by class for the mixtures).
-    eigvals, eigvals_equivalent : ndarray, shape (n,)
-        Eigenvalues of K and K̃, in decreasing order.
-    vectors, vectors_equivalent : ndarray, shape (n, k)
-        The k leading eigenvectors (K̃'s signs flipped to match K's).
-    error : float
-        ‖K − K̃‖ / ‖K‖ (operator norm).
-    alignment : ndarray, shape (k,)
-        |⟨u_i, ũ_i⟩| for the k leading eigenvectors.
-    """
-
-    kernel: str
-    labels: np.ndarray
-    eigvals: np.ndarray
-    eigvals_equivalent: np.ndarray
-    vectors: np.ndarray
-    vectors_equivalent: np.ndarray
-    error: float
-    alignment: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return int(self.eigvals.shape[0])
-
-    def spikes(self, k: int | None = None) -> np.ndarray:
-        """ndarray, shape (k, 2): leading eigenvalues of (K, K̃), side by side."""
-        k = self.vectors.shape[1] if k is None else int(k)
-        return np.column_stack([self.eigvals[:k], self.eigvals_equivalent[:k]])
-
-
-def compare_spectra(sample: Any, layers: Sequence[Activation], *, kernel: str = "ck",
-                    surrogates: Sequence[Activation | Callable | None] | None = None,
-                    n_vectors: int = 2, exact: np.ndarray | None = None,
-                    first_layer_m4: float = 3.0) -> SpectralComparison:
-    """Exact expected kernel against its asymptotic equivalent, spectrum and vectors.
-
-    Parameters
-    ----------
-    sample : lossless.data.Sample
-    layers : list of Activation
-    kernel : {"ck", "ntk"}
-    surrogates : list, optional
-        NTK only, as in :func:`equivalent_ntk` (a jump without surrogate raises).
-    n_vectors : int
-        Number k of leading eigenvectors kept (≥ 1).
-    exact : ndarray, shape (n, n), optional
-        The exact kernel, if already computed (``lossless.kernels.exact_ck``/``exact_ntk``
-        at the same τ_0 and ``first_layer_m4``); computed here otherwise.
-    first_layer_m4 : float, default 3.0
-        E w⁴ of the first layer's weights, passed to both the exact kernel and K̃
-        (eq-first-layer-kappa4, eq-first-layer-equivalent).
-
-    Returns
-    -------
-    SpectralComparison
-    """
-    from lossless import kernels, spectra
-
-    _checks.choice(kernel, "kernel", _KERNELS)
-    n_vectors = _checks.integer(n_vectors, "n_vectors", minimum=1)
-    X, *_ = _sample_parts(sample)
-    tau0 = check_positive(sample.tau0, "sample.tau0")
-    m4 = {"first_layer_m4": first_layer_m4}
-    if kernel == "ck":
-        K_eq = equivalent_ck(sample, layers, tau0=tau0, **m4)
-        K = kernels.exact_ck(X, layers, tau0=tau0, **m4) if exact is None else exact
-    else:
-        K_eq = equivalent_ntk(sample, layers, surrogates=surrogates, tau0=tau0, **m4)
-        K = (kernels.exact_ntk(X, layers, surrogates=surrogates, tau0=tau0, **m4)
-             if exact is None else exact)
-    K = _checks.square_symmetric(K, "exact")
-    if K.shape != K_eq.shape:
-        raise ValueError(f"exact must have shape {K_eq.shape}, got {K.shape}")
-    vals, vecs = spectra.eigh_desc(K)
-    vals_eq, vecs_eq = spectra.eigh_desc(K_eq)
-    k = min(int(n_vectors), K.shape[0])
-    u, w = vecs[:, :k], vecs_eq[:, :k]
-    signs = np.sign(np.sum(u * w, axis=0))
-    signs[signs == 0] = 1.0
-    w = w * signs
-    error = spectra.relative_opnorm_error(K_eq, K)
-    labels = np.asarray(getattr(sample, "labels", np.zeros(K.shape[0], dtype=int)))
-    return SpectralComparison(kernel=kernel, labels=labels, eigvals=vals,
-                              eigvals_equivalent=vals_eq, vectors=u, vectors_equivalent=w,
-                              error=error, alignment=np.abs(np.sum(u * w, axis=0)))
-
-
-def reference_comparison(activation: Activation, depth: int, p: int, *, kernel: str = "ck",
-                         seed: int = 0, n_vectors: int = 2) -> SpectralComparison:
-    """The book's widget computation: ``depth`` layers of ``activation`` on the
-    book's reference mixture (two classes, n = 2p), exact kernel against K̃.
-
-    Parameters
-    ----------
-    activation : Activation
-        Used in every layer.
-    depth : int
-        L ≥ 1.
-    p : int
-        Dimension (≥ 8); n = 2p samples.
-    kernel : {"ck", "ntk"}
-    seed : int
-        Seed of the ``numpy.random.Generator`` that draws the sample.
-    """
-    from lossless import data
-
-    if not isinstance(activation, Activation):
-        raise TypeError(f"activation must be an Activation, got {activation!r}")
-    depth = _checks.integer(depth, "depth", minimum=1)
-    p = _checks.integer(p, "p", minimum=8)
-    _checks.choice(kernel, "kernel", _KERNELS)
-    rng = np.random.default_rng(_checks.seed(seed))
-    sample = data.preset("reference", int(p)).sample(2 * int(p), rng)
-    return compare_spectra(sample, [activation] * int(depth), kernel=kernel,
-                           n_vectors=n_vectors)
 
 
 # ---------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lossless import (activations, baselines, compress, data, dynamics, experiments, kernels,
-                      networks, plotting, practice, readout, spectra, theory, toolbox)
+from lossless import (activations, baselines, compress, data, dynamics, experiments, explore,
+                      kernels, networks, plotting, readout, spectra, theory, toolbox)
 
 SETTINGS = settings(max_examples=30, derandomize=True, database=None, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow,
@@ -154,7 +154,7 @@ ENTRIES: list[Entry] = [
                                                   np.array([0, 1] * 4, dtype=complex)])}),
     Entry("data.normalize", lambda X: data.normalize(X),
           {"X": const(F_SMALL)}, {"X": array_bad((8, 4))}),
-    Entry("data.gram_spectrum_demo", lambda p, ratio, seed: data.gram_spectrum_demo(
+    Entry("explore.gram_spectrum_demo", lambda p, ratio, seed: explore.gram_spectrum_demo(
               p=p, ratio=ratio, seed=seed, grid_size=8),
           {"p": const(8), "ratio": const(1.0), "seed": const(0)},
           {"p": INT1, "ratio": POS, "seed": s(INT_BAD)}),
@@ -198,18 +198,20 @@ ENTRIES: list[Entry] = [
     Entry("theory.coefficients", lambda layers, tau0: theory.coefficients(layers, tau0),
           {"layers": const(LAYERS2), "tau0": const(1.0)},
           {"layers": s(LAYERS_BAD), "tau0": POS}),
-    Entry("theory.compare_spectra",
-          lambda kernel, n_vectors: theory.compare_spectra(SAMPLE, LAYERS2, kernel=kernel,
-                                                           n_vectors=n_vectors),
+    Entry("explore.compare_equivalent_spectra",
+          lambda kernel, n_vectors: explore.compare_equivalent_spectra(
+              SAMPLE, LAYERS2, kernel=kernel, n_vectors=n_vectors),
           {"kernel": const("ck"), "n_vectors": const(2)},
           {"kernel": s(CHOICE_BAD), "n_vectors": INT1}),
-    Entry("theory.reference_comparison",
-          lambda depth, p, seed: theory.reference_comparison(RELU, depth, p, seed=seed),
+    Entry("explore.reference_comparison",
+          lambda depth, p, seed: explore.reference_comparison(RELU, depth, p, seed=seed),
           {"depth": const(1), "p": const(8), "seed": const(0)},
           {"depth": INT1, "p": s(INT_BAD + [4]), "seed": s(INT_BAD)}),
     # spectra
     Entry("spectra.eigh_desc", lambda K: spectra.eigh_desc(K), {"K": const(K_SYM)},
           {"K": st.one_of(array_bad((8, 8)), s([np.triu(np.ones((3, 3))), np.ones((3, 4))]))}),
+    Entry("spectra.opnorm", lambda A: spectra.opnorm(A), {"A": const(K_SYM)},
+          {"A": array_bad((8, 8))}),
     Entry("spectra.relative_opnorm_error", lambda K, K_ref: spectra.relative_opnorm_error(K, K_ref),
           {"K": const(K_SYM), "K_ref": const(np.eye(8))},
           {"K": array_bad((8, 8)), "K_ref": array_bad((8, 8))}),
@@ -227,8 +229,6 @@ ENTRIES: list[Entry] = [
               target, tau_c, tol=tol),
           {"target": const(MOMENTS_RELU), "tau_c": const(1.0), "tol": const(1e-10)},
           {"target": s([None, 1.0, "m", {"g1": 1.0}]), "tau_c": POS, "tol": POS}),
-    Entry("compress.opnorm", lambda A: compress.opnorm(A), {"A": const(K_SYM)},
-          {"A": array_bad((8, 8))}),
     Entry("compress.memory_report", lambda p, widths, sparsity: compress.memory_report(
               p, widths, sparsity),
           {"p": const(5), "widths": const([4, 3]), "sparsity": const(0.5)},
@@ -237,37 +237,37 @@ ENTRIES: list[Entry] = [
           {"values": const(torch.tensor([[0.0, 1.0, -1.0]]))},
           {"values": s([None, "x", torch.tensor([[0.5, 1.0, -1.0]]),
                         torch.tensor([[float("nan"), 1.0, -1.0]]), np.ones((1, 3), complex)])}),
-    # practice
-    Entry("practice.ridge_readout", lambda F, targets, ridge: practice.ridge_readout(
+    # readout, baselines, experiments
+    Entry("readout.ridge_readout", lambda F, targets, ridge: readout.ridge_readout(
               F, targets, ridge),
           {"F": const(F_SMALL), "targets": const(TARGETS8), "ridge": const(0.1)},
           # a ridge <= 0 is allowed while the system stays positive definite (documented)
           {"F": array_bad((8, 4)), "targets": array_bad((8, 2)), "ridge": s(REAL_BAD)}),
-    Entry("practice.logistic_readout", lambda F, labels, K, penalty: practice.logistic_readout(
+    Entry("readout.logistic_readout", lambda F, labels, K, penalty: readout.logistic_readout(
               F, labels, K, penalty),
           {"F": const(F_SMALL), "labels": const(LABELS8), "K": const(2), "penalty": const(0.1)},
           {"F": array_bad((8, 4)), "labels": s([None, "a", np.full(8, 0.5), np.ones(7, int)]),
            "K": s(INT_BAD + [0, 1]), "penalty": POS}),
-    Entry("practice.kernel_ridge_predict",
-          lambda K_train, K_cross, targets, ridge: practice.kernel_ridge_predict(
+    Entry("readout.kernel_ridge_predict",
+          lambda K_train, K_cross, targets, ridge: readout.kernel_ridge_predict(
               K_train, K_cross, targets, ridge),
           {"K_train": const(K_SYM), "K_cross": const(K_SYM[:3]), "targets": const(TARGETS8),
            "ridge": const(0.1)},
           {"K_train": st.one_of(array_bad((8, 8)), s([np.triu(np.ones((8, 8)))])),
            "K_cross": array_bad((3, 8)), "targets": array_bad((8, 2)), "ridge": s(REAL_BAD)}),
-    Entry("practice.magnitude_prune", lambda W, kept_fraction: practice.magnitude_prune(
+    Entry("baselines.magnitude_prune", lambda W, kept_fraction: baselines.magnitude_prune(
               W, kept_fraction),
           {"W": const(W_SMALL), "kept_fraction": const(0.5)},
           {"W": st.one_of(array_bad((6, 5)), s([torch.zeros(6, 5)])),
            "kept_fraction": s(REAL_BAD + [0.0, -0.5, 1.5])}),
-    Entry("practice.naive_ternarize", lambda W, sparsity: practice.naive_ternarize(W, sparsity),
+    Entry("baselines.naive_ternarize", lambda W, sparsity: baselines.naive_ternarize(W, sparsity),
           {"W": const(W_SMALL), "sparsity": const(0.5)},
           {"W": st.one_of(array_bad((6, 5)), s([torch.zeros(6, 5)])), "sparsity": FRAC}),
-    Entry("practice.ternary_memory", lambda n_weights, sparsity: practice.ternary_memory(
+    Entry("baselines.ternary_memory", lambda n_weights, sparsity: baselines.ternary_memory(
               n_weights, sparsity),
           {"n_weights": const(100), "sparsity": const(0.5)},
           {"n_weights": INT1, "sparsity": FRAC}),
-    Entry("practice.mixture_task", lambda p, n_train, n_test, rng: practice.mixture_task(
+    Entry("experiments.mixture_task", lambda p, n_train, n_test, rng: experiments.mixture_task(
               p, n_train, n_test, rng),
           {"p": const(8), "n_train": const(10), "n_test": const(6),
            "rng": lambda: np.random.default_rng(0)},
@@ -403,9 +403,9 @@ OVERFLOW = {  # name -> (argument, call with a huge finite value v)
     "preset separation": ("separation", lambda v: data.preset(
         "mean", 8, separation=v).sample(10, np.random.default_rng(0)).tau0),
     "preset trace_gap": ("trace_gap", lambda v: data.preset("trace", 8, trace_gap=v)),
-    "gram_spectrum_demo": ("separation", lambda v: data.gram_spectrum_demo(
+    "gram_spectrum_demo": ("separation", lambda v: explore.gram_spectrum_demo(
         p=8, separation=v, grid_size=8)),
-    "gram_spectrum_demo ratio": ("ratio", lambda v: data.gram_spectrum_demo(
+    "gram_spectrum_demo ratio": ("ratio", lambda v: explore.gram_spectrum_demo(
         p=8, ratio=v, grid_size=8)),
     "normalize": ("X", lambda v: data.normalize(_scaled((6, 5), v))),
     "mehler_series": ("zeta_f", lambda v: toolbox.mehler_series(np.full(3, v), np.ones(3), 0.5)),
@@ -524,7 +524,7 @@ SIZE_CALLS = {  # absurd sizes are refused before allocating, naming the argumen
                                                                   tgen())),
     "preset p": ("p", lambda w: data.preset("mean", w)),
     "sample n": ("n", lambda w: data.preset("mean", 8).sample(w, np.random.default_rng(0))),
-    "gram_spectrum_demo grid_size": ("grid_size", lambda w: data.gram_spectrum_demo(
+    "gram_spectrum_demo grid_size": ("grid_size", lambda w: explore.gram_spectrum_demo(
         p=8, grid_size=w)),
     "linearized_residuals": ("steps", lambda w: dynamics.linearized_residuals(
         np.eye(4), np.ones(4), 0.1, w)),

@@ -371,105 +371,7 @@ def test_compressed_mlp_bad_inputs(relu3, small_net):
         small_net.codes(3)
 
 
-# ------------------------------------------------------------------- the widget compute
-@pytest.fixture(scope="module")
-def tiny():
-    from lossless import data
-
-    s = data.preset("reference", 32).sample(64, np.random.default_rng(0))
-    layers = [activations.get("relu")] * 2
-    return s, layers, compress.compress(layers, s.tau0)
-
-
-def test_overlay_spectra_exact_and_shift(tiny):
-    s, layers, plan = tiny
-    raw = compress.overlay_spectra(s, layers, plan.layers)
-    corr = compress.overlay_spectra(s, layers, plan.layers, shift_corrected=True)
-    assert raw.shift == pytest.approx(plan.shift, rel=1e-12)
-    np.testing.assert_allclose(corr.eigvals_compressed, raw.eigvals_compressed - plan.shift,
-                               atol=1e-12)
-    assert corr.error == corr.error_corrected < raw.error == raw.error_raw
-    assert corr.alignment > 0.95 and raw.width is None
-    assert all(row["g1^2"] < 1e-10 and row["g2^2"] < 1e-10 for row in raw.mismatch)
-    assert raw.mismatch[0]["h"] < 1e-10 and raw.mismatch[-1]["h"] is None
-    assert "identity shift" in corr.report()
-    # moving a threshold shows up in the mismatch of that layer only
-    t = plan.layers[0]
-    moved = [activations.Ternary(t.s_minus, t.s_plus + 0.3, t.scale, t.odd), plan.layers[1]]
-    mm = compress.layer_mismatch(layers, moved, s.tau0)
-    assert max(mm[0]["g1^2"], mm[0]["g2^2"], mm[0]["h"]) > 1e-3
-
-
-def test_overlay_spectra_finite_width_and_plot(tiny):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lossless import plotting
-
-    s, layers, plan = tiny
-    ov = compress.overlay_spectra(s, layers, plan.layers, width=256, sparsity=0.5,
-                                  generator=torch.Generator().manual_seed(0),
-                                  shift_corrected=True)
-    again = compress.overlay_spectra(s, layers, plan.layers, width=256, sparsity=0.5,
-                                     generator=torch.Generator().manual_seed(0),
-                                     shift_corrected=True)
-    np.testing.assert_array_equal(ov.eigvals_compressed, again.eigvals_compressed)
-    assert ov.width == 256 and ov.sparsity == 0.5 and np.isfinite(ov.error)
-    fig, axes = plt.subplots(1, 2)
-    assert plotting.compression_overlay_plot(axes, ov) is axes
-    plt.close(fig)
-    with pytest.raises(TypeError, match="generator"):
-        compress.overlay_spectra(s, layers, plan.layers, width=16)
-    with pytest.raises(ValueError, match="width"):
-        compress.overlay_spectra(s, layers, plan.layers, width=0,
-                                 generator=torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="same depth"):
-        compress.layer_mismatch(layers, plan.layers[:1], s.tau0)
-
-
 # ------------------------------------------------- argument checks (issue 11): no silent results
-def test_opnorm_is_right_for_any_matrix():
-    """The issue's case: opnorm(np.triu(np.ones((3, 3)))) gave 1.0; the norm is 2.247."""
-    U = np.triu(np.ones((3, 3)))
-    assert compress.opnorm(U) == pytest.approx(np.linalg.norm(U, 2), rel=1e-12)
-    assert compress.opnorm(U) == pytest.approx(2.2469796, rel=1e-6)
-    R = np.random.default_rng(0).standard_normal((5, 3))
-    assert compress.opnorm(R) == pytest.approx(np.linalg.svd(R, compute_uv=False)[0], rel=1e-12)
-    # large non-symmetric: Lanczos on the singular values
-    B = np.random.default_rng(1).standard_normal((450, 450))
-    assert compress.opnorm(B) == pytest.approx(np.linalg.norm(B, 2), rel=1e-8)
-    # symmetric matrices keep the eigenvalue path (a negative eigenvalue can dominate)
-    S = np.diag([1.0, -3.0, 2.0])
-    assert compress.opnorm(S) == 3.0
-
-
-def test_opnorm_of_a_centred_kernel_and_of_zero():
-    """Lanczos used to start from the all-ones vector and failed (ARPACK error -9) on a
-    matrix that annihilates it, such as P K P with P = I - 11^T/n."""
-    n = 450
-    G = np.random.default_rng(2).standard_normal((n, 40))
-    P = np.eye(n) - np.ones((n, n)) / n
-    K = P @ (G @ G.T) @ P
-    K = (K + K.T) / 2
-    assert compress.opnorm(K) == pytest.approx(np.linalg.eigvalsh(K)[-1], rel=1e-8)
-    assert compress.opnorm(np.zeros((n, n))) == 0.0
-    assert compress.opnorm(np.zeros((3, 5))) == 0.0
-
-
-@pytest.mark.parametrize("bad, error, match", [
-    ([[1.0, np.nan], [np.nan, 1.0]], ValueError, "A must be finite"),
-    (np.ones(3), ValueError, "A must have 2"),
-    ("1", TypeError, "A must be"),
-    (np.ones((2, 2), dtype=complex), TypeError, "A must be real"),
-    (np.zeros((0, 0)), ValueError, "A must not be empty"),
-])
-def test_opnorm_refuses_bad_matrices(bad, error, match):
-    with pytest.raises(error, match=match):
-        compress.opnorm(bad)
-
-
 def test_solve_layer_promotes_float32_and_refuses_bad_scalars():
     relu = activations.get("relu")
     target = relu.moments(1.0)
@@ -559,8 +461,6 @@ def test_compress_names_an_activation_with_non_finite_moments():
      r"shape\[0\]"),
     (lambda: compress.unpack_ternary(torch.zeros(1, dtype=torch.uint8), (-4,)), ValueError,
      r"shape\[0\]"),
-    (lambda: compress.layer_mismatch([activations.get("relu")], [activations.get("relu")], "1"),
-     TypeError, "tau0"),
 ])
 def test_public_functions_refuse_bad_arguments_by_name(call, error, match):
     with pytest.raises(error, match=match):
@@ -623,28 +523,6 @@ def test_compressed_network_refuses_bad_construction_arguments(relu3, small_net)
         compress.CompressedMLP(48, [64, 40, 32], small_net.layers, TAU0,
                                readout=state["readout"], sparsity=0.5,
                                packed=[p.numpy() for p in state["packed"]])
-
-
-def test_overlay_spectra_checks_its_kernels(tiny):
-    s, layers, plan = tiny
-    n = s.X.shape[0]
-    K = np.eye(n)
-    K[0, 1] = 0.5  # not symmetric
-    with pytest.raises(ValueError, match="K_original must be symmetric"):
-        compress.overlay_spectra(s, layers, plan.layers, K_original=K)
-    with pytest.raises(ValueError, match="K_compressed must be finite"):
-        compress.overlay_spectra(s, layers, plan.layers, K_compressed=np.full((n, n), np.nan))
-    with pytest.raises(ValueError, match="K_original must have shape"):
-        compress.overlay_spectra(s, layers, plan.layers, K_original=np.eye(n + 1))
-    with pytest.raises(TypeError, match="sample"):
-        compress.overlay_spectra(s.X, layers, plan.layers)
-    with pytest.raises(TypeError, match="width"):
-        compress.overlay_spectra(s, layers, plan.layers, width=16.0,
-                                 generator=torch.Generator().manual_seed(0))
-    with pytest.raises(TypeError, match="shift_corrected"):
-        compress.overlay_spectra(s, layers, plan.layers, shift_corrected="yes")
-    with pytest.raises(TypeError, match="eigh_original"):
-        compress.overlay_spectra(s, layers, plan.layers, eigh_original=np.eye(n))
 
 
 def test_ternary_weights_refuse_integer_dtypes():

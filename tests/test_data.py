@@ -409,10 +409,6 @@ def test_bad_kinds_name_the_argument():
         data.preset("mean", 8, separation="3")
     with pytest.raises(TypeError, match="p must be an integer"):
         data.preset("mean", 8.5)
-    with pytest.raises(TypeError, match="seed"):
-        data.gram_spectrum_demo(p=8, seed=1.7)
-    with pytest.raises(TypeError, match="ratio"):
-        data.gram_spectrum_demo(p=8, ratio="2")
     with pytest.raises(TypeError, match="debias"):
         data.Sample.from_data(np.ones((6, 2)), [0, 0, 0, 1, 1, 1], debias="no")
     with pytest.raises(ValueError, match="labels must be integers"):
@@ -452,32 +448,3 @@ def test_fashion_mnist_installed_copy():
     except FileNotFoundError:
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     assert X.shape == (10000, 784) and np.array_equal(np.bincount(y), np.full(10, 1000))
-
-
-# ----------------------------------------------------------------------------- widget compute
-def test_gram_spectrum_demo_matches_direct_computation():
-    for ratio in (0.5, 2.0):
-        d = data.gram_spectrum_demo(p=64, ratio=ratio, separation=3.0, trace_gap=4.0, seed=1)
-        s = data.preset("mixed", 64, separation=3.0, trace_gap=4.0, shape=0.0).sample(
-            d.n, np.random.default_rng(1))
-        vals, vecs = np.linalg.eigh(s.X @ s.X.T)
-        np.testing.assert_allclose(d.eigenvalues, np.clip(vals[::-1], 0, None), atol=1e-10)
-        assert abs(d.top_vector @ vecs[:, -1]) == pytest.approx(1.0, abs=1e-10)
-        assert d.top_vector[d.labels == 0].mean() > 0
-        np.testing.assert_allclose(d.squared_norms, np.sum(s.X**2, axis=1))
-        assert d.grid.shape == d.density.shape and d.n == int(round(ratio * 64))
-
-
-def test_gram_spectrum_demo_default_spike():
-    d = data.gram_spectrum_demo(p=256, ratio=2.0, separation=3.0, trace_gap=4.0, seed=0)
-    # one visible spike (||mu||^2 = 2.25 > sqrt(p/n)): eigenvalue and alignment as predicted
-    assert d.predicted_spikes.shape == (1,)
-    assert d.eigenvalues[0] > d.edge
-    assert d.eigenvalues[0] == pytest.approx(d.predicted_spikes[0], rel=0.1)
-    assert d.alignment == pytest.approx(d.predicted_alignments[0], abs=0.1)
-    again = data.gram_spectrum_demo(p=256, ratio=2.0, separation=3.0, trace_gap=4.0, seed=0)
-    np.testing.assert_array_equal(d.eigenvalues, again.eigenvalues)
-    weak = data.gram_spectrum_demo(p=256, ratio=2.0, separation=0.5, trace_gap=0.0, seed=0)
-    assert np.all(np.isnan(weak.predicted_spikes))
-    with pytest.raises(ValueError, match="ratio"):
-        data.gram_spectrum_demo(ratio=0.0)

@@ -1,6 +1,6 @@
-"""Tests of lossless._display (tables of result objects, optional progress bars)."""
+"""Tests of lossless.display (tables of result objects, optional progress bars)."""
 
-from lossless._display import html_table, progress, text_table
+from lossless.display import html_table, progress, text_table
 
 
 def test_text_table_aligns_columns():
@@ -25,14 +25,14 @@ def test_progress_is_a_passthrough_when_disabled_and_wraps_when_enabled():
 
 
 def test_fmt_residual_hides_rounding_noise_and_keeps_real_errors():
-    from lossless._display import fmt_residual
+    from lossless.display import fmt_residual
     assert fmt_residual(2.2e-16) == fmt_residual(-3.5e-16) == fmt_residual(0.0) == "< 1e-12"
     assert fmt_residual(1.8e-2) == "1.8e-02"
     assert fmt_residual(float("nan")) == "nan"
 
 
 def test_fmt_sig_prints_exact_values_the_same_whatever_the_last_bit():
-    from lossless._display import fmt_sig
+    from lossless.display import fmt_sig
     one_64 = 0.25**3
     assert fmt_sig(one_64) == fmt_sig(one_64 * (1 + 2e-16)) == fmt_sig(one_64 * (1 - 2e-16))
     assert fmt_sig(0.123456) == "0.1235" and fmt_sig(0.0) == "0"

@@ -273,27 +273,6 @@ def test_empirical_kernels_error_falls_like_inverse_sqrt_width():
         assert -0.65 < slope < -0.35, (slope, err)
 
 
-# --------------------------------------------------------------------- widget compute
-
-
-def test_compare_spectra_fields_and_consistency():
-    from lossless import data as gm
-
-    sample = gm.preset("reference", 64).sample(48, np.random.default_rng(29))
-    layers = stack(["relu", "relu"])
-    res = kernels.compare_spectra(sample.X, layers, 2000, gen(30), kernel="ck")
-    K = kernels.exact_ck(sample.X, layers)
-    np.testing.assert_allclose(res.exact, np.sort(np.linalg.eigvalsh(K))[::-1], rtol=1e-10)
-    assert res.empirical.shape == (48,) and np.all(np.diff(res.empirical) <= 1e-12)
-    assert 0 < res.relative_error < 0.25
-    # the class spike is isolated: its eigenvector is found at width 2000
-    assert res.alignment.shape == (2,) and res.alignment[0] > 0.95
-    ntk = kernels.compare_spectra(sample.X, layers, 2000, gen(30), kernel="ntk", n_vectors=3)
-    assert ntk.alignment.shape == (3,) and ntk.relative_error < 0.2 and ntk.alignment[0] > 0.95
-    with pytest.raises(ValueError, match="kernel"):
-        kernels.compare_spectra(sample.X, layers, 100, gen(), kernel="nngp")
-
-
 # --------------------------------------------------------------------- bad inputs
 
 
@@ -321,28 +300,6 @@ def test_empirical_kernels_reject_bad_inputs():
         kernels.empirical_ntk(net, X, surrogates=[None, None])
     with pytest.raises(ValueError, match="chunk_size"):
         kernels.empirical_ntk(net, X, chunk_size=0)
-
-
-def test_spectrum_comparison_plot_draws_both_spectra():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lossless import data as gm
-    from lossless import plotting
-
-    sample = gm.preset("reference", 32).sample(24, np.random.default_rng(31))
-    res = kernels.compare_spectra(sample.X, stack(["relu"]), 256, gen(32), kernel="ck")
-    fig, axes = plt.subplots(1, 2)
-    out = plotting.spectrum_comparison_plot(axes, res, sample.labels, bins=10)
-    assert out is axes
-    assert len(axes[0].patches) == 2  # two step-filled histograms
-    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["exact", "empirical"]
-    assert len(axes[1].lines) >= 3  # two classes + the empirical vector
-    fig2, ax = plt.subplots()
-    assert plotting.spectrum_comparison_plot(ax, res) is ax
-    plt.close("all")
 
 
 # --------------------------------------------------------------------- argument checks
@@ -409,18 +366,3 @@ def test_activation_nan_only_in_torch_is_named():
     net = networks.MLP(6, [8], [act], 1.0, generator=gen(), dtype=torch.float64)
     with pytest.raises(ValueError, match=r"layers\[0\] = torch_nan"):
         kernels.empirical_ntk(net, X)
-
-
-def test_compare_spectra_arguments_are_validated_and_named():
-    X = data(6, 5)
-    layers = stack(["relu"])
-    with pytest.raises(TypeError, match="width"):
-        kernels.compare_spectra(X, layers, 2.7, gen())
-    with pytest.raises(ValueError, match="width"):
-        kernels.compare_spectra(X, layers, 0, gen())
-    with pytest.raises(TypeError, match="generator"):
-        kernels.compare_spectra(X, layers, 8, 0)
-    with pytest.raises(ValueError, match="n_vectors"):
-        kernels.compare_spectra(X, layers, 8, gen(), n_vectors=7)
-    with pytest.raises(TypeError, match="X"):
-        kernels.compare_spectra(X + 1j, layers, 8, gen())

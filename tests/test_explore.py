@@ -1,15 +1,22 @@
-"""Tests of lossless.explore: the explorers' grids, their specs and their HTML."""
+"""Tests of lossless.explore: the explorers' grids, their specs and their HTML (``_vega``), and
+each chapter's computation (``gaussian_mixture``, ``ck_ntk``, ``equivalence``, ``compression``)."""
 
 import json
+import math
 import re
 
 import numpy as np
 import pytest
 import torch
 
-from lossless import activations, data, explore, kernels
+from lossless import activations, compress, data, explore, kernels
+from lossless.explore import _vega, compression, gaussian_mixture
 
 RELU = activations.get("relu")
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
 
 
 def _spec_of(html: str, name: str) -> dict:
@@ -96,7 +103,7 @@ def test_every_control_value_of_a_test_has_a_state():
 
 def test_gram_grid_state_is_the_package_function():
     states = explore.gram_states(64, separations=(3.0,), trace_gaps=(4.0,), ratios=(2.0,))
-    demo = data.gram_spectrum_demo(64, 2.0, 3.0, 4.0, seed=0)
+    demo = explore.gram_spectrum_demo(64, 2.0, 3.0, 4.0, seed=0)
     assert states[0]["top"] == explore.significant(demo.eigenvalues[0])
     assert "predicted spike" in states[0]["readout"]
 
@@ -136,11 +143,11 @@ def test_compression_solved_state_lines_up_and_a_moved_threshold_does_not():
 
 
 def test_compression_explorer_filters_exactly_one_state_per_setting(tmp_path, monkeypatch):
-    monkeypatch.setattr(explore, "_CACHE_DIR", tmp_path)
-    monkeypatch.setattr(explore, "COMPRESSION_OFFSETS", (-0.5, 0.0, 0.5))
-    monkeypatch.setattr(explore, "COMPRESSION_SCALES", (1.0,))
-    monkeypatch.setattr(explore, "COMPRESSION_SPARSITIES", (0.5,))
-    monkeypatch.setattr(explore, "COMPRESSION_WIDTHS", (128,))
+    monkeypatch.setattr(_vega, "_CACHE_DIR", tmp_path)
+    monkeypatch.setattr(compression, "COMPRESSION_OFFSETS", (-0.5, 0.0, 0.5))
+    monkeypatch.setattr(compression, "COMPRESSION_SCALES", (1.0,))
+    monkeypatch.setattr(compression, "COMPRESSION_SPARSITIES", (0.5,))
+    monkeypatch.setattr(compression, "COMPRESSION_WIDTHS", (128,))
     s = data.preset("reference", 32).sample(64, np.random.default_rng(0))
     ex = explore.compression_explorer(s, [RELU] * 3)
     assert len(list(tmp_path.glob("compression-*.json.gz"))) == 1      # cached ...
@@ -158,11 +165,240 @@ def test_the_chapters_grids_are_shipped_in_the_cache(monkeypatch):
     def no_compute(*args, **kwargs):
         raise AssertionError("grid not in lossless/explore_cache: recompute and commit it")
 
-    for name in ("gram_states", "kernel_states", "equivalence_states", "compression_states"):
-        monkeypatch.setattr(explore, name, no_compute)
+    for module, name in ((gaussian_mixture, "gram_states"), (explore.ck_ntk, "kernel_states"),
+                         (explore.equivalence, "equivalence_states"),
+                         (compression, "compression_states")):
+        monkeypatch.setattr(module, name, no_compute)
     assert len(explore.gram_explorer(256, seed=0).states) == 72
     s2 = data.preset("reference", 128).sample(256, np.random.default_rng(0))
     assert len(explore.kernel_explorer(s2.X, s2.labels, s2.tau0, seed=0).states) == 60
     assert len(explore.equivalence_explorer(seed=0).states) == 126
     s4 = data.preset("reference", 256).sample(512, np.random.default_rng(0))
     assert len(explore.compression_explorer(s4, [RELU] * 3, seed=0).states) == 1032
+
+# ---------------------------------------------------------------------------------
+# gaussian_mixture: the Gram spectrum demo
+
+
+def test_gram_spectrum_demo_matches_direct_computation():
+    for ratio in (0.5, 2.0):
+        d = explore.gram_spectrum_demo(p=64, ratio=ratio, separation=3.0, trace_gap=4.0, seed=1)
+        s = data.preset("mixed", 64, separation=3.0, trace_gap=4.0, shape=0.0).sample(
+            d.n, np.random.default_rng(1))
+        vals, vecs = np.linalg.eigh(s.X @ s.X.T)
+        np.testing.assert_allclose(d.eigenvalues, np.clip(vals[::-1], 0, None), atol=1e-10)
+        assert abs(d.top_vector @ vecs[:, -1]) == pytest.approx(1.0, abs=1e-10)
+        assert d.top_vector[d.labels == 0].mean() > 0
+        np.testing.assert_allclose(d.squared_norms, np.sum(s.X**2, axis=1))
+        assert d.grid.shape == d.density.shape and d.n == int(round(ratio * 64))
+
+
+def test_gram_spectrum_demo_default_spike():
+    d = explore.gram_spectrum_demo(p=256, ratio=2.0, separation=3.0, trace_gap=4.0, seed=0)
+    # one visible spike (||mu||^2 = 2.25 > sqrt(p/n)): eigenvalue and alignment as predicted
+    assert d.predicted_spikes.shape == (1,)
+    assert d.eigenvalues[0] > d.edge
+    assert d.eigenvalues[0] == pytest.approx(d.predicted_spikes[0], rel=0.1)
+    assert d.alignment == pytest.approx(d.predicted_alignments[0], abs=0.1)
+    again = explore.gram_spectrum_demo(p=256, ratio=2.0, separation=3.0, trace_gap=4.0, seed=0)
+    np.testing.assert_array_equal(d.eigenvalues, again.eigenvalues)
+    weak = explore.gram_spectrum_demo(p=256, ratio=2.0, separation=0.5, trace_gap=0.0, seed=0)
+    assert np.all(np.isnan(weak.predicted_spikes))
+    with pytest.raises(ValueError, match="ratio"):
+        explore.gram_spectrum_demo(ratio=0.0)
+
+
+def test_gram_spectrum_demo_names_bad_arguments():
+    with pytest.raises(TypeError, match="seed"):
+        explore.gram_spectrum_demo(p=8, seed=1.7)
+    with pytest.raises(TypeError, match="ratio"):
+        explore.gram_spectrum_demo(p=8, ratio="2")
+
+# ---------------------------------------------------------------------------------
+# ck_ntk: empirical against exact kernel
+
+
+def test_compare_empirical_spectra_fields_and_consistency():
+    sample = data.preset("reference", 64).sample(48, np.random.default_rng(29))
+    layers = [RELU, RELU]
+    res = explore.compare_empirical_spectra(sample.X, layers, 2000, gen(30), kernel="ck")
+    K = kernels.exact_ck(sample.X, layers)
+    np.testing.assert_allclose(res.eigenvalues_a, np.sort(np.linalg.eigvalsh(K))[::-1], rtol=1e-10)
+    assert res.eigenvalues_b.shape == (48,) and np.all(np.diff(res.eigenvalues_b) <= 1e-12)
+    assert 0 < res.error < 0.25
+    # the class spike is isolated: its eigenvector is found at width 2000
+    assert res.alignment.shape == (2,) and res.alignment[0] > 0.95
+    assert res.names == ("exact", "empirical") and res.width == 2000 and res.kernel == "ck"
+    ntk = explore.compare_empirical_spectra(sample.X, layers, 2000, gen(30), kernel="ntk",
+                                            n_vectors=3)
+    assert ntk.alignment.shape == (3,) and ntk.error < 0.2 and ntk.alignment[0] > 0.95
+    with pytest.raises(ValueError, match="kernel"):
+        explore.compare_empirical_spectra(sample.X, layers, 100, gen(), kernel="nngp")
+
+
+def test_spectrum_comparison_plot_draws_both_spectra():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lossless import plotting
+
+    sample = data.preset("reference", 32).sample(24, np.random.default_rng(31))
+    res = explore.compare_empirical_spectra(sample.X, [RELU], 256, gen(32), kernel="ck")
+    fig, axes = plt.subplots(1, 2)
+    out = plotting.spectrum_comparison_plot(axes, res, sample.labels, bins=10)
+    assert out is axes
+    assert len(axes[0].patches) == 2  # two step-filled histograms
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["exact", "empirical"]
+    assert len(axes[1].lines) >= 3  # two classes + the empirical vector
+    fig2, ax = plt.subplots()
+    assert plotting.spectrum_comparison_plot(ax, res) is ax
+    plt.close("all")
+
+
+def test_compare_empirical_spectra_arguments_are_validated_and_named():
+    X = np.random.default_rng(0).standard_normal((6, 5)) / math.sqrt(5)
+    layers = [RELU]
+    with pytest.raises(TypeError, match="width"):
+        explore.compare_empirical_spectra(X, layers, 2.7, gen())
+    with pytest.raises(ValueError, match="width"):
+        explore.compare_empirical_spectra(X, layers, 0, gen())
+    with pytest.raises(TypeError, match="generator"):
+        explore.compare_empirical_spectra(X, layers, 8, 0)
+    with pytest.raises(ValueError, match="n_vectors"):
+        explore.compare_empirical_spectra(X, layers, 8, gen(), n_vectors=7)
+    with pytest.raises(TypeError, match="X"):
+        explore.compare_empirical_spectra(X + 1j, layers, 8, gen())
+
+# ---------------------------------------------------------------------------------
+# equivalence: exact kernel against K~
+
+
+def test_leading_eigenpairs_agree():
+    comp = explore.reference_comparison(activations.get("relu"), depth=2, p=256, seed=3)
+    spikes = comp.spikes(2)
+    assert comp.error < 0.05
+    np.testing.assert_allclose(spikes[:, 1], spikes[:, 0], rtol=0.03)
+    assert comp.alignment[0] > 0.99
+    assert np.all(np.diff(comp.eigenvalues_a) <= 0)
+
+
+def test_reference_comparison_is_deterministic_and_checks_inputs():
+    relu = activations.get("relu")
+    a = explore.reference_comparison(relu, 1, 32, kernel="ntk", seed=5)
+    b = explore.reference_comparison(relu, 1, 32, kernel="ntk", seed=5)
+    assert a.n == 64 and a.kernel == "ntk"
+    np.testing.assert_array_equal(a.eigenvalues_a, b.eigenvalues_a)
+    with pytest.raises(ValueError, match="kernel"):
+        explore.reference_comparison(relu, 1, 32, kernel="gp")
+    with pytest.raises(ValueError, match="depth"):
+        explore.reference_comparison(relu, 0, 32)
+    with pytest.raises(ValueError, match="p must"):
+        explore.reference_comparison(relu, 1, 4)
+    with pytest.raises(TypeError, match="activation"):
+        explore.reference_comparison("relu", 1, 32)
+
+def test_compare_equivalent_spectra_passes_first_layer_m4_to_both_sides():
+    sample = data.preset("shape", 32).sample(64, np.random.default_rng(6))
+    cmp = explore.compare_equivalent_spectra(sample, [RELU], first_layer_m4=9.0)
+    base = explore.compare_equivalent_spectra(sample, [RELU])
+    assert cmp.eigenvalues_a[0] != base.eigenvalues_a[0]
+    assert cmp.error < 0.1
+    assert base.names == ("exact", "equivalent") and base.width is None and base.shift == 0.0
+    np.testing.assert_array_equal(base.labels, sample.labels)
+
+
+def test_equivalence_plot_draws_a_comparison():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lossless import plotting
+
+    comp = explore.reference_comparison(RELU, 2, 32, seed=0)
+    fig, axes = plt.subplots(1, 2)
+    assert plotting.equivalence_plot(axes, comp) is axes
+    assert len(axes[0].patches) > 0 and len(axes[1].lines) >= 2
+    plt.close(fig)
+
+# ---------------------------------------------------------------------------------
+# compression: original against compressed network
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    s = data.preset("reference", 32).sample(64, np.random.default_rng(0))
+    layers = [activations.get("relu")] * 2
+    return s, layers, compress.compress(layers, s.tau0)
+
+
+def test_compare_compressed_spectra_exact_and_shift(tiny):
+    s, layers, plan = tiny
+    raw = explore.compare_compressed_spectra(s, layers, plan.layers)
+    corr = explore.compare_compressed_spectra(s, layers, plan.layers, shift_corrected=True)
+    assert raw.shift == pytest.approx(plan.shift, rel=1e-12)
+    np.testing.assert_allclose(corr.eigenvalues_b, raw.eigenvalues_b - plan.shift,
+                               atol=1e-12)
+    assert corr.error == corr.error_corrected < raw.error == raw.error_raw
+    assert corr.alignment[0] > 0.95 and raw.width is None
+    assert all(row["g1^2"] < 1e-10 and row["g2^2"] < 1e-10 for row in raw.mismatch)
+    assert raw.mismatch[0]["h"] < 1e-10 and raw.mismatch[-1]["h"] is None
+    assert "identity shift" in corr.report()
+    # moving a threshold shows up in the mismatch of that layer only
+    t = plan.layers[0]
+    moved = [activations.Ternary(t.s_minus, t.s_plus + 0.3, t.scale, t.odd), plan.layers[1]]
+    mm = explore.layer_mismatch(layers, moved, s.tau0)
+    assert max(mm[0]["g1^2"], mm[0]["g2^2"], mm[0]["h"]) > 1e-3
+
+
+def test_compare_compressed_spectra_finite_width_and_plot(tiny):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lossless import plotting
+
+    s, layers, plan = tiny
+    ov = explore.compare_compressed_spectra(s, layers, plan.layers, width=256, sparsity=0.5,
+                                  generator=torch.Generator().manual_seed(0),
+                                  shift_corrected=True)
+    again = explore.compare_compressed_spectra(s, layers, plan.layers, width=256, sparsity=0.5,
+                                     generator=torch.Generator().manual_seed(0),
+                                     shift_corrected=True)
+    np.testing.assert_array_equal(ov.eigenvalues_b, again.eigenvalues_b)
+    assert ov.width == 256 and ov.sparsity == 0.5 and np.isfinite(ov.error)
+    fig, axes = plt.subplots(1, 2)
+    assert plotting.compression_overlay_plot(axes, ov) is axes
+    plt.close(fig)
+    with pytest.raises(TypeError, match="generator"):
+        explore.compare_compressed_spectra(s, layers, plan.layers, width=16)
+    with pytest.raises(ValueError, match="width"):
+        explore.compare_compressed_spectra(s, layers, plan.layers, width=0,
+                                 generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="same depth"):
+        explore.layer_mismatch(layers, plan.layers[:1], s.tau0)
+
+
+def test_compare_compressed_spectra_checks_its_kernels(tiny):
+    s, layers, plan = tiny
+    n = s.X.shape[0]
+    K = np.eye(n)
+    K[0, 1] = 0.5  # not symmetric
+    with pytest.raises(ValueError, match="K_original must be symmetric"):
+        explore.compare_compressed_spectra(s, layers, plan.layers, K_original=K)
+    with pytest.raises(ValueError, match="K_compressed must be finite"):
+        explore.compare_compressed_spectra(s, layers, plan.layers, K_compressed=np.full((n, n), np.nan))
+    with pytest.raises(ValueError, match="K_original must have shape"):
+        explore.compare_compressed_spectra(s, layers, plan.layers, K_original=np.eye(n + 1))
+    with pytest.raises(TypeError, match="sample"):
+        explore.compare_compressed_spectra(s.X, layers, plan.layers)
+    with pytest.raises(TypeError, match="width"):
+        explore.compare_compressed_spectra(s, layers, plan.layers, width=16.0,
+                                 generator=torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="shift_corrected"):
+        explore.compare_compressed_spectra(s, layers, plan.layers, shift_corrected="yes")
+    with pytest.raises(TypeError, match="eigh_original"):
+        explore.compare_compressed_spectra(s, layers, plan.layers, eigh_original=np.eye(n))

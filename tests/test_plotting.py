@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from lossless import activations, data, plotting, spectra, theory  # noqa: E402
+from lossless import activations, data, explore, plotting, spectra  # noqa: E402
 
 
 def _markers(ax):
@@ -27,8 +27,8 @@ def _vertical_lines(ax):
 def comparison_and_prediction():
     sample = data.preset("reference", 64).sample(128, np.random.default_rng(0))
     layers = [activations.get("relu")] * 2
-    comp = theory.compare_spectra(sample, layers)
-    pred = spectra.predict_outliers(sample, layers, equivalent_eigvals=comp.eigvals_equivalent,
+    comp = explore.compare_equivalent_spectra(sample, layers)
+    pred = spectra.predict_outliers(sample, layers, equivalent_eigvals=comp.eigenvalues_b,
                                     tolerance=0.01)
     return comp, pred
 
@@ -39,7 +39,7 @@ def test_only_the_predicted_outliers_are_marked(comparison_and_prediction):
     fig, axes = plt.subplots(1, 2)
     assert plotting.equivalence_plot(axes, comp, prediction=pred) is axes
     down, up = _markers(axes[0])
-    assert down == sorted(comp.eigvals[comp.eigvals > pred.threshold])
+    assert down == sorted(comp.eigenvalues_a[comp.eigenvalues_a > pred.threshold])
     assert up == sorted(pred.positions)
     assert len(up) == pred.count
     assert _vertical_lines(axes[0]) == [pytest.approx(pred.bulk.edge)]
@@ -50,18 +50,18 @@ def test_a_lower_threshold_marks_more_and_the_default_marks_the_largest_only(
         comparison_and_prediction):
     comp, pred = comparison_and_prediction
     # a prediction whose threshold sits inside the bulk marks every eigenvalue above it
-    low = spectra.count_outliers(comp.eigvals_equivalent, pred.bulk, margin=0.0)
+    low = spectra.count_outliers(comp.eigenvalues_b, pred.bulk, margin=0.0)
     fig, ax = plt.subplots()
-    plotting.overlaid_spectra(ax, comp.eigvals, comp.eigvals_equivalent, prediction=low)
-    assert len(_markers(ax)[1]) == low.count == int(np.sum(comp.eigvals_equivalent > low.threshold))
+    plotting.overlaid_spectra(ax, comp.eigenvalues_a, comp.eigenvalues_b, prediction=low)
+    assert len(_markers(ax)[1]) == low.count == int(np.sum(comp.eigenvalues_b > low.threshold))
     plt.close(fig)
     fig, ax = plt.subplots()
-    plotting.overlaid_spectra(ax, comp.eigvals, comp.eigvals_equivalent)
-    assert _markers(ax) == ([comp.eigvals.max()], [comp.eigvals_equivalent.max()])
+    plotting.overlaid_spectra(ax, comp.eigenvalues_a, comp.eigenvalues_b)
+    assert _markers(ax) == ([comp.eigenvalues_a.max()], [comp.eigenvalues_b.max()])
     assert _vertical_lines(ax) == []
     plt.close(fig)
     fig, ax = plt.subplots()
-    plotting.overlaid_spectra(ax, comp.eigvals, comp.eigvals_equivalent, n_spikes=0)
+    plotting.overlaid_spectra(ax, comp.eigenvalues_a, comp.eigenvalues_b, n_spikes=0)
     assert _markers(ax) == ([], [])
     plt.close(fig)
 
@@ -70,9 +70,9 @@ def test_bad_prediction_arguments(comparison_and_prediction):
     comp, pred = comparison_and_prediction
     fig, ax = plt.subplots()
     with pytest.raises(TypeError, match="prediction must be a lossless.spectra.OutlierPrediction"):
-        plotting.overlaid_spectra(ax, comp.eigvals, comp.eigvals_equivalent, prediction=(1, 2))
+        plotting.overlaid_spectra(ax, comp.eigenvalues_a, comp.eigenvalues_b, prediction=(1, 2))
     with pytest.raises(ValueError, match="n_spikes or prediction, not both"):
-        plotting.overlaid_spectra(ax, comp.eigvals, comp.eigvals_equivalent, n_spikes=1,
+        plotting.overlaid_spectra(ax, comp.eigenvalues_a, comp.eigenvalues_b, n_spikes=1,
                                   prediction=pred)
     with pytest.raises(ValueError, match="n_spikes must be an integer <= 1"):
         plotting.overlaid_spectra(ax, [1.0, 2.0], [1.0, 2.0], n_spikes=2)
@@ -82,31 +82,28 @@ def test_bad_prediction_arguments(comparison_and_prediction):
 
 
 def test_the_other_spectrum_panels_take_a_prediction(comparison_and_prediction):
-    from types import SimpleNamespace
+    from dataclasses import replace
 
     comp, pred = comparison_and_prediction
     rng = np.random.default_rng(0)
-    shuffled = rng.permutation(comp.eigvals)          # any order is accepted
-    overlay = SimpleNamespace(eigvals_original=shuffled, eigvals_compressed=comp.eigvals_equivalent,
-                              shift_corrected=False, vector_original=comp.vectors[:, 0],
-                              vector_compressed=comp.vectors_equivalent[:, 0], labels=comp.labels)
-    spectra_pair = SimpleNamespace(exact=comp.eigvals, empirical=comp.eigvals_equivalent,
-                                   exact_vectors=comp.vectors, empirical_vectors=comp.vectors_equivalent)
+    shuffled = rng.permutation(comp.eigenvalues_a)          # any order is accepted
+    overlay = replace(comp, eigenvalues_a=shuffled)   # a SpectralComparison like any other
+    spectra_pair = comp
     for draw in (lambda axes, **kw: plotting.compression_overlay_plot(axes, overlay, **kw),
                  lambda axes, **kw: plotting.spectrum_comparison_plot(axes, spectra_pair,
                                                                       comp.labels, **kw)):
         fig, axes = plt.subplots(1, 2)
         draw(axes)                                     # default: the largest of each
-        assert _markers(axes[0]) == ([comp.eigvals.max()], [comp.eigvals_equivalent.max()])
+        assert _markers(axes[0]) == ([comp.eigenvalues_a.max()], [comp.eigenvalues_b.max()])
         plt.close(fig)
-        top = np.sort(comp.eigvals_equivalent)[::-1]
+        top = np.sort(comp.eigenvalues_b)[::-1]
         inside = pred.bulk._replace(edge=(top[2] + top[3]) / 2)    # an edge below three of them
-        low = spectra.count_outliers(comp.eigvals_equivalent, inside, margin=0.0)
+        low = spectra.count_outliers(comp.eigenvalues_b, inside, margin=0.0)
         assert low.count == 3
         fig, axes = plt.subplots(1, 2)
         draw(axes, prediction=low)
         down, up = _markers(axes[0])
-        assert down == sorted(comp.eigvals[comp.eigvals > low.threshold])
+        assert down == sorted(comp.eigenvalues_a[comp.eigenvalues_a > low.threshold])
         assert up == sorted(low.positions) and len(up) == low.count > 1
         assert _vertical_lines(axes[0]) == [pytest.approx(low.bulk.edge)]
         plt.close(fig)

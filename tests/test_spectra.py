@@ -132,9 +132,9 @@ def test_plotting_helpers_return_their_axes():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lossless import data, plotting
+    from lossless import explore, plotting
 
-    demo = data.gram_spectrum_demo(p=32, ratio=2.0, seed=0)
+    demo = explore.gram_spectrum_demo(p=32, ratio=2.0, seed=0)
     fig, axes = plt.subplots(1, 6)
     assert plotting.spectrum_histogram(axes[0], demo.eigenvalues, bins=20) is axes[0]
     assert plotting.density_curve(axes[0], demo.grid, demo.density) is axes[0]
@@ -379,3 +379,78 @@ def _sample_without_mixture():
 
     s = _small_sample()
     return data.Sample(s.X, s.labels)
+
+
+# ---------------------------------------------------------------------------------
+# the operator norm (one for the package)
+
+
+def test_opnorm_is_right_for_any_matrix():
+    """The issue's case: opnorm(np.triu(np.ones((3, 3)))) gave 1.0; the norm is 2.247."""
+    U = np.triu(np.ones((3, 3)))
+    assert spectra.opnorm(U) == pytest.approx(np.linalg.norm(U, 2), rel=1e-12)
+    assert spectra.opnorm(U) == pytest.approx(2.2469796, rel=1e-6)
+    R = np.random.default_rng(0).standard_normal((5, 3))
+    assert spectra.opnorm(R) == pytest.approx(np.linalg.svd(R, compute_uv=False)[0], rel=1e-12)
+    # large non-symmetric: Lanczos on the singular values
+    B = np.random.default_rng(1).standard_normal((450, 450))
+    assert spectra.opnorm(B) == pytest.approx(np.linalg.norm(B, 2), rel=1e-8)
+    # symmetric matrices keep the eigenvalue path (a negative eigenvalue can dominate)
+    S = np.diag([1.0, -3.0, 2.0])
+    assert spectra.opnorm(S) == 3.0
+
+
+def test_opnorm_of_a_centred_kernel_and_of_zero():
+    """Lanczos used to start from the all-ones vector and failed (ARPACK error -9) on a
+    matrix that annihilates it, such as P K P with P = I - 11^T/n."""
+    n = 450
+    G = np.random.default_rng(2).standard_normal((n, 40))
+    P = np.eye(n) - np.ones((n, n)) / n
+    K = P @ (G @ G.T) @ P
+    K = (K + K.T) / 2
+    assert spectra.opnorm(K) == pytest.approx(np.linalg.eigvalsh(K)[-1], rel=1e-8)
+    assert spectra.opnorm(np.zeros((n, n))) == 0.0
+    assert spectra.opnorm(np.zeros((3, 5))) == 0.0
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    ([[1.0, np.nan], [np.nan, 1.0]], ValueError, "A must be finite"),
+    (np.ones(3), ValueError, "A must have 2"),
+    ("1", TypeError, "A must be"),
+    (np.ones((2, 2), dtype=complex), TypeError, "A must be real"),
+    (np.zeros((0, 0)), ValueError, "A must not be empty"),
+])
+def test_opnorm_refuses_bad_matrices(bad, error, match):
+    with pytest.raises(error, match=match):
+        spectra.opnorm(bad)
+
+
+# ---------------------------------------------------------------------------------
+# SpectralComparison: one kernel against a reference
+
+
+def test_compare_kernels_fields_shift_and_correction():
+    rng = np.random.default_rng(4)
+    G = rng.standard_normal((30, 6))
+    K = G @ G.T / 6 + 0.1 * np.eye(30)
+    Kb = K + 0.3 * np.eye(30) + 1e-3 * np.outer(G[:, 0], G[:, 0])
+    labels = np.arange(30) % 2
+    raw = spectra.compare_kernels(K, Kb, names=("original", "compressed"), labels=labels,
+                                  shift=0.3, n_vectors=3)
+    norm = np.abs(np.linalg.eigvalsh(K)).max()
+    assert raw.error == raw.error_raw == pytest.approx(spectra.opnorm(Kb - K) / norm, rel=1e-12)
+    assert raw.error_corrected == pytest.approx(spectra.opnorm(Kb - 0.3 * np.eye(30) - K) / norm,
+                                                rel=1e-12)
+    assert raw.error_corrected < raw.error_raw
+    assert raw.vectors_a.shape == raw.vectors_b.shape == (30, 3) and raw.alignment.shape == (3,)
+    assert np.all(np.sum(raw.vectors_a * raw.vectors_b, axis=0) >= 0)   # signs matched
+    assert np.all(np.diff(raw.eigenvalues_a) <= 0) and raw.n == 30 and raw.spikes(2).shape == (2, 2)
+    corr = raw.corrected()
+    np.testing.assert_allclose(corr.eigenvalues_b, raw.eigenvalues_b - 0.3)
+    assert corr.error == raw.error_corrected and corr.corrected() is corr
+    again = spectra.compare_kernels(K, Kb, shift=0.3, shift_corrected=True, n_vectors=3)
+    np.testing.assert_allclose(again.eigenvalues_b, corr.eigenvalues_b)
+    assert "identity shift" in again.report() and "SpectralComparison(" in repr(again)
+    plain = spectra.compare_kernels(K, K)
+    assert plain.error == plain.error_raw == plain.error_corrected == 0.0
+    assert np.all(plain.labels == 0) and plain.shift == 0.0 and not plain.mismatch

@@ -22,12 +22,6 @@ section sec-first-layer-law). Memory is counted by :mod:`lossless.memory`
 (:func:`memory_report` is re-exported here, as is :func:`lossless.networks.ternary_weights`).
 """
 
-from lossless.compress._overlay import (
-                                     SpectraOverlay,
-                                     layer_mismatch,
-                                     opnorm,
-                                     overlay_spectra,
-)
 from lossless.compress.fileformat import pack_ternary, unpack_ternary
 from lossless.compress.last_layer import (
                                      LevelsSolution,
@@ -77,8 +71,4 @@ __all__ = [
     "pack_ternary",
     "unpack_ternary",
     "CompressedMLP",
-    "SpectraOverlay",
-    "opnorm",
-    "layer_mismatch",
-    "overlay_spectra",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from lossless import _checks, activations
-from lossless._display import fmt_residual, fmt_sig, html_table, text_table
+from lossless.display import fmt_residual, fmt_sig, html_table, text_table
 from lossless.activations import Activation, check_layers
 from lossless.compress.solver import CompressionError, _label, solve_layer
 
