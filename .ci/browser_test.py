@@ -29,19 +29,19 @@ page passes, 1 otherwise, 2 on a usage error. Usage::
 Playwright (PyPI) drives the browser: its request routing blocks and logs foreign
 requests, its console/pageerror/response events and full-page screenshots are what this
 test needs, with bounded waits; it talks to Debian's Chromium over a pipe
-(``executable_path``), so no browser is downloaded.
+(``executable_path``), so no browser is downloaded. The server, the browser's launch
+and settings and the request blocking are shared with ``lab_test.py`` and
+``make_pdf.py`` (``.ci/_browser.py``); the JavaScript run in the page is in
+``.ci/js/browser/`` (and ``.ci/js/`` for the shared snippets).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import re
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,184 +49,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-    "--disable-extensions",
-    # Belt and braces: whatever escapes the request routing below (browser-internal
-    # traffic) goes to a closed local port instead of the network. Loopback is bypassed.
-    "--proxy-server=http://127.0.0.1:9",
-]
-VIEWPORT = {"width": 1280, "height": 900}
-def launch(pw, profile: str, chromium: str, timeout_ms: float, viewport: dict = VIEWPORT):
-    """Debian's Chromium, headless, with the flags above, on a persistent ``profile``."""
-    return pw.chromium.launch_persistent_context(
-        profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
-        viewport=viewport, service_workers="block", timeout=timeout_ms)
-
-
-def offline(context, origin: str, on_foreign, stubs: dict | None = None) -> None:
-    """Routes every request of ``context``: the local server's (``origin``) go through,
-    or are answered from ``stubs`` (URL path -> (body, content type)); any other host's
-    are aborted and passed to ``on_foreign(request)``."""
-    stubs = stubs or {}
-
-    def router(route) -> None:
-        url = route.request.url
-        path = url.split("?")[0]
-        if path.startswith(origin) and path[len(origin):] in stubs:
-            body, content_type = stubs[path[len(origin):]]
-            route.fulfill(status=200, body=body, content_type=content_type)
-        elif url.startswith(origin + "/") or url == origin:
-            route.continue_()
-        else:
-            on_foreign(route.request)
-            route.abort("blockedbyclient")
-
-    context.route("**/*", router)
-
-
-def console_error(msg) -> str | None:
-    """A browser console message as one line with its source, if it is an error."""
-    if msg.type != "error":
-        return None
-    loc = msg.location or {}
-    where = f" ({loc.get('url', '')}:{loc.get('lineNumber', '')})" if loc.get("url") else ""
-    return f"{msg.text[:300]}{where}"
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _browser import (  # noqa: E402 (the shared helpers, next to this script)
+    CHROMIUM, JS_BROKEN_IMAGES, JS_EAGER_IMAGES, JS_EXPLORERS_RENDERED, JS_IMAGES_SETTLED,
+    JS_TWO_FRAMES, JS_WAIT_MATHJAX, console_error, launch, offline, read_js, start_server)
 
 META_REFRESH = re.compile(r"""<meta[^>]+http-equiv=["']?refresh""", re.IGNORECASE)
 
 # Text that must not survive typesetting (outside code, scripts and rendered math).
 RAW_MATH_MARKERS = ("$$", "\\(", "\\)", "\\[", "\\]", "\\begin{")
 
-# JavaScript run in the page after load. Each returns plain JSON.
-JS_WAIT_MATHJAX = """async (ms) => {
-  const mj = window.MathJax;
-  if (!mj) return 'absent';
-  if (!mj.startup || !mj.startup.promise) return 'not-started';
-  const timeout = new Promise(r => setTimeout(() => r('timeout'), ms));
-  try { return await Promise.race([mj.startup.promise.then(() => 'done'), timeout]); }
-  catch (e) { return 'error: ' + e; }
-}"""
-
-JS_MATH_REPORT = """(markers) => {
-  const skip = 'script,style,noscript,pre,code,textarea,mjx-container,.highlight,.MathJax';
-  const raw = [];
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    const el = n.parentElement;
-    if (!el || el.closest(skip)) continue;
-    const style = window.getComputedStyle(el);
-    if (style.display === 'none' || style.visibility === 'hidden') continue;
-    const t = n.textContent;
-    for (const m of markers) {
-      const i = t.indexOf(m);
-      if (i >= 0) { raw.push(t.slice(Math.max(0, i - 30), i + 50).replace(/\\s+/g, ' ')); break; }
-    }
-  }
-  const mathEls = Array.from(document.querySelectorAll('.math'))
-    .filter(e => !e.closest('pre,code,.highlight') && !e.parentElement.closest('.math'));
-  const untypeset = mathEls.filter(e => !e.querySelector('mjx-container'))
-    .map(e => e.textContent.trim().slice(0, 60));
-  const errors = Array.from(document.querySelectorAll('mjx-merror'))
-    .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 80));
-  return {raw: raw.slice(0, 5), nraw: raw.length, nmath: mathEls.length,
-          untypeset: untypeset.slice(0, 5), nuntypeset: untypeset.length,
-          ncontainers: document.querySelectorAll('mjx-container').length,
-          errors: errors.slice(0, 5)};
-}"""
-
-JS_EAGER_IMAGES = """() => {
-  for (const img of document.images) { if (img.loading === 'lazy') img.loading = 'eager'; }
-}"""
-
-JS_IMAGES_SETTLED = """() => Array.from(document.images).every(i => i.complete)"""
-
-JS_BROKEN_IMAGES = """() => Array.from(document.images)
-  .filter(i => !(i.complete && i.naturalWidth > 0))
-  .map(i => (i.currentSrc || i.src || i.outerHTML).slice(0, 120))"""
-
-JS_WIDGETS = """() => {
-  const views = Array.from(document.querySelectorAll(
-    'script[type="application/vnd.jupyter.widget-view+json"]'));
-  const unrendered = views.filter(v => {
-    const prev = v.previousElementSibling;
-    return !(prev && prev.classList.contains('widget-subarea') && prev.childElementCount > 0);
-  });
-  return {views: views.length, unrendered: unrendered.length,
-          state: !!document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]'),
-          requirejs: typeof window.requirejs === 'function'};
-}"""
-
-JS_EXPLORERS = """() => Array.from(document.querySelectorAll('.lossless-explorer')).map(e => ({
-  id: e.id, rendered: e.getAttribute('data-rendered') === 'true',
-  controls: JSON.parse(e.getAttribute('data-controls') || '[]')}))"""
-
-JS_EXPLORERS_RENDERED = """() => Array.from(document.querySelectorAll('.lossless-explorer'))
-  .every(e => e.getAttribute('data-rendered') === 'true')"""
-
-# Sets one control of an explorer as a reader would: the input's value, then the DOM
-# event vega's bindings listen to. Returns false when no such input/option exists.
-JS_SET_CONTROL = """([id, name, value]) => {
-  const root = document.getElementById(id);
-  const inputs = Array.from(root.querySelectorAll(`[name="${name}"]`));
-  if (!inputs.length) return false;
-  const el = inputs[0];
-  if (el.type === 'radio') {
-    const r = inputs.find(i => String(i.value) === String(value));
-    if (!r) return false;
-    r.checked = true;
-    r.dispatchEvent(new Event('change', {bubbles: true}));
-    r.dispatchEvent(new Event('click', {bubbles: true}));
-    return true;
-  }
-  if (el.tagName === 'SELECT' &&
-      !Array.from(el.options).some(o => String(o.value) === String(value))) return false;
-  el.value = String(value);
-  el.dispatchEvent(new Event('input', {bubbles: true}));
-  el.dispatchEvent(new Event('change', {bubbles: true}));
-  return true;
-}"""
-
-# The current value of every bound input of an explorer (to restore them).
-JS_CONTROL_VALUES = """(id) => {
-  const out = {};
-  for (const el of document.getElementById(id).querySelectorAll('.vega-bind [name]')) {
-    if (el.type === 'radio') { if (el.checked) out[el.name] = el.value; }
-    else out[el.name] = el.value;
-  }
-  return out;
-}"""
-
-# What the reader sees: the marks (geometry of every path/symbol, without axes) and
-# the printed readout (the explorer's text marks).
-JS_EXPLORER_STATE = """(id) => {
-  const svg = document.getElementById(id).querySelector('svg');
-  if (!svg) return null;
-  const marks = Array.from(svg.querySelectorAll('g.role-mark:not(.role-axis) path'))
-    .filter(p => !p.closest('.role-axis, .role-legend'))
-    .map(p => (p.getAttribute('d') || '') + (p.getAttribute('transform') || ''));
-  const readout = Array.from(svg.querySelectorAll('g.mark-text.role-mark text'))
-    .filter(t => !t.closest('.role-axis, .role-legend, .role-title'))
-    .map(t => t.textContent).join(' | ');
-  let h = 0;
-  const joined = marks.join(';');
-  for (let i = 0; i < joined.length; i++) h = (h * 31 + joined.charCodeAt(i)) | 0;
-  return {marks: marks.length + ':' + h, readout};
-}"""
-
-JS_LINKS_AND_IDS = """() => ({
-  links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
-  ids: Array.from(document.querySelectorAll('[id],a[name]')).map(e => e.id || e.name),
-})"""
+# JavaScript run in the page after load, from .ci/js/browser/ (the shared snippets,
+# JS_WAIT_MATHJAX and the image ones, come from _browser). Each returns plain JSON.
+JS_MATH_REPORT = read_js("js/browser/math-report.js")
+JS_WIDGETS = read_js("js/browser/widgets.js")
+JS_EXPLORERS = read_js("js/browser/explorers.js")
+# Sets one control of an explorer as a reader would (returns false when no such
+# input/option exists); the current value of every bound input (to restore them); what
+# the reader sees (the marks and the printed readout).
+JS_SET_CONTROL = read_js("js/browser/set-control.js")
+JS_CONTROL_VALUES = read_js("js/browser/control-values.js")
+JS_EXPLORER_STATE = read_js("js/browser/explorer-state.js")
+JS_LINKS_AND_IDS = read_js("js/browser/links-and-ids.js")
 
 
 @dataclass
@@ -242,23 +86,6 @@ class PageResult:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files from the build directory, no request log on stderr."""
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-def start_server(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    """Serve ``root`` on 127.0.0.1 at a free port; returns the server and its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    thread.start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
 def discover_pages(root: Path) -> list[str]:
@@ -288,7 +115,7 @@ def screenshot_name(rel: str) -> str:
 
 def _settle(page) -> None:
     """Two animation frames: vega re-renders on the frame after a signal changes."""
-    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    page.evaluate(JS_TWO_FRAMES)
     page.wait_for_timeout(60)
 
 

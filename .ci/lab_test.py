@@ -54,7 +54,8 @@ Exit status 0 when every chapter passes, 1 otherwise, 2 on a usage error. Usage:
     python .ci/lab_test.py --book book --screenshots _build/lab-screenshots [CHAPTER ...]
 
 Playwright (PyPI) drives Debian's Chromium over a pipe (``executable_path``, the
-browser settings of ``.ci/browser_test.py``), so no browser is downloaded.
+browser settings of ``.ci/browser_test.py``, shared in ``.ci/_browser.py``), so no
+browser is downloaded. The JavaScript run in JupyterLab's page is in ``.ci/js/lab/``.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_test import CHROMIUM, console_error, launch, offline  # noqa: E402 (same conventions)
+from _browser import CHROMIUM, console_error, launch, offline, read_js  # noqa: E402 (shared)
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout whose package is tested
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -89,226 +90,32 @@ USES_IPYWIDGETS = re.compile(r"\bipywidgets\b|\binteract(?:ive|_manual)?\s*\(|\b
 LOG_ERROR = re.compile(r"Traceback \(most recent call last\)|Exception in comm_msg|"
                        r"\[E [0-9-]+ [0-9:.]+ ")
 
-# The open notebook panel; every snippet below starts from it.
-_NB = "const app = window.jupyterapp; const w = app && app.shell.currentWidget;"
-
-# State of the notebook named `name`: loading, or its kernel's status ('idle', ...).
-JS_NOTEBOOK_STATE = "(name) => {" + _NB + """
-  if (!app) return 'no jupyterapp (is --LabApp.expose_app_in_browser set?)';
-  if (!w || !w.context || w.context.path !== name) return 'notebook not open';
-  if (!w.context.isReady) return 'notebook loading';
-  const s = w.sessionContext;
-  if (!s || !s.session || !s.session.kernel) return 'no kernel';
-  return s.session.kernel.status;
-}"""
-
-# Clears the outputs and starts "Run All Cells"; its promise resolves to false when a
-# cell fails (the kernel then skips the rest). The outcome lands in window.__labTestRun.
-JS_START_RUN = "async () => {" + _NB + """
-  app.shell.activateById(w.id);
-  await app.commands.execute('notebook:clear-all-cell-outputs');
-  window.__labTestRun = {done: false, ok: null, error: null};
-  app.commands.execute('notebook:run-all-cells').then(
-    ok => { window.__labTestRun = {done: true, ok: ok !== false, error: null}; },
-    err => { window.__labTestRun = {done: true, ok: false, error: String(err)}; });
-}"""
-
-# Progress of the run, and every error output or stderr stream so far.
-JS_RUN_STATUS = "() => {" + _NB + """
-  const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
-  const code = w.content.widgets.map((c, i) => [c, i]).filter(([c]) => c.model.type === 'code');
-  const errors = [], stderr = [];
-  for (const [c, i] of code) {
-    const outs = c.model.outputs;
-    for (let j = 0; j < outs.length; j++) {
-      const o = outs.get(j).toJSON();
-      if (o.output_type === 'error') {
-        errors.push(`cell ${i}: ${o.ename}: ${o.evalue}`.slice(0, 300));
-      } else if (o.output_type === 'stream' && o.name === 'stderr') {
-        const t = (Array.isArray(o.text) ? o.text.join('') : o.text).trim();
-        (t.includes('Traceback') ? errors : stderr).push(`cell ${i}: ${t.slice(0, 300)}`);
-      }
-    }
-  }
-  return {run: window.__labTestRun || null, kernel: kernel ? kernel.status : 'none',
-          cells: code.length, executed: code.filter(([c]) => c.model.executionCount !== null).length,
-          running: code.filter(([c]) => c.promptNode && c.promptNode.textContent.includes('*')).length,
-          errors, stderr};
-}"""
-
-# Marks the output node of every widget view of the notebook (data-lab-test-widget=k),
-# from the notebook's model, so that nested outputs (inside Output widgets) never count.
-JS_TAG_WIDGETS = "(mime) => {" + _NB + """
-  const found = [];
-  w.content.widgets.forEach((c, i) => {
-    if (c.model.type !== 'code') return;
-    const outs = c.model.outputs;
-    for (let j = 0; j < outs.length; j++) {
-      const data = outs.get(j).data || {};
-      if (!(mime in data)) continue;
-      const child = c.outputArea.widgets[j];
-      const node = child ? child.node.querySelector('.jp-OutputArea-output') : null;
-      if (node) node.setAttribute('data-lab-test-widget', String(found.length));
-      found.push({cell: i, model: (data[mime] || {}).model_id || '', attached: !!node});
-    }
-  });
-  return found;
-}"""
-
-# Whether widget k is rendered by the widget manager, and what it shows otherwise.
-JS_WIDGET_RENDERED = """(k) => {
-  const root = document.querySelector(`[data-lab-test-widget="${k}"]`);
-  if (!root) return {ok: false, why: 'output node gone'};
-  const text = root.textContent.trim();
-  const views = root.querySelectorAll('.jupyter-widgets').length;
-  const bad = /Loading widget|Error displaying widget|Error rendering/.test(text);
-  return {ok: views > 0 && !bad, views, mime: root.getAttribute('data-mime-type'),
-          text: text.slice(0, 160)};
-}"""
-
-# What widget k's output area shows: a hash of its HTML, one per image (base64 PNG of
-# a matplotlib figure), the printed text, and any traceback or other stderr.
-JS_OUTPUT_SNAPSHOT = """(k) => {
-  const root = document.querySelector(`[data-lab-test-widget="${k}"]`);
-  if (!root) return null;
-  const areas = Array.from(root.querySelectorAll('.widget-output'))
-    .filter(a => !a.parentElement.closest('.widget-output'));
-  const hash = s => { let h = 0; for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0; return h; };
-  const images = [], text = [], errors = [], stderr = [];
-  for (const a of areas) {
-    for (const img of a.querySelectorAll('img')) images.push(img.src.length + ':' + hash(img.src));
-    for (const t of a.querySelectorAll('.jp-RenderedText')) {
-      const s = t.textContent.trim();
-      if (t.getAttribute('data-mime-type') === 'application/vnd.jupyter.stderr') {
-        (/Traceback|Error/.test(s) ? errors : stderr).push(s.slice(0, 400));
-      } else text.push(s);
-    }
-  }
-  return {areas: areas.length, html: hash(areas.map(a => a.innerHTML).join('\\n')),
-          images, text: text.join('\\n'), errors, stderr};
-}"""
-
-# Chooses the control of widget k to move (a slider, else a dropdown, else toggle
-# buttons, else a checkbox; outside its Output widgets), marks it
-# data-lab-test-control=k and describes it.
-JS_PICK_CONTROL = """(k) => {
-  const root = document.querySelector(`[data-lab-test-widget="${k}"]`);
-  if (!root) return null;
-  const mine = e => !e.closest('.widget-output') && !e.disabled && !e.closest('.mod-disabled');
-  const kinds = [['slider', '.widget-slider .noUi-handle'], ['dropdown', '.widget-dropdown select'],
-                 ['toggle', '.widget-toggle-buttons'], ['checkbox', '.widget-checkbox input']];
-  for (const [kind, sel] of kinds) {
-    const el = Array.from(root.querySelectorAll(sel)).find(mine);
-    if (!el) continue;
-    el.setAttribute('data-lab-test-control', String(k));
-    const box = el.closest('.widget-inline-hbox, .widget-toggle-buttons, .widget-checkbox');
-    const label = box && box.querySelector('.widget-label, label');
-    return {kind, label: label ? label.textContent.trim() : '',
-            atMax: kind === 'slider' &&
-                   el.getAttribute('aria-valuenow') === el.getAttribute('aria-valuemax')};
-  }
-  return null;
-}"""
-
-# The value the chosen control of widget k shows.
-JS_CONTROL_VALUE = """(k) => {
-  const el = document.querySelector(`[data-lab-test-control="${k}"]`);
-  if (!el) return null;
-  if (el.classList.contains('noUi-handle')) {
-    const box = el.closest('.widget-slider');
-    const readout = box && box.querySelector('.widget-readout');
-    return readout ? readout.textContent.trim() : el.getAttribute('aria-valuetext');
-  }
-  if (el.tagName === 'SELECT') return el.options[el.selectedIndex] ? el.options[el.selectedIndex].text : '';
-  if (el.type === 'checkbox') return String(el.checked);
-  const on = el.querySelector('.mod-active');
-  return on ? on.textContent.trim() : '';
-}"""
-
-# Records every error and stderr message the kernel publishes (window.__labTestIopub),
-# with the type of the request it answers: a widget callback's exception comes in
-# answer to a comm_msg, whether it is shown in an Output widget or only in
-# JupyterLab's log console (an observe() callback that raises outside an Output).
-# Also records each clear_output answering a comm_msg: one per redraw of an Output.
-JS_HOOK_KERNEL = "() => {" + _NB + """
-  const kernel = w.sessionContext.session.kernel;
-  window.__labTestIopub = [];
-  kernel.iopubMessage.connect((_, msg) => {
-    const type = msg.header.msg_type, c = msg.content;
-    const parent = (msg.parent_header || {}).msg_type || '';
-    const log = (error, text) => window.__labTestIopub.push(
-      {parent, error, text, clear: type === 'clear_output'});
-    if (type === 'error') log(true, `${c.ename}: ${c.evalue}`);
-    else if (type === 'stream' && c.name === 'stderr') {
-      log(/Traceback|Exception|Error/.test(c.text), c.text.trim().slice(-400));
-    } else if (type === 'clear_output' && parent === 'comm_msg') log(false, '');
-  });
-}"""
-
+# JavaScript run in JupyterLab's page, from .ci/js/lab/ (each file says what it does);
+# the ones on the open notebook start from its panel, window.jupyterapp's current widget.
+# The state of the notebook named `name` (loading, or its kernel's status); "Run All
+# Cells" started (outcome in window.__labTestRun) and its progress and errors.
+JS_NOTEBOOK_STATE = read_js("js/lab/notebook-state.js")
+JS_START_RUN = read_js("js/lab/start-run.js")
+JS_RUN_STATUS = read_js("js/lab/run-status.js")
+# The widget views of the notebook marked data-lab-test-widget=k; whether widget k is
+# rendered; what its output area shows; its control to move (marked
+# data-lab-test-control=k) and that control's value.
+JS_TAG_WIDGETS = read_js("js/lab/tag-widgets.js")
+JS_WIDGET_RENDERED = read_js("js/lab/widget-rendered.js")
+JS_OUTPUT_SNAPSHOT = read_js("js/lab/output-snapshot.js")
+JS_PICK_CONTROL = read_js("js/lab/pick-control.js")
+JS_CONTROL_VALUE = read_js("js/lab/control-value.js")
+# The kernel's errors, stderr and widget redraws (window.__labTestIopub), and a trace of
+# the widget traffic (window.__labTestTrace, window.__labTestCommAt), read since entry n.
+JS_HOOK_KERNEL = read_js("js/lab/hook-kernel.js")
 JS_IOPUB_SINCE = "(n) => (window.__labTestIopub || []).slice(n)"
-
-# A compact trace of the widget traffic (every comm_msg either way, every message the
-# kernel publishes in answer to one), for the report of a failed move, and the time of
-# the last such message: a widget has settled when there has been none for a while.
-JS_HOOK_TRACE = "() => {" + _NB + """
-  const kernel = w.sessionContext.session.kernel;
-  const t0 = performance.now();
-  window.__labTestTrace = [];
-  window.__labTestCommAt = t0;
-  const brief = v => (typeof v === 'number' || typeof v === 'boolean' ||
-                      (typeof v === 'string' && v.length < 40)) ? `=${JSON.stringify(v)}` : '';
-  kernel.anyMessage.connect((_, args) => {
-    const m = args.msg, type = m.header.msg_type, c = m.content || {};
-    const parent = (m.parent_header || {}).msg_type || '';
-    if (type !== 'comm_msg' && parent !== 'comm_msg') return;
-    window.__labTestCommAt = performance.now();
-    if (type === 'status') return;
-    let detail = '';
-    if (type === 'comm_msg') {
-      const data = c.data || {}, state = data.state || {};
-      detail = `${data.method || ''} ${Object.keys(state).map(k => k + brief(state[k])).join(' ')}`;
-    } else if (type === 'display_data' || type === 'execute_result') {
-      detail = Object.keys(c.data || {}).join(',');
-    } else if (type === 'stream') detail = c.name;
-    else if (type === 'clear_output') detail = `wait=${c.wait}`;
-    else if (type === 'error') detail = c.ename;
-    const t = ((performance.now() - t0) / 1000).toFixed(2);
-    // the message's id when sent, the id of the request it answers when received
-    const id = (args.direction === 'send' ? m.header.msg_id : (m.parent_header || {}).msg_id) || '';
-    const dir = args.direction === 'send' ? '>' : '<';
-    window.__labTestTrace.push(`${t} ${dir} [${id.slice(0, 8)}] ${type} ${detail}`.trim());
-  });
-}"""
+JS_HOOK_TRACE = read_js("js/lab/hook-trace.js")
 JS_TRACE_SINCE = "(n) => (window.__labTestTrace || []).slice(n)"
 JS_COMM_QUIET = "() => (performance.now() - (window.__labTestCommAt || 0)) / 1000"
-
-# The notebook's entries in JupyterLab's log console: the outputs of the kernel that no
-# cell and no Output widget took (e.g. a widget callback's figure that escaped its Output
-# widget), and what ipywidgets logs there. null when the log console cannot be reached
-# (it is reached through the application's plugin registry, which is not a public API).
-JS_LOG_CONSOLE = """async (name) => {
-  const app = window.jupyterapp;
-  const registry = app.pluginRegistry || app;
-  const plugins = registry._plugins;
-  const plugin = plugins && plugins.get('@jupyterlab/logconsole-extension:plugin');
-  if (!plugin || !plugin.provides || !app.resolveRequiredService) return null;
-  const loggers = await app.resolveRequiredService(plugin.provides);
-  const logger = loggers.getLogger(name);
-  return logger.outputAreaModel.toJSON().map(o => {
-    const what = o.output_type === 'stream' ? `${o.name}: ${String(o.text).trim()}`
-      : o.output_type === 'error' ? `${o.ename}: ${o.evalue}`
-      : o.output_type === 'display_data' || o.output_type === 'execute_result'
-        ? `${Object.keys(o.data || {}).join(',')} ${String((o.data || {})['text/plain'] || '')}`
-      : JSON.stringify(o);
-    return `(${o.level || '?'}) ${o.output_type}: ${what}`.slice(0, 300);
-  });
-}"""
-
-# The client-side explorers of lossless.explore, and the note each one shows.
-JS_EXPLORER_NOTES = """() => Array.from(document.querySelectorAll('.lossless-explorer')).map(e => {
-  const note = e.querySelector('.lossless-explorer-note');
-  return {id: e.id, note: note ? note.textContent : ''};
-})"""
+# The notebook's entries in JupyterLab's log console (null when it cannot be reached),
+# and the note of each client-side explorer of lossless.explore.
+JS_LOG_CONSOLE = read_js("js/lab/log-console.js")
+JS_EXPLORER_NOTES = read_js("js/lab/explorer-notes.js")
 
 
 @dataclass

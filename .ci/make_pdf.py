@@ -6,24 +6,19 @@
    book as one page under ``_build/pdf/singlehtml``, with its own doctrees
    (``_build/pdf/.doctrees``) but the execution cache of ``make book``
    (``_build/.jupyter_cache``): a chapter executed by one is not executed again by the
-   other. This module is also loaded into that build as a Sphinx extension
-   (:func:`setup`), for two things the ``singlehtml`` builder gets wrong:
-
-   - ``sphinx-exercise`` registers its nodes' visitors for ``singlehtml`` by name, so
-     Sphinx no longer falls back to the ``html`` visitors for the other extensions'
-     nodes (sphinx-proof's ``definition_node`` fails with "unknown node type"): the
-     ``html`` ones are copied in;
-   - every chapter numbers its automatic ids from ``id1`` and names its sections
-     ``notes``, ``exercises``, ...; on one page they collide and a citation or a
-     cross-reference lands in the wrong chapter. Ids used by more than one chapter are
-     prefixed with the chapter's name (section, figure and equation numbers follow) and
-     every reference to them follows; cross-chapter links become plain ``#anchor``
-     links.
+   other. That build also loads the Sphinx extension ``_ext/lossless_singlehtml.py``
+   (:func:`build_singlehtml` adds it; ``make book`` does not), for two things the
+   ``singlehtml`` builder gets wrong (see its docstring): the ``html`` node visitors
+   that ``singlehtml`` loses once ``sphinx-exercise`` registers its own are copied in,
+   and the ids that several chapters share on the one page (``id1``, ``notes``, ...)
+   are prefixed with the chapter's name, every reference to them following.
 
 2. **Print.** The page is served on 127.0.0.1 (as ``.ci/browser_test.py`` does: the
-   same Debian Chromium, arguments and foreign-request blocking, nothing downloaded)
-   and opened with Playwright. Once MathJax has typeset every formula, every image has
-   loaded and every explorer (``.lossless-explorer``) and saved widget view has
+   same Debian Chromium, arguments and foreign-request blocking, nothing downloaded;
+   these helpers are shared in ``.ci/_browser.py``) and opened with Playwright; the
+   JavaScript run in the page is in ``.ci/pdf/*.js`` (and ``.ci/js/`` for the snippets
+   shared with the browser test). Once MathJax has typeset every formula, every image
+   has loaded and every explorer (``.lossless-explorer``) and saved widget view has
    rendered, the print stylesheet ``.ci/pdf/print.css`` is added (the HTML edition
    never loads it): no sidebars, navbar or buttons, a title page with the contents,
    every chapter on a new page, figures, equations and explorers kept whole, code
@@ -57,6 +52,13 @@ Usage (``make pdf`` runs the first form)::
 What the page showed (images, links, numbered targets, notes) is written next to
 the PDF as ``<name>.print.json`` for the check. Exit status 0 when the PDF was written
 and passed the check, 1 otherwise, 2 on a usage error.
+
+Where the parts live: this script builds the page, prints it and checks the PDF; the
+Sphinx extension of the single page is ``_ext/lossless_singlehtml.py``; the browser
+helpers (local server, Chromium through Playwright, offline request blocking, MathJax
+wait) are in ``.ci/_browser.py``, shared with ``browser_test.py`` and ``lab_test.py``;
+the JavaScript run in the page and the print stylesheet are under ``.ci/pdf/``
+(``*.js``, ``print.css``).
 """
 
 from __future__ import annotations
@@ -76,6 +78,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CI = Path(__file__).resolve().parent
 OUT_DIR = ROOT / "_build" / "pdf"
 PRINT_CSS = CI / "pdf" / "print.css"
+EXT = ROOT / "_ext"  # the book's local Sphinx extensions (_config.yml)
+SINGLEHTML_EXTENSION = "lossless_singlehtml"  # _ext/lossless_singlehtml.py, this build only
+
+if str(CI) not in sys.path:
+    sys.path.insert(0, str(CI))
+from _browser import (  # noqa: E402 (the browser helpers shared with browser_test.py)
+    JS_BROKEN_IMAGES, JS_EAGER_IMAGES, JS_EXPLORERS_RENDERED, JS_IMAGES_SETTLED,
+    JS_TWO_FRAMES, JS_WAIT_MATHJAX, launch, offline, read_js, start_server)
 
 MARGIN_MM = {"top": 17, "bottom": 17, "left": 16, "right": 16}
 # The width of the printed text in CSS pixels (96 per inch): the window gets it before
@@ -96,182 +106,21 @@ RAW_MARKERS = ("$$", "\\begin{", "\\end{", "\\frac", "\\mathbb", "\\sqrt", "{eq}
 # and inline TeX left between dollars: a backslash, ^, _ or a brace inside $...$
 RAW_INLINE_TEX = re.compile(r"\$[^$]{0,120}?[\\^_{}][^$]{0,120}?\$")
 
-# Run in the page before printing: the frame left out, the title page, the notes after
-# the explorers and saved widget views, solutions unfolded.
-JS_PREPARE_PRINT = """(args) => {
-  const book = document.createElement('main');
-  book.id = 'lossless-pdf';
-  for (const sel of ['#jb-print-docs-body', 'article.bd-article']) {
-    const el = document.querySelector(sel);
-    if (el) book.appendChild(el);
-  }
-  document.body.appendChild(book);
-  const h1 = book.querySelector('#jb-print-docs-body h1');
-  if (h1 && !book.querySelector('.lossless-pdf-byline')) {
-    const by = document.createElement('p');
-    by.className = 'lossless-pdf-byline';
-    by.textContent = args.author;
-    const ed = document.createElement('p');
-    ed.className = 'lossless-pdf-edition';
-    ed.textContent = args.edition;
-    h1.insertAdjacentElement('afterend', by);
-    by.insertAdjacentElement('afterend', ed);
-  }
-  const note = (el, text) => {
-    const next = el.nextElementSibling;
-    if (next && next.classList.contains('lossless-print-note')) return 0;
-    const p = document.createElement('p');
-    p.className = 'lossless-print-note';
-    p.textContent = text;
-    el.insertAdjacentElement('afterend', p);
-    return 1;
-  };
-  let explorers = 0, widgets = 0;
-  for (const el of book.querySelectorAll('.lossless-explorer')) explorers += note(el, args.explorer);
-  // a saved ipywidgets view: the manager renders it into the element before its script
-  for (const s of book.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')) {
-    const view = s.previousElementSibling || s.parentElement;
-    widgets += note(s.closest('.cell_output .output, .output') || view, args.widget);
-  }
-  let unfolded = 0;
-  for (const el of book.querySelectorAll('.toggle.toggle-hidden')) {
-    el.classList.remove('toggle-hidden');
-    unfolded += 1;
-  }
-  for (const d of book.querySelectorAll('details:not(.hide)')) d.open = true;
-  return {explorers, widgets, unfolded};
-}"""
-
-# With the window as wide as the printed text: shrink each displayed formula or table
-# wider than its line, then list what is still wider than the text.
-JS_FIT = """() => {
-  const book = document.getElementById('lossless-pdf');
-  const inner = el => {
-    const s = getComputedStyle(el);
-    return el.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
-  };
-  let formulas = 0, tables = 0, smallest = 1;
-  for (const c of book.querySelectorAll('mjx-container[display="true"]')) {
-    const math = c.querySelector('mjx-math');
-    if (!math) continue;
-    c.style.zoom = '';
-    // the formula's own width (MathJax never breaks it) against its room: the
-    // container fills the line beside the equation number
-    const need = math.getBoundingClientRect().width, have = c.clientWidth - 1;
-    if (need > have + 0.5 && have > 0) {
-      const z = have / need;
-      c.style.zoom = z.toFixed(4);
-      formulas += 1; smallest = Math.min(smallest, z);
-    }
-  }
-  for (const t of book.querySelectorAll('table')) {
-    if (t.parentElement.closest('table')) continue;
-    t.style.zoom = '';
-    const need = Math.max(t.getBoundingClientRect().width, t.scrollWidth);
-    const have = inner(t.parentElement) - 1;
-    if (need > have + 0.5 && have > 0) {
-      const z = have / need;
-      t.style.zoom = z.toFixed(4);
-      tables += 1; smallest = Math.min(smallest, z);
-    }
-  }
-  const box = book.getBoundingClientRect();
-  const wide = [];
-  const sel = 'mjx-container, table, pre, img, svg, figure, p, li, dl, dd, blockquote, ' +
-              '.admonition, .lossless-explorer, .cell_output, div.highlight, div.math';
-  for (const el of book.querySelectorAll(sel)) {
-    if (el.parentElement.closest('mjx-container')) continue;
-    if (!el.getClientRects().length) continue;
-    const r = el.getBoundingClientRect();
-    if (r.right > box.right + 1 || r.left < box.left - 1) {
-      const where = el.closest('section[id]');
-      wide.push(`${el.tagName.toLowerCase()} ${Math.round(r.width)}px in #${where ? where.id : '?'}: ` +
-                (el.textContent || '').replace(/\\s+/g, ' ').trim().slice(0, 60));
-    }
-  }
-  return {formulas, tables, smallest: Math.round(smallest * 100) / 100, wide,
-          width: Math.round(box.width)};
-}"""
-
-# What the printed page shows, for the check of the PDF.
-JS_REPORT = """() => {
-  const book = document.getElementById('lossless-pdf');
-  const shown = e => e.getClientRects().length > 0;
-  const text = e => { const c = e.cloneNode(true);
-    c.querySelectorAll('.headerlink').forEach(h => h.remove());
-    return c.textContent.replace(/\\s+/g, ' ').trim(); };
-  return {
-    images: Array.from(book.querySelectorAll('img')).filter(shown).length,
-    explorers: book.querySelectorAll('.lossless-explorer').length,
-    widgetViews: book.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
-    notes: Array.from(book.querySelectorAll('.lossless-print-note')).map(text),
-    // numbered things, with the id a cross-reference leads to: equations "(1.3)",
-    // figures, tables, definitions, theorems, exercises ("Fig. 1.1", "Definition 1.1")
-    targets: Array.from(book.querySelectorAll('span.eqno, .caption-number')).filter(shown)
-      .map(e => ({label: text(e), id: (e.parentElement.closest('[id]') || {}).id || null})),
-    internalLinks: Array.from(book.querySelectorAll('a[href^="#"]')).filter(shown).length,
-    chapters: document.querySelectorAll('span[id^="document-"]').length,
-  };
-}"""
-
-# The headings as Chromium's outline lists them (h1-h6 and role=heading, rendered, in
-# document order), with a clean title (no "#" link, math as its text) and the level
-# they get in the rebuilt outline: the title page on top, the introduction's sections
-# under it, then every chapter and back-matter page at the top with its sections
-# below; the title page's "Contents" headings are left out (level null).
-JS_HEADINGS = """() => {
-  const first = document.querySelector('#lossless-pdf span[id^="document-"]');
-  const titleBlock = document.getElementById('jb-print-docs-body');
-  return Array.from(document.querySelectorAll(
-      '#lossless-pdf :is(h1, h2, h3, h4, h5, h6, [role="heading"])'))
-    .filter(h => h.getClientRects().length > 0)
-    .map(h => {
-      const c = h.cloneNode(true);
-      c.querySelectorAll('.headerlink, .lossless-toc-page').forEach(e => e.remove());
-      c.querySelectorAll('mjx-container').forEach(m => {
-        const mml = m.querySelector('mjx-assistive-mml');
-        m.replaceWith(document.createTextNode(mml ? mml.textContent : ''));
-      });
-      const text = c.textContent.replace(/\\s+/g, ' ').trim();
-      const tag = /^H[1-6]$/.test(h.tagName) ? Number(h.tagName[1])
-        : Number(h.getAttribute('aria-level') || 2);
-      let level;
-      if (titleBlock && titleBlock.contains(h)) level = h.tagName === 'H1' ? 0 : null;
-      else if (!first || (first.compareDocumentPosition(h) & Node.DOCUMENT_POSITION_PRECEDING))
-        level = tag - 1;   // the introduction: its h2 sections under the title
-      else level = tag - 2;  // chapters are h2
-      return {text, level};
-    });
-}"""
-
-# The title page's contents: the page of each entry (from the first print's named
-# destinations), right-aligned.
-JS_TOC_PAGES = """(pages) => {
-  let n = 0;
-  for (const a of document.querySelectorAll('#jb-print-toc a[href^="#"]')) {
-    const page = pages[decodeURIComponent(a.getAttribute('href').slice(1))];
-    if (page === undefined) continue;
-    let span = a.querySelector('.lossless-toc-page');
-    if (!span) { span = document.createElement('span'); span.className = 'lossless-toc-page'; a.appendChild(span); }
-    span.textContent = String(page);
-    n += 1;
-  }
-  return n;
-}"""
-
+# JavaScript run in the page (from .ci/pdf/, each file says what it does; the snippets
+# shared with browser_test.py come from _browser): before printing, the frame left out,
+# the title page, the notes after the explorers and saved widget views, solutions
+# unfolded (JS_PREPARE_PRINT); with the window as wide as the printed text, the wide
+# formulas and tables shrunk (JS_FIT); what the printed page shows, for the check
+# (JS_REPORT); the headings for the rebuilt outline (JS_HEADINGS); the contents' page
+# numbers (JS_TOC_PAGES).
+JS_PREPARE_PRINT = read_js("pdf/prepare-print.js")
+JS_FIT = read_js("pdf/fit.js")
+JS_REPORT = read_js("pdf/report.js")
+JS_HEADINGS = read_js("pdf/headings.js")
+JS_TOC_PAGES = read_js("pdf/toc-pages.js")
+JS_READY_REPORT = read_js("pdf/ready-report.js")
+JS_WIDGETS_RENDERED = read_js("pdf/widgets-rendered.js")
 JS_FONTS_READY = "async () => { await document.fonts.ready; return document.fonts.status; }"
-JS_TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-
-JS_READY_REPORT = """() => ({
-  math: document.querySelectorAll('.math').length,
-  untypeset: Array.from(document.querySelectorAll('.math'))
-    .filter(e => !e.closest('pre,code,.highlight') && !e.parentElement.closest('.math'))
-    .filter(e => !e.querySelector('mjx-container')).length,
-  mathErrors: Array.from(document.querySelectorAll('mjx-merror'))
-    .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 80)),
-  explorers: document.querySelectorAll('.lossless-explorer').length,
-  explorersRendered: document.querySelectorAll('.lossless-explorer[data-rendered="true"]').length,
-})"""
 
 HEADER = """<div style="font-size:7.5pt; color:#777; width:100%; padding:0 16mm;
   font-family:'DejaVu Sans',sans-serif; text-align:right;"><span class="title"></span></div>"""
@@ -281,96 +130,12 @@ FOOTER = """<div style="font-size:8pt; color:#555; width:100%; text-align:center
 
 
 # ---------------------------------------------------------------------------------
-# The Sphinx side (this module is added to the singlehtml build's extensions)
-
-
-def _elements_by_document(doctree: Any, master: str) -> list[tuple[Any, str]]:
-    """Every element of the assembled page with the document it comes from.
-
-    ``inline_all_toctrees`` wraps each document in a ``start_of_file`` node by assigning
-    its ``children`` list, so the document's nodes keep their old ``parent``: the
-    document is found walking down from the root, not up from a node.
-    """
-    from docutils import nodes
-    from sphinx import addnodes
-
-    found: list[tuple[Any, str]] = []
-    stack = [(doctree, master)]
-    while stack:
-        node, doc = stack.pop()
-        if isinstance(node, addnodes.start_of_file):
-            doc = node["docname"]
-        found.append((node, doc))
-        stack.extend((child, doc) for child in reversed(node.children)
-                     if isinstance(child, nodes.Element))
-    return found
-
-
-def _slug(docname: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", docname).strip("-")
-
-
-def _merge_html_visitors(app: Any) -> None:
-    """Let ``singlehtml`` use every ``html`` visitor (see the module docstring)."""
-    handlers = app.registry.translation_handlers
-    if "singlehtml" in handlers:
-        handlers["singlehtml"] = {**handlers.get("html", {}), **handlers["singlehtml"]}
-
-
-def _unique_ids(app: Any, doctree: Any, docname: str) -> None:
-    """On the assembled single page: no id shared by two documents (module docstring)."""
-    from docutils import nodes
-    from sphinx.util import logging
-
-    if app.builder.name != "singlehtml" or docname != app.config.root_doc:
-        return
-    _merge_html_visitors(app)
-    elements = _elements_by_document(doctree, app.config.root_doc)
-    owners: dict[str, set[str]] = {}
-    for node, doc in elements:
-        for i in node.get("ids", []):
-            owners.setdefault(i, set()).add(doc)
-    clash = {i for i, docs in owners.items() if len(docs) > 1}
-    renamed: dict[tuple[str, str], str] = {}
-    for node, doc in elements:
-        ids = node.get("ids", [])
-        for k, i in enumerate(ids):
-            if i in clash:
-                renamed[(doc, i)] = ids[k] = f"{_slug(doc)}--{i}"
-    env = app.builder.env
-    for (doc, old), new in renamed.items():  # section, figure and equation numbers follow
-        secnums = env.toc_secnumbers.get(doc, {})
-        if "#" + old in secnums:
-            secnums["#" + new] = secnums["#" + old]
-        for numbers in env.toc_fignumbers.get(doc, {}).values():
-            if old in numbers:
-                numbers[new] = numbers[old]
-    for node, doc in elements:
-        if node.get("refid"):
-            node["refid"] = renamed.get((doc, node["refid"]), node["refid"])
-        if node.get("backrefs"):
-            node["backrefs"] = [renamed.get((doc, b), b) for b in node["backrefs"]]
-        if isinstance(node, nodes.reference) and node.get("refuri", "").startswith("#"):
-            uri = node["refuri"]
-            match = re.fullmatch(r"#document-([^#]+)#(.+)", uri)
-            if match:  # a link into another document: to the (renamed) anchor itself
-                target_doc, anchor = match.groups()
-                node["refuri"] = "#" + renamed.get((target_doc, anchor), anchor)
-            elif not uri.startswith("#document-"):
-                node["refuri"] = "#" + renamed.get((doc, uri[1:]), uri[1:])
-    logging.getLogger(__name__).info(
-        "make_pdf: %d id(s) shared by several documents renamed on the single page",
-        len(renamed))
-
-
-def setup(app: Any) -> dict[str, Any]:
-    """Sphinx extension entry point (only the PDF build loads it)."""
-    app.connect("doctree-resolved", _unique_ids, priority=900)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+# The single page (the Sphinx extension it loads is _ext/lossless_singlehtml.py)
 
 
 def build_singlehtml(outdir: Path, execute: bool) -> int:
-    """The whole book as one page, with ``make book``'s configuration and cache."""
+    """The whole book as one page, with ``make book``'s configuration and cache, and the
+    extension ``_ext/lossless_singlehtml.py`` (module docstring, 1.)."""
     from jupyter_book.config import get_final_config
     from jupyter_book.sphinx import build_sphinx
 
@@ -378,12 +143,12 @@ def build_singlehtml(outdir: Path, execute: bool) -> int:
     base = {"external_toc_path": toc, "latex_individualpages": False}
     final, _ = get_final_config(user_yaml=config, cli_config=dict(base), sourcedir=ROOT,
                                 use_external_toc=True)
-    if str(CI) not in sys.path:
-        sys.path.insert(0, str(CI))
+    if str(EXT) not in sys.path:  # get_final_config adds it too (local_extensions)
+        sys.path.insert(0, str(EXT))
     overrides: dict[str, Any] = {
         **base,
         "nitpicky": True,  # as make book's -n
-        "extensions": [*final["extensions"], Path(__file__).stem],
+        "extensions": [*final["extensions"], SINGLEHTML_EXTENSION],
         # make book's execution cache (myst-nb's default is next to the output folder)
         "nb_execution_cache_path": str(ROOT / "_build" / ".jupyter_cache"),
     }
@@ -424,10 +189,6 @@ def print_pdf(html_dir: Path, page_rel: str, out: Path, chromium: str, timeout_m
     """
     from playwright.sync_api import sync_playwright
 
-    if str(CI) not in sys.path:
-        sys.path.insert(0, str(CI))
-    from browser_test import JS_WAIT_MATHJAX, launch, offline, start_server
-
     problems: list[str] = []
     stats: dict[str, Any] = {}
     report: dict[str, Any] = {}
@@ -459,23 +220,14 @@ def print_pdf(html_dir: Path, page_rel: str, out: Path, chromium: str, timeout_m
             state = page.evaluate(JS_WAIT_MATHJAX, timeout_ms)
             if state != "done":
                 problems.append(f"MathJax did not finish: {state}")
-            page.evaluate("() => { for (const i of document.images) i.loading = 'eager'; }")
+            page.evaluate(JS_EAGER_IMAGES)
             try:
-                page.wait_for_function(
-                    "() => Array.from(document.images).every(i => i.complete)",
-                    timeout=timeout_ms)
-                page.wait_for_function(
-                    "() => Array.from(document.querySelectorAll('.lossless-explorer'))"
-                    ".every(e => e.getAttribute('data-rendered') === 'true')",
-                    timeout=timeout_ms)
+                page.wait_for_function(JS_IMAGES_SETTLED, timeout=timeout_ms)
+                page.wait_for_function(JS_EXPLORERS_RENDERED, timeout=timeout_ms)
             except Exception:  # noqa: BLE001 - reported below
                 pass
             try:  # saved ipywidgets views, rendered by the embedded widget manager
-                page.wait_for_function(
-                    "() => Array.from(document.querySelectorAll("
-                    "'script[type=\"application/vnd.jupyter.widget-view+json\"]')).every(v => "
-                    "v.previousElementSibling && v.previousElementSibling.childElementCount > 0)",
-                    timeout=timeout_ms)
+                page.wait_for_function(JS_WIDGETS_RENDERED, timeout=timeout_ms)
             except Exception:  # noqa: BLE001
                 problems.append("a saved widget view did not render")
             page.evaluate(JS_FONTS_READY)
@@ -488,8 +240,7 @@ def print_pdf(html_dir: Path, page_rel: str, out: Path, chromium: str, timeout_m
             if ready["explorersRendered"] != ready["explorers"]:
                 problems.append(f"{ready['explorers'] - ready['explorersRendered']} of "
                                 f"{ready['explorers']} explorer(s) did not render")
-            broken = page.evaluate("() => Array.from(document.images).filter("
-                                   "i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+            broken = page.evaluate(JS_BROKEN_IMAGES)
             if broken:
                 problems.append(f"{len(broken)} image(s) did not load: {broken[:3]}")
             stats["load s"] = round(time.monotonic() - started, 1)
@@ -548,7 +299,8 @@ def print_pdf(html_dir: Path, page_rel: str, out: Path, chromium: str, timeout_m
 
 
 def rebuild_outline(pdf: Path, headings: list[dict]) -> list[str]:
-    """Chromium's bookmarks with clean titles and a book's hierarchy (see JS_HEADINGS).
+    """Chromium's bookmarks with clean titles and a book's hierarchy (see
+    ``.ci/pdf/headings.js``).
 
     Chromium's outline has one bookmark per heading in document order, but some titles
     come out twice over ("1. 1. TitleTitle") and every chapter sits under the title
