@@ -25,7 +25,7 @@ def compare_empirical_spectra(
     X: np.ndarray,
     layers: Sequence[Any],
     width: int,
-    generator: "torch.Generator",
+    generator: Any,
     *,
     kernel: str = "ntk",
     weights: str | Callable = "gaussian",

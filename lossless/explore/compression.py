@@ -8,6 +8,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lossless import _checks
+from lossless.activations import layer_moments, layer_scales
+from lossless.networks import propagate
 from lossless.explore._vega import (Explorer, _cache_key, _close, _pair_state, _radio, _range,
                                     _spectrum_chart, _subsample, cached_states, significant)
 from lossless.spectra import SpectralComparison, compare_kernels, opnorm
@@ -58,11 +60,13 @@ def layer_mismatch(original_layers: Sequence[Any], compressed_layers: Sequence[A
         raise ValueError(f"the two networks must have the same depth, got "
                          f"{len(original_layers)} and {len(compressed_layers)}")
     tau0 = _checks.positive(tau0, "tau0")
-    tau, tau_c = tau0, tau0
+    moments_o = layer_moments(original_layers, tau0)
+    moments_c = layer_moments(compressed_layers, tau0)
+    tau_c = tau0
     out = []
     L = len(original_layers)
-    for ell, (a, c) in enumerate(zip(original_layers, compressed_layers), start=1):
-        mo, mc = a.moments(tau), c.moments(tau_c)
+    for ell, (a, c, mo, mc) in enumerate(zip(original_layers, compressed_layers, moments_o,
+                                             moments_c), start=1):
         for which, act, mom in (("original_layers", a, mo), ("compressed_layers", c, mc)):
             bad = [k for k in ("g1", "g2", "h", "v") if not math.isfinite(getattr(mom, k))]
             if bad:
@@ -248,13 +252,6 @@ def _perturbed(plan_layers: Sequence[Any], layer: int, ds_minus: float, ds_plus:
     return out
 
 
-def _scales(layers: Sequence[Any], tau0: float) -> list[float]:
-    taus = [float(tau0)]
-    for act in layers:
-        taus.append(math.sqrt(act.moments(taus[-1]).v))
-    return taus
-
-
 def _mismatch_rows(original: Sequence[Any], compressed: Sequence[Any], tau0: float) -> list:
     rows = layer_mismatch(list(original), list(compressed), tau0)
     return [[significant(r["g1^2"], 3), significant(r["g2^2"], 3),
@@ -267,16 +264,13 @@ def _features(X: Any, layers: Sequence[Any], weights: Sequence[Any], tau0: float
 
     Returns the last features and the list of every layer's input (for reuse).
     """
-    import torch
-
-    taus = _scales(layers, tau0)
+    centres = [m.m for m in layer_moments(layers, tau0)]
     H = X if H is None else H
     inputs = []
     for ell in range(start, len(layers)):
         inputs.append(H)
-        act, W = layers[ell], weights[ell]
-        m = float(act.moments(taus[ell]).m)
-        H = (act(H @ W.T) - m) / math.sqrt(W.shape[0])
+        W = weights[ell]
+        H = propagate(H, [W], [layers[ell]], [centres[ell]], [W.shape[0]])
     return H, inputs
 
 
@@ -367,7 +361,7 @@ def compression_states(sample: Any, original: Sequence[Any], *, seed: int = 0,
     plan = compress.compress(original, tau0)
     depth = len(original)
     idx = _subsample(X.shape[0], 64)
-    tau_L = _scales(original, tau0)[-1]
+    tau_L = layer_scales(original, tau0)[-1]
 
     keys = [(0, 0.0, 0.0, 1.0, False)]
     for layer in range(1, depth + 1):
@@ -395,7 +389,7 @@ def compression_states(sample: Any, original: Sequence[Any], *, seed: int = 0,
     eig = np.linalg.eigh(K)
     for key in keys:
         layers = layers_of(key)
-        shift = _scales(layers, tau0)[-1] ** 2 - tau_L**2
+        shift = layer_scales(layers, tau0)[-1] ** 2 - tau_L**2
         Kc = kernels.exact_ck(X, layers, tau0=tau0)
         states.append(record(_compression_state(K, eig, Kc, shift, idx), key, "exact", -1, layers))
     if not finite:
@@ -423,7 +417,7 @@ def compression_states(sample: Any, original: Sequence[Any], *, seed: int = 0,
                     start = max(key[0] - 1, 0)
                     Fc, _ = _features(Xt, layers, tern, tau0, start=start, H=inputs[start])
                     Kc = (Fc @ Fc.T).double().numpy()
-                    shift = _scales(layers, tau0)[-1] ** 2 - tau_L**2
+                    shift = layer_scales(layers, tau0)[-1] ** 2 - tau_L**2
                     states.append(record(_compression_state(K_w, eig_w, Kc, shift, idx), key,
                                          str(int(width)), eps, layers))
     return states
