@@ -401,7 +401,7 @@ def part_one_layer(args, log) -> tuple[list[dict], dict]:
             rot_sample = sample if inp == "x" else data.Sample(
                 X, sample.labels, data.GaussianMixture(
                     sample.mixture.means @ Q,
-                    np.stack([Q.T @ sample.mixture.cov(a) @ Q for a in range(sample.K)]),
+                    np.stack([Q.T @ sample.mixture.cov(a) @ Q for a in range(sample.n_classes)]),
                     sample.mixture.weights))
             lead_unit = {k: theory.first_layer_term(rot_sample, [a], 4.0, tau0=sample.tau0)
                          for k, a in acts.items()}
@@ -604,7 +604,7 @@ def kernel_ridge_accuracy(K: np.ndarray, task: experiments.Task, n: int) -> floa
     s, U = np.linalg.eigh(0.5 * (K + K.T))
     keep = s > s[-1] * 1e-12
     F = U[:, keep] * np.sqrt(s[keep])
-    ro = readout.validated_ridge_readout(F[:n], task.y_train, task.K)
+    ro = readout.validated_ridge_readout(F[:n], task.y_train, task.n_classes)
     return float(ro.accuracy(F[n:], task.y_test))
 
 

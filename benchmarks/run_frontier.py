@@ -82,7 +82,7 @@ def limit_rows(task: experiments.Task, seed: int) -> list[dict]:
         t0 = time.perf_counter()
         K = kernels.exact_ck(X, layers, tau0=task.tau0)
         F = kernel_features(K)
-        r = readout.validated_ridge_readout(F[:n], task.y_train, task.K)
+        r = readout.validated_ridge_readout(F[:n], task.y_train, task.n_classes)
         rows.append({
             "part": "limit", "dataset": task.name, "seed": seed, "method": method,
             "sparsity": 0.0, "factor": float("inf"), "net_widths": "inf",
@@ -91,7 +91,7 @@ def limit_rows(task: experiments.Task, seed: int) -> list[dict]:
             "train_accuracy": r.accuracy(F[:n], task.y_train),
             "test_accuracy": r.accuracy(F[n:], task.y_test),
             "alignment": kernel_target_alignment(K[:n, :n] - shift * np.eye(n),
-                                                 task.y_train, task.K),
+                                                 task.y_train, task.n_classes),
             "seconds": time.perf_counter() - t0})
     return rows
 
@@ -102,7 +102,7 @@ def rotated(task: experiments.Task, seed: int) -> experiments.Task:
     Q, R = np.linalg.qr(rng.standard_normal((task.p, task.p)))
     Q *= np.sign(np.diag(R))
     return experiments.Task(name=task.name, X_train=task.X_train @ Q, y_train=task.y_train,
-                            X_test=task.X_test @ Q, y_test=task.y_test, K=task.K,
+                            X_test=task.X_test @ Q, y_test=task.y_test, n_classes=task.n_classes,
                             class_names=task.class_names)
 
 
@@ -126,7 +126,7 @@ def check_rows(task: experiments.Task, factor: float, seed: int, sparsity: float
     subset = np.unique(np.linspace(0, task.n_train - 1, N_KERNEL).round().astype(int))
     K_ref = kernels.exact_ck(task.X_train[subset], LAYERS, tau0=task.tau0)
     agreement = experiments.kernel_agreement(F_train[subset], K_ref, net.shift)
-    r = readout.validated_ridge_readout(F_train, task.y_train, task.K)
+    r = readout.validated_ridge_readout(F_train, task.y_train, task.n_classes)
     return [{"part": "check", "factor": factor, "dataset": task.name, "activation": "relu",
              "widths": "x".join(map(str, widths)), "n_train": task.n_train,
              "n_test": task.n_test, "seed": seed, "method": "compressed",

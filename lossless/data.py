@@ -189,7 +189,7 @@ class GaussianMixture:
 
     # ------------------------------------------------------------------ basic attributes
     @property
-    def K(self) -> int:
+    def n_classes(self) -> int:
         """Number of classes."""
         return self._means.shape[0]
 
@@ -215,8 +215,8 @@ class GaussianMixture:
 
     def _check_class(self, a) -> int:
         a = _check_int(a, "a", minimum=0)
-        if a >= self.K:
-            raise ValueError(f"class index a must be in [0, {self.K}), got {a}")
+        if a >= self.n_classes:
+            raise ValueError(f"class index a must be in [0, {self.n_classes}), got {a}")
         return a
 
     def cov(self, a: int) -> np.ndarray:
@@ -246,7 +246,7 @@ class GaussianMixture:
         if c.ndim == 2:
             return c @ c.T
         # C_b is symmetric, so tr(C_a C_b) = sum_ij C_a[i, j] C_b[i, j]
-        flat = c.reshape(self.K, -1)
+        flat = c.reshape(self.n_classes, -1)
         return flat @ flat.T
 
     def cov_opnorms(self) -> np.ndarray:
@@ -267,7 +267,7 @@ class GaussianMixture:
             Proportions defining ``C° = sum_a c_a C_a``; the mixture weights by default.
         """
         w = self._weights if proportions is None else _checks.probability_vector(
-            proportions, "proportions", self.K)
+            proportions, "proportions", self.n_classes)
         tr = self.traces()
         tp = self.trace_products()
         tr0 = w @ tr
@@ -293,8 +293,8 @@ class GaussianMixture:
     def class_sizes(self, n: int) -> np.ndarray:
         """Class sizes ``n_a`` used by :meth:`sample`: ``n * weights`` rounded, sum ``n``."""
         n = _check_int(n, "n", minimum=1)
-        if n < self.K:
-            raise ValueError(f"n must be at least the number of classes K={self.K}, got {n}")
+        if n < self.n_classes:
+            raise ValueError(f"n must be at least the number of classes K={self.n_classes}, got {n}")
         counts = _class_sizes(n, self._weights)
         if np.any(counts == 0):
             raise ValueError(
@@ -317,7 +317,7 @@ class GaussianMixture:
         -------
         Sample
             ``X`` of shape (n, p) with rows ``(mu_a + z_i) / sqrt(p)``, the noise ``Z``
-            and labels ``0..K-1``.
+            and labels ``0..n_classes-1``.
         """
         rng = _check_generator(rng)
         counts = self.class_sizes(n)
@@ -335,16 +335,16 @@ class GaussianMixture:
             else:
                 Z[start : start + n_a] = G @ self._factor(a).T
             start += n_a
-        labels = np.repeat(np.arange(self.K), counts)
+        labels = np.repeat(np.arange(self.n_classes), counts)
         X = (self._means[labels] + Z) / np.sqrt(p)
         sample = Sample.__new__(Sample)  # arrays are fresh and valid: no copy
-        sample._set(X, labels, self, Z, self.K)
+        sample._set(X, labels, self, Z, self.n_classes)
         return sample
 
     def __repr__(self) -> str:
         kind = {1: "scalar", 2: "diagonal", 3: "full"}[self._covs.ndim]
         return (
-            f"GaussianMixture(k={self.K}, p={self.p}, covs={kind}, "
+            f"GaussianMixture(k={self.n_classes}, p={self.p}, covs={kind}, "
             f"weights={np.round(self._weights, 4).tolist()})"
         )
 
@@ -386,7 +386,7 @@ class Sample:
                 )
             if mixture.p != p:
                 raise ValueError(f"X has p={p} columns but mixture.p={mixture.p}")
-            K = mixture.K
+            K = mixture.n_classes
         else:
             K = int(labels_arr.max()) + 1 if n else 0
         if labels_arr.min() < 0 or labels_arr.max() >= K:
@@ -426,7 +426,7 @@ class Sample:
         X : array_like, shape (n, p)
             Data in the model's scale (e.g. the output of :func:`normalize`).
         labels : array_like of int, shape (n,)
-            Classes ``0..K-1``, each with at least 3 samples.
+            Classes ``0..n_classes-1``, each with at least 3 samples.
         debias : bool
             If true (default), ``T_aa = tr(C_a^2)/p`` uses the estimator that is
             unbiased for Gaussian data, ``(m-1)^2/((m+1)(m-2)) [tr S^2 - (tr S)^2/(m-1)]``
@@ -505,7 +505,7 @@ class Sample:
         return self._X.shape[1]
 
     @property
-    def K(self) -> int:
+    def n_classes(self) -> int:
         return self._K
 
     @cached_property
@@ -599,7 +599,7 @@ class Sample:
 
     def __repr__(self) -> str:
         return (
-            f"Sample(n={self.n}, p={self.p}, k={self.K}, counts={self.counts.tolist()}, "
+            f"Sample(n={self.n}, p={self.p}, k={self.n_classes}, counts={self.counts.tolist()}, "
             f"mixture={'yes' if self._mixture is not None else 'no'})"
         )
 
@@ -608,7 +608,7 @@ class Sample:
 def _simplex_means(K: int, p: int, separation: float, weights: np.ndarray) -> np.ndarray:
     """Means at pairwise distance ``separation`` with weighted average zero."""
     if K > p:
-        raise ValueError(f"presets need K <= p, got K={K}, p={p}")
+        raise ValueError(f"presets need n_classes <= p, got n_classes={K}, p={p}")
     means = np.zeros((K, p))
     means[np.arange(K), np.arange(K)] = separation / np.sqrt(2.0)
     return means - weights @ means
@@ -618,7 +618,7 @@ def _mixture_from_ingredients(
     p: int, K: int, separation: float, trace_gap: float, shape: float, weights
 ) -> GaussianMixture:
     p = _check_int(p, "p", minimum=2)
-    K = _check_int(K, "K", minimum=1)
+    K = _check_int(K, "n_classes", minimum=1)
     _checks.allocation((K, p), "p", p, what="the means")
     # bounded so that the squared norms and trace products of the mixture stay finite
     separation = _checks.real(separation, "separation", low=0.0, high=_MAX_SCALE)
@@ -642,20 +642,20 @@ def _mixture_from_ingredients(
     return GaussianMixture(means, covs, w)
 
 
-def _preset_mean(p, *, K=2, separation=3.0, weights=None):
-    return _mixture_from_ingredients(p, K, separation, 0.0, 0.0, weights)
+def _preset_mean(p, *, n_classes=2, separation=3.0, weights=None):
+    return _mixture_from_ingredients(p, n_classes, separation, 0.0, 0.0, weights)
 
 
-def _preset_trace(p, *, K=2, trace_gap=4.0, weights=None):
-    return _mixture_from_ingredients(p, K, 0.0, trace_gap, 0.0, weights)
+def _preset_trace(p, *, n_classes=2, trace_gap=4.0, weights=None):
+    return _mixture_from_ingredients(p, n_classes, 0.0, trace_gap, 0.0, weights)
 
 
-def _preset_shape(p, *, K=2, shape=0.5, weights=None):
-    return _mixture_from_ingredients(p, K, 0.0, 0.0, shape, weights)
+def _preset_shape(p, *, n_classes=2, shape=0.5, weights=None):
+    return _mixture_from_ingredients(p, n_classes, 0.0, 0.0, shape, weights)
 
 
-def _preset_mixed(p, *, K=2, separation=2.0, trace_gap=3.0, shape=0.4, weights=None):
-    return _mixture_from_ingredients(p, K, separation, trace_gap, shape, weights)
+def _preset_mixed(p, *, n_classes=2, separation=2.0, trace_gap=3.0, shape=0.4, weights=None):
+    return _mixture_from_ingredients(p, n_classes, separation, trace_gap, shape, weights)
 
 
 def _preset_reference(p):
@@ -681,7 +681,7 @@ def preset(name: str, p: int, **params) -> GaussianMixture:
     """A standard test mixture of dimension ``p`` satisfying Assumption 1.
 
     Three ingredients, each of the order Assumption 1 allows. Here the class index is
-    the code's ``a = 0..K-1`` (the book's class ``a + 1``; the book numbers classes
+    the code's ``a = 0..n_classes-1`` (the book's class ``a + 1``; the book numbers classes
     ``1..k``):
 
     - means at pairwise distance ``separation`` (a regular simplex,
@@ -702,7 +702,7 @@ def preset(name: str, p: int, **params) -> GaussianMixture:
     p : int
         Dimension.
     **params
-        Overrides of the ingredients above and ``K`` (default 2), ``weights``.
+        Overrides of the ingredients above and ``n_classes`` (default 2), ``weights``.
 
     Returns
     -------

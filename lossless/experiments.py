@@ -86,7 +86,7 @@ class Task:
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-    K: int
+    n_classes: int
     class_names: tuple = ()
 
     @property
@@ -109,7 +109,7 @@ class Task:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a string, got {_checks.describe(self.name)}")
-        K = _checks.integer(self.K, "K", minimum=2)
+        K = _checks.integer(self.n_classes, "n_classes", minimum=2)
         X = _checks.real_array(self.X_train, "X_train", ndim=2, dtype=None,
                                shape_hint="(n_train, p)")
         _checks.real_array(self.X_test, "X_test", shape=(None, X.shape[1]), dtype=None,
@@ -118,7 +118,7 @@ class Task:
         _check_labels(self.y_test, np.shape(self.X_test)[0], K)
 
     def __repr__(self) -> str:
-        return (f"Task({self.name!r}, p={self.p}, k={self.K}, n_train={self.n_train}, "
+        return (f"Task({self.name!r}, p={self.p}, k={self.n_classes}, n_train={self.n_train}, "
                 f"n_test={self.n_test}, tau0={self.tau0:.4g})")
 
 
@@ -153,8 +153,8 @@ def mixture_task(p: int, n_train: int, n_test: int, rng: np.random.Generator, *,
     train = mixture.sample(n_train, rng)
     test = mixture.sample(n_test, rng)
     return Task(name=f"gmm-{preset}", X_train=train.X, y_train=train.labels, X_test=test.X,
-                y_test=test.labels, K=mixture.K,
-                class_names=tuple(f"C{a + 1}" for a in range(mixture.K)))
+                y_test=test.labels, n_classes=mixture.n_classes,
+                class_names=tuple(f"C{a + 1}" for a in range(mixture.n_classes)))
 
 
 def fashion_mnist_task(classes: Sequence[int], n_train_per_class: int,
@@ -216,7 +216,7 @@ def fashion_mnist_task(classes: Sequence[int], n_train_per_class: int,
     X_test = data.normalize(raw_test, mean=mean, scale=scale)
     names = tuple(data.FASHION_MNIST_CLASSES[c] for c in classes)
     return Task(name=f"fashion-mnist-{len(classes)}", X_train=X_train, y_train=y_train,
-                X_test=X_test, y_test=y_test, K=len(classes), class_names=names)
+                X_test=X_test, y_test=y_test, n_classes=len(classes), class_names=names)
 
 
 # =====================================================================================
@@ -467,7 +467,7 @@ def run_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *
         logistic_penalty = _checks.positive(logistic_penalty, "logistic_penalty")
     tau0 = task.tau0
     label = activation if activation is not None else getattr(layers[0], "name", "custom")
-    targets = class_targets(task.y_train, task.K)
+    targets = class_targets(task.y_train, task.n_classes)
     K_ref = subset = None
     if n_kernel:
         subset = _kernel_subset(task.n_train, n_kernel)
@@ -483,7 +483,7 @@ def run_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *
         agreement = None
         if subset is not None and net.method != "narrow dense":
             agreement = kernel_agreement(F_train[subset], K_ref, net.shift)
-        validated = validated_ridge_readout(F_train, task.y_train, task.K)
+        validated = validated_ridge_readout(F_train, task.y_train, task.n_classes)
         if net.method == "dense":
             ridges = [validated.penalty if r is None else r for r in ridges]
         readouts: list[tuple[str, Readout | None, float, str, str]] = []
@@ -503,7 +503,7 @@ def run_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *
         readouts.append(("ridge (validated)", validated, validated.penalty, "own validated", ""))
         if logistic_penalty is not None:
             scale = float(np.mean(np.einsum("ij,ij->i", F_train, F_train)))
-            readouts.append(("logistic", logistic_readout(F_train, task.y_train, task.K,
+            readouts.append(("logistic", logistic_readout(F_train, task.y_train, task.n_classes,
                                                           logistic_penalty * scale),
                              logistic_penalty, "relative penalty", ""))
         elapsed = time.perf_counter() - start
@@ -834,12 +834,12 @@ def finetune(net: FeatureNetwork, task: Task, generator: torch.Generator, *,
     progress = _checks.flag(progress, "progress")
     d_L = net.widths[-1]
     if readout is None:
-        R = np.zeros((d_L, task.K))
+        R = np.zeros((d_L, task.n_classes))
     else:
         if not isinstance(readout, Readout):
             raise TypeError(f"readout must be a Readout or None, got {_checks.describe(readout)}")
-        if np.shape(readout.weights) != (d_L, task.K):
-            raise ValueError(f"readout must be a Readout with weights of shape ({d_L}, {task.K}), "
+        if np.shape(readout.weights) != (d_L, task.n_classes):
+            raise ValueError(f"readout must be a Readout with weights of shape ({d_L}, {task.n_classes}), "
                              f"got {np.shape(readout.weights)}")
         R = _checks.real_array(readout.weights, "readout.weights")
     start = time.perf_counter()
@@ -922,7 +922,7 @@ def run_finetune_trial(task: Task, layers: Sequence[Activation], widths: Sequenc
         net = build()
         F = net.features(task.X_train)
         scale = float(np.mean(np.einsum("ij,ij->i", F, F)))
-        readout = logistic_readout(F, task.y_train, task.K, logistic_penalty * scale)
+        readout = logistic_readout(F, task.y_train, task.n_classes, logistic_penalty * scale)
         result = finetune(net, task, torch.Generator().manual_seed(seed), readout=readout,
                           epochs=epochs, batch_size=batch_size, lr=lr)
         elapsed = time.perf_counter() - start

@@ -38,7 +38,7 @@ class ConvergenceError(RuntimeError):
     """An iterative solver stopped before converging; the message gives its residual."""
 
 
-def _check_labels(labels: Any, n: int | None, K: int | None = None) -> np.ndarray:
+def _check_labels(labels: Any, n: int | None, n_classes: int | None = None) -> np.ndarray:
     """Class indices: a 1-D integer array of length ``n`` (any length if None) with entries
     in ``[0, K)``."""
     if labels is None or isinstance(labels, (str, bytes)):
@@ -61,8 +61,9 @@ def _check_labels(labels: Any, n: int | None, K: int | None = None) -> np.ndarra
         raise ValueError(f"labels must have shape (n,) = ({n},), got {y.shape}")
     if n and y.min() < 0:
         raise ValueError(f"labels must be >= 0, got minimum {y.min()}")
-    if K is not None and n and y.max() >= K:
-        raise ValueError(f"labels must be in [0, K) = [0, {K}), got maximum {y.max()}")
+    if n_classes is not None and n and y.max() >= n_classes:
+        raise ValueError(f"labels must be in [0, n_classes) = [0, {n_classes}), got maximum "
+                         f"{y.max()}")
     return y.astype(np.int64)
 
 
@@ -71,7 +72,7 @@ def _check_labels(labels: Any, n: int | None, K: int | None = None) -> np.ndarra
 # =====================================================================================
 
 
-def class_targets(labels: Any, K: int) -> np.ndarray:
+def class_targets(labels: Any, n_classes: int) -> np.ndarray:
     """Centred one-hot (one-vs-rest) targets ``Y_ik = 1[y_i = k] - 1/K``.
 
     Centring removes the need for an intercept (the features are centred too); the
@@ -81,16 +82,16 @@ def class_targets(labels: Any, K: int) -> np.ndarray:
     Parameters
     ----------
     labels : array_like of int, shape (n,)
-    K : int
+    n_classes : int
         Number of classes, >= 2.
 
     Returns
     -------
     ndarray, shape (n, K), float64
     """
-    K = _checks.integer(K, "K", minimum=2)
+    K = _checks.integer(n_classes, "n_classes", minimum=2)
     y = _check_labels(labels, None, K)
-    _checks.allocation((y.size, K), "K", K, what="a targets matrix")
+    _checks.allocation((y.size, K), "n_classes", K, what="a targets matrix")
     Y = np.full((y.size, K), -1.0 / K)
     Y[np.arange(y.size), y] += 1.0
     return Y
@@ -289,7 +290,7 @@ def shift_corrected_readout(F: Any, targets: Any, ridge: float, shift: float, *,
 RIDGE_GRID: tuple[float, ...] = tuple(float(x) for x in 10.0 ** np.arange(-3.0, 2.01, 0.5))
 
 
-def validated_ridge_readout(F: Any, labels: Any, K: int, *, grid: Sequence[float] = RIDGE_GRID,
+def validated_ridge_readout(F: Any, labels: Any, n_classes: int, *, grid: Sequence[float] = RIDGE_GRID,
                             every: int = 5) -> Readout:
     """Ridge readout with ``gamma`` chosen by hold-out validation on the training set.
 
@@ -305,7 +306,7 @@ def validated_ridge_readout(F: Any, labels: Any, K: int, *, grid: Sequence[float
     ----------
     F : array_like, shape (n, d)
     labels : array_like of int, shape (n,)
-    K : int
+    n_classes : int
         Number of classes.
     grid : sequence of float
         Relative ridges, > 0.
@@ -319,6 +320,7 @@ def validated_ridge_readout(F: Any, labels: Any, K: int, *, grid: Sequence[float
     """
     F = _checks.feature_matrix(F)
     n = F.shape[0]
+    K = _checks.integer(n_classes, "n_classes", minimum=2)
     y = _check_labels(labels, n, K)
     Y = class_targets(y, K)
     every = _checks.integer(every, "every", minimum=2)
@@ -395,7 +397,7 @@ def _softmax_objective(w: np.ndarray, F: np.ndarray, Y1: np.ndarray, penalty: fl
     return float(loss), grad.ravel()
 
 
-def logistic_readout(F: Any, labels: Any, K: int, penalty: float, *,
+def logistic_readout(F: Any, labels: Any, n_classes: int, penalty: float, *,
                      max_iter: int = 1000, tol: float = 1e-8) -> Readout:
     r"""Multinomial logistic regression (softmax, no intercept) on the features.
 
@@ -409,7 +411,7 @@ def logistic_readout(F: Any, labels: Any, K: int, penalty: float, *,
     F : array_like, shape (n, d)
     labels : array_like of int, shape (n,)
         Classes in ``[0, K)``.
-    K : int
+    n_classes : int
         Number of classes, >= 2.
     penalty : float
         L2 penalty, > 0 (makes the problem strictly convex).
@@ -430,7 +432,7 @@ def logistic_readout(F: Any, labels: Any, K: int, penalty: float, *,
         gradient is small; the message gives the gradient norm and what to change.
     """
     F = _checks.feature_matrix(F)
-    K = _checks.integer(K, "K", minimum=2)
+    K = _checks.integer(n_classes, "n_classes", minimum=2)
     y = _check_labels(labels, F.shape[0], K)
     penalty = _checks.positive(penalty, "penalty")
     max_iter = _checks.integer(max_iter, "max_iter", minimum=1)

@@ -222,7 +222,7 @@ def label_alignment(u, labels) -> float:
     """How much of ``u`` lies in the span of the centred class indicators; in [0, 1].
 
     ``||P u|| / ||u||`` with ``P`` the orthogonal projector on the span of
-    ``j_a - (n_a/n) 1``, ``a = 0..K-1`` (class indicators with the constant vector
+    ``j_a - (n_a/n) 1``, ``a = 0..n_classes-1`` (class indicators with the constant vector
     removed). For two classes this is :func:`eigenvector_alignment` of ``u`` with the
     centred label vector (``+-1`` for balanced classes).
 

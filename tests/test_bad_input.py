@@ -243,11 +243,13 @@ ENTRIES: list[Entry] = [
           {"F": const(F_SMALL), "targets": const(TARGETS8), "ridge": const(0.1)},
           # a ridge <= 0 is allowed while the system stays positive definite (documented)
           {"F": array_bad((8, 4)), "targets": array_bad((8, 2)), "ridge": s(REAL_BAD)}),
-    Entry("readout.logistic_readout", lambda F, labels, K, penalty: readout.logistic_readout(
-              F, labels, K, penalty),
-          {"F": const(F_SMALL), "labels": const(LABELS8), "K": const(2), "penalty": const(0.1)},
+    Entry("readout.logistic_readout",
+          lambda F, labels, n_classes, penalty: readout.logistic_readout(F, labels, n_classes,
+                                                                         penalty),
+          {"F": const(F_SMALL), "labels": const(LABELS8), "n_classes": const(2),
+           "penalty": const(0.1)},
           {"F": array_bad((8, 4)), "labels": s([None, "a", np.full(8, 0.5), np.ones(7, int)]),
-           "K": s(INT_BAD + [0, 1]), "penalty": POS}),
+           "n_classes": s(INT_BAD + [0, 1]), "penalty": POS}),
     Entry("readout.kernel_ridge_predict",
           lambda K_train, K_cross, targets, ridge: readout.kernel_ridge_predict(
               K_train, K_cross, targets, ridge),
@@ -530,7 +532,7 @@ SIZE_CALLS = {  # absurd sizes are refused before allocating, naming the argumen
         np.eye(4), np.ones(4), 0.1, w)),
     "mixture_task": ("n_train", lambda w: experiments.mixture_task(8, w, 6,
                                                                    np.random.default_rng(0))),
-    "class_targets": ("K", lambda w: readout.class_targets(np.array([0, 1]), w)),
+    "class_targets": ("n_classes", lambda w: readout.class_targets(np.array([0, 1]), w)),
 }
 
 

@@ -52,7 +52,7 @@ def test_J_M_V_counts(tiny):
     np.testing.assert_array_equal(tiny.counts, [2, 1])
     # Z is recovered from X and the means when it is not given
     np.testing.assert_allclose(tiny.Z, [[1, 1], [0, 2], [1, -1]], atol=1e-14)
-    assert (tiny.n, tiny.p, tiny.K) == (3, 2, 2)
+    assert (tiny.n, tiny.p, tiny.n_classes) == (3, 2, 2)
 
 
 @pytest.mark.parametrize("kind", ["scalar", "diagonal", "full"])
@@ -90,7 +90,7 @@ def test_growth_statistics_definitions():
 
 # ----------------------------------------------------------------------------- sampling
 def test_sample_shapes_order_and_model():
-    m = data.preset("mixed", 16, K=3)
+    m = data.preset("mixed", 16, n_classes=3)
     s = m.sample(30, np.random.default_rng(0))
     assert s.X.shape == (30, 16) and s.Z.shape == (30, 16) and s.labels.shape == (30,)
     assert np.all(np.diff(s.labels) >= 0)
@@ -206,13 +206,13 @@ def test_reference_preset_means_and_covariances():
 
 def test_preset_ingredients():
     p = 100
-    mean = data.preset("mean", p, K=3, separation=2.0)
+    mean = data.preset("mean", p, n_classes=3, separation=2.0)
     dist = np.linalg.norm(mean.means[:, None] - mean.means[None], axis=-1)
     np.testing.assert_allclose(dist[~np.eye(3, dtype=bool)], 2.0)
     np.testing.assert_allclose(mean.weights @ mean.means, 0, atol=1e-14)
     trace = data.preset("trace", p, trace_gap=5.0)
     np.testing.assert_allclose(trace.traces(), [p, p * (1 + 5 / 10)])
-    shape = data.preset("shape", p, K=3)
+    shape = data.preset("shape", p, n_classes=3)
     np.testing.assert_allclose(shape.traces(), p, rtol=1e-12)
     assert shape.covs.shape == (3, p)
 
@@ -245,7 +245,7 @@ def test_bad_mixture_raises(kwargs, match):
 
 
 def test_bad_sampling_arguments():
-    m = data.preset("mean", 8, K=3)
+    m = data.preset("mean", 8, n_classes=3)
     with pytest.raises(ValueError, match="at least the number of classes"):
         m.sample(2, np.random.default_rng(0))
     with pytest.raises(TypeError, match="n must be an integer"):
@@ -275,7 +275,7 @@ def test_bad_sample_arguments():
     with pytest.raises(ValueError, match="integers"):
         Sample(X, [0.5, 1, 1], m)
     bare = Sample(X, [0, 1, 1])
-    assert bare.Z is None and bare.K == 2
+    assert bare.Z is None and bare.n_classes == 2
     with pytest.raises(ValueError, match="from_data"):
         bare.t
     with pytest.raises(ValueError, match="at least 3 samples"):

@@ -146,7 +146,7 @@ def test_finetune_keeps_zeros_and_is_deterministic(small_task):
 # ------------------------------------------------------------------------- tasks
 def test_mixture_task_shapes(small_task):
     assert small_task.X_train.shape == (120, 64) and small_task.X_test.shape == (80, 64)
-    assert small_task.K == 2 and set(np.unique(small_task.y_test)) == {0, 1}
+    assert small_task.n_classes == 2 and set(np.unique(small_task.y_test)) == {0, 1}
     with pytest.raises(ValueError, match="n_test"):
         experiments.mixture_task(10, 10, 0, np.random.default_rng(0))
 
@@ -303,7 +303,7 @@ def test_run_trial_checks_every_argument_by_name(small_task):
 def test_task_checks_its_arrays():
     X, y = np.zeros((4, 3)), np.array([0, 1, 0, 1])
     task = experiments.Task("t", X, y, X, y, 2)
-    assert task.n_train == 4 and task.K == 2
+    assert task.n_train == 4 and task.n_classes == 2
     with pytest.raises(ValueError, match="X_train must be finite"):
         experiments.Task("t", np.full((4, 3), np.nan), y, X, y, 2)
     with pytest.raises(ValueError, match="X_test must have shape"):
@@ -312,7 +312,7 @@ def test_task_checks_its_arrays():
         experiments.Task("t", X, y + 1, X, y, 2)
     with pytest.raises(TypeError, match="labels"):
         experiments.Task("t", X, y.astype(float), X, y, 2)
-    with pytest.raises(TypeError, match="K"):
+    with pytest.raises(TypeError, match="n_classes"):
         experiments.Task("t", X, y, X, y, 2.0)
 
 

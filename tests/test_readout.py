@@ -44,11 +44,12 @@ def test_class_targets_are_centred_one_hot():
     np.testing.assert_allclose(Y[0], [2 / 3, -1 / 3, -1 / 3])
 
 
-@pytest.mark.parametrize("labels, K, error", [([0, 3], 3, ValueError), ([0.5, 1], 2, TypeError),
-                                             ([[0, 1]], 2, ValueError), ([0, 1], 1, ValueError)])
-def test_class_targets_bad_input(labels, K, error):
-    with pytest.raises(error, match="labels|K"):
-        readout.class_targets(np.array(labels), K)
+@pytest.mark.parametrize("labels, n_classes, error", [
+    ([0, 3], 3, ValueError), ([0.5, 1], 2, TypeError), ([[0, 1]], 2, ValueError),
+    ([0, 1], 1, ValueError)])
+def test_class_targets_bad_input(labels, n_classes, error):
+    with pytest.raises(error, match="labels|n_classes"):
+        readout.class_targets(np.array(labels), n_classes)
 
 
 # ------------------------------------------------------------------------- ridge
@@ -223,7 +224,7 @@ def test_logistic_readout_raises_with_its_gradient_when_it_does_not_converge():
                                  (dict(tol="1e-8"), TypeError, "tol")):
         with pytest.raises(error, match=match):
             readout.logistic_readout(F, y, 3, 0.01, **kwargs)
-    with pytest.raises(TypeError, match="K"):
+    with pytest.raises(TypeError, match="n_classes"):
         readout.logistic_readout(F, y, 3.0, 0.01)
     with pytest.raises(ValueError, match="penalty"):
         readout.logistic_readout(F, y, 3, math.nan)

@@ -148,8 +148,8 @@ def test_equivalent_is_gram_plus_low_rank_plus_identity(small):
     K = theory.equivalent_ntk(small, layers)
     rest = K - terms.scale * small.X @ small.X.T - terms.shift * np.eye(small.n)
     s = np.linalg.svd(rest, compute_uv=False)
-    assert terms.V.shape == (small.n, small.K + 1) and terms.C.shape == (small.K + 1,) * 2
-    assert s[0] > 1e-3 and s[small.K + 1] < 1e-10 * s[0]  # rank K + 1
+    assert terms.V.shape == (small.n, small.n_classes + 1) and terms.C.shape == (small.n_classes + 1,) * 2
+    assert s[0] > 1e-3 and s[small.n_classes + 1] < 1e-10 * s[0]  # rank K + 1
     # the diagonal is close to κ_L² (entries of V C Vᵀ are O(1/p) on the diagonal)
     kappa2 = terms.coefficients.kappa2[-1]
     assert np.abs(np.diag(K) - kappa2).max() < 0.2 * kappa2
