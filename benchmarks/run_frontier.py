@@ -109,7 +109,7 @@ def rotated(task: experiments.Task, seed: int) -> experiments.Task:
 def trial_rows(part: str, task: experiments.Task, factor: float, seed: int,
                sparsities) -> list[dict]:
     widths = [int(round(factor * w)) for w in WIDTHS]
-    trial = experiments.run_trial(task, LAYERS, widths, seed=seed, ridges=(None,),
+    trial = experiments.run_trial(task, widths, LAYERS, seed=seed, ridges=(None,),
                                   sparsities=sparsities, baselines=(), n_kernel=N_KERNEL,
                                   activation="relu")
     return [{"part": part, "factor": factor, **r} for r in trial]

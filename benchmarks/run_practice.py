@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
                 layers = spec["layers"]
                 t0 = time.perf_counter()
                 trial = experiments.run_trial(
-                    task, layers, WIDTHS, seed=seed, ridges=(None,), shift_ridges=(2.0,),
+                    task, WIDTHS, layers, seed=seed, ridges=(None,), shift_ridges=(2.0,),
                     sparsities=SPARSITIES, matchings=spec["matchings"],
                     logistic_penalty=1e-3, n_kernel=500, activation=arch,
                     progress=args.progress)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
             if "relu" in ARCHITECTURES:
                 t0 = time.perf_counter()
                 tuned = experiments.run_finetune_trial(
-                    task, ARCHITECTURES["relu"]["layers"], WIDTHS, seed=seed, sparsity=0.9,
+                    task, WIDTHS, ARCHITECTURES["relu"]["layers"], seed=seed, sparsity=0.9,
                     epochs=3, lr=1e-2, activation="relu", progress=args.progress)
                 rows += [{"protocol": "fine-tune", **r} for r in tuned]
                 print(f"seed {seed} {task.name:>17} fine-tune: {len(tuned)} rows, "

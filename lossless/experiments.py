@@ -295,7 +295,7 @@ BASELINES: dict[str, tuple[bool, Any]] = {
 }
 
 
-def _network_builders(task: Task, layers: list, widths: list[int], seed: int,
+def _network_builders(task: Task, widths: list[int], layers: list, seed: int,
                       sparsities: Sequence[float], baselines: Sequence[str],
                       matchings: Sequence[str]) -> list:
     """Callables building the networks of :func:`run_trial`, in order (dense first)."""
@@ -329,7 +329,7 @@ def _network_builders(task: Task, layers: list, widths: list[int], seed: int,
     return builders
 
 
-def _row_base(task: Task, label: str, layers: list, widths: list[int], seed: int,
+def _row_base(task: Task, label: str, widths: list[int], layers: list, seed: int,
               net: FeatureNetwork) -> dict:
     full_bits = DENSE_BITS * _n_weights(task.p, widths)
     return {
@@ -375,7 +375,7 @@ def _check_label(activation: Any) -> str | None:
     return activation
 
 
-def run_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *, seed: int,
+def run_trial(task: Task, widths: Sequence[int], layers: Sequence[Activation], *, seed: int,
               ridges: Sequence[float | None] = (None,),
               shift_ridges: Sequence[float] = (),
               sparsities: Sequence[float] = (0.0, 0.5, 0.9, 0.95, 0.99),
@@ -408,9 +408,9 @@ def run_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *
     Parameters
     ----------
     task : Task
+    widths : sequence of int
     layers : sequence of Activation
         The original network's activations.
-    widths : sequence of int
     seed : int
     ridges : sequence of (float or None), default (None,)
         The ``gamma`` of the ``ridge`` and ``shift-corrected ridge`` readouts; None
@@ -472,7 +472,7 @@ def run_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *
     if n_kernel:
         subset = _kernel_subset(task.n_train, n_kernel)
         K_ref = kernels.exact_ck(task.X_train[subset], layers, tau0=tau0)
-    builders = _network_builders(task, layers, widths, seed, sparsities, baselines, matchings)
+    builders = _network_builders(task, widths, layers, seed, sparsities, baselines, matchings)
     iterator = progress_bar(builders, progress, f"{task.name}, seed {seed}")
     rows = []
     for build in iterator:
@@ -511,7 +511,7 @@ def run_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *
             if readout is not None and not readout.converged:
                 note = f"not converged (gradient {readout.gradient_norm:.2e})"
             rows.append({
-                **_row_base(task, label, layers, widths, seed, net),
+                **_row_base(task, label, widths, layers, seed, net),
                 "readout": kind, "ridge_rule": rule, "ridge": lam,
                 "penalty": readout.penalty if readout is not None else lam - net.shift,
                 "shift": net.shift,
@@ -878,7 +878,7 @@ def finetune(net: FeatureNetwork, task: Task, generator: torch.Generator, *,
     return FinetuneResult(np.array(accs), np.array(losses), kept, time.perf_counter() - start)
 
 
-def run_finetune_trial(task: Task, layers: Sequence[Activation], widths: Sequence[int], *,
+def run_finetune_trial(task: Task, widths: Sequence[int], layers: Sequence[Activation], *,
                        seed: int, sparsity: float = 0.9,
                        baselines: Sequence[str] = tuple(BASELINES),
                        matchings: Sequence[str] = ("entropy",), epochs: int = 3,
@@ -914,7 +914,7 @@ def run_finetune_trial(task: Task, layers: Sequence[Activation], widths: Sequenc
     activation = _check_label(activation)
     label = activation if activation is not None else getattr(layers[0], "name", "custom")
     logistic_penalty = _checks.positive(logistic_penalty, "logistic_penalty")
-    builders = _network_builders(task, layers, widths, seed, [sparsity], baselines, matchings)
+    builders = _network_builders(task, widths, layers, seed, [sparsity], baselines, matchings)
     iterator = progress_bar(builders, progress, f"fine-tune {task.name}, seed {seed}")
     rows = []
     for build in iterator:
@@ -928,7 +928,7 @@ def run_finetune_trial(task: Task, layers: Sequence[Activation], widths: Sequenc
         elapsed = time.perf_counter() - start
         losses = [math.nan] + [float(x) for x in result.train_loss]
         for epoch, (acc, loss) in enumerate(zip(result.test_accuracy, losses)):
-            rows.append({**_row_base(task, label, layers, widths, seed, net),
+            rows.append({**_row_base(task, label, widths, layers, seed, net),
                          "readout": "fine-tuned (all layers)", "epoch": epoch,
                          "test_accuracy": float(acc), "train_loss": loss, "lr": lr,
                          "seconds": elapsed})

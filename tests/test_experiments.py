@@ -60,8 +60,8 @@ def test_run_trial_rows_and_determinism(small_task):
     kwargs = dict(seed=1, sparsities=(0.0, 0.9), n_kernel=40, ridges=(None, 1.0),
                   shift_ridges=(2.0,),
                   matchings=("entropy", "authors"), logistic_penalty=1e-2)
-    rows = experiments.run_trial(small_task, RELU3, [60, 60, 40], **kwargs)
-    again = experiments.run_trial(small_task, RELU3, [60, 60, 40], **kwargs)
+    rows = experiments.run_trial(small_task, [60, 60, 40], RELU3, **kwargs)
+    again = experiments.run_trial(small_task, [60, 60, 40], RELU3, **kwargs)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(rows) == strip(again) or all(
         (a == b) or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
@@ -93,7 +93,7 @@ def test_run_trial_rows_and_determinism(small_task):
             budgets = [baselines.ternary_memory(n_w, e).bits(r["matched"]) for e in (0.0, 0.9)]
             assert any(0 < r["bits_entropy"] <= b for b in budgets)
     with pytest.raises(ValueError, match="baselines"):
-        experiments.run_trial(small_task, RELU3, [10, 10, 10], seed=0, baselines=("dropout",))
+        experiments.run_trial(small_task, [10, 10, 10], RELU3, seed=0, baselines=("dropout",))
 
 
 def test_summarize_groups_and_ignores_nan():
@@ -237,11 +237,11 @@ def test_counts_seeds_and_fractions_are_not_truncated_or_parsed(small_task):
     """The issue's cases: numeric strings parsed, float counts truncated, seed=1.7 -> 1."""
     rng = np.random.default_rng(0)
     with pytest.raises(TypeError, match="seed"):
-        experiments.run_trial(small_task, RELU3[:1], [8], seed=1.7, sparsities=())
+        experiments.run_trial(small_task, [8], RELU3[:1], seed=1.7, sparsities=())
     with pytest.raises(ValueError, match="seed"):
-        experiments.run_trial(small_task, RELU3[:1], [8], seed=-1, sparsities=())
+        experiments.run_trial(small_task, [8], RELU3[:1], seed=-1, sparsities=())
     with pytest.raises(TypeError, match="seed"):
-        experiments.run_finetune_trial(small_task, RELU3[:1], [8], seed="0")
+        experiments.run_finetune_trial(small_task, [8], RELU3[:1], seed="0")
     with pytest.raises(TypeError, match="n_train"):
         experiments.mixture_task(8, 10.0, 10, rng)
     with pytest.raises(TypeError, match="rng"):
@@ -293,11 +293,11 @@ def test_run_trial_checks_every_argument_by_name(small_task):
     ]
     for kwargs, error, match in cases:
         with pytest.raises(error, match=match):
-            experiments.run_trial(small_task, RELU3[:1], [8], **{**base, **kwargs})
+            experiments.run_trial(small_task, [8], RELU3[:1], **{**base, **kwargs})
     with pytest.raises(TypeError, match="layers"):
-        experiments.run_trial(small_task, "relu", [8], **base)
+        experiments.run_trial(small_task, [8], "relu", **base)
     with pytest.raises(ValueError, match="widths"):
-        experiments.run_trial(small_task, RELU3[:1], [8, 8], **base)
+        experiments.run_trial(small_task, [8, 8], RELU3[:1], **base)
 
 
 def test_task_checks_its_arrays():
