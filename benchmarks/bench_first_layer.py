@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lossless import activations, compress, data, experiments, kernels, readout, theory
+from lossless import activations, compress, data, experiments, kernels, memory, readout, theory
 from lossless.display import progress
 from lossless.networks import MLP, gaussian_weights, ternary_weights
 
@@ -548,7 +548,7 @@ def part_bytes() -> dict:
             "bytes": r(bits * p * d1 / 8.0), "total_bytes_with_rest_at_eps_0.99": r(
                 (bits * p * d1 + (binary_entropy(0.99) + 0.01) * rest) / 8.0)}
     # cross-check with the package's memory report (entropy bound row)
-    rep = compress.memory_report(p, [d1], 0.9)
+    rep = memory.memory_report(p, [d1], 0.9)
     row = [b for label, b, kind in rep.rows if label.startswith("entropy bound")][0]
     assert abs(row - p * d1 * (binary_entropy(0.9) + 0.1)) < 1e-6 * row
     out["rotation"] = {

@@ -19,19 +19,10 @@ import torch
 
 from lossless import _checks, compress, networks
 from lossless.activations import Activation
-from lossless.memory import (ACCOUNTINGS, DENSE_BITS, MemoryCost, binary_entropy,
-                             dense_memory, matched_kept_fraction, sparse_float_memory,
+from lossless.memory import (ACCOUNTINGS, DENSE_BITS, MemoryCost, dense_memory, sparse_float_memory,
                              ternary_memory)
 
 __all__ = [
-    "DENSE_BITS",
-    "ACCOUNTINGS",
-    "binary_entropy",
-    "MemoryCost",
-    "dense_memory",
-    "ternary_memory",
-    "sparse_float_memory",
-    "matched_kept_fraction",
     "magnitude_prune",
     "naive_ternarize",
     "random_sparsify",

@@ -1,10 +1,14 @@
 """Shared test ingredients: example activations and samples on a compressed network's
 thresholds (imported by the test modules as ``from conftest import ...``)."""
 
+import math
+
 import numpy as np
+import pytest
 import torch
 
 from lossless import activations as A
+from lossless import compress
 
 
 def builtin_examples() -> list[A.Activation]:
@@ -52,3 +56,24 @@ def on_thresholds(net, rng):
             rows[-2][k] = np.nextafter(x[k], np.inf)
             rows[-1][k] = np.nextafter(x[k], -np.inf)
     return np.array(rows)
+
+
+# -- the compression tests ----------------------------------------------------------
+#: Activations the solver is tested on, by name.
+ACTIVATIONS = {
+    "relu": lambda: A.get("relu"),
+    "leaky_relu": lambda: A.get("leaky_relu", slope=0.1),
+    "abs": lambda: A.get("abs"),
+    "tanh": lambda: A.get("tanh"),
+    "erf": lambda: A.get("erf"),
+    "sigmoid": lambda: A.get("sigmoid"),
+}
+
+#: τ₀ of the reference mixture at p = 512.
+TAU0 = math.sqrt(1.0 + 1.5 / math.sqrt(512) + 9.0 / 512)
+
+
+@pytest.fixture(scope="module")
+def relu3():
+    """The plan of three ReLU layers at :data:`TAU0`."""
+    return compress.compress([A.get("relu")] * 3, TAU0)

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lossless import (activations, baselines, compress, data, dynamics, experiments, explore,
-                      kernels, networks, plotting, readout, spectra, theory, toolbox)
+                      kernels, memory, networks, plotting, readout, spectra, theory, toolbox)
 
 SETTINGS = settings(max_examples=30, derandomize=True, database=None, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow,
@@ -229,7 +229,7 @@ ENTRIES: list[Entry] = [
               target, tau_c, tol=tol),
           {"target": const(MOMENTS_RELU), "tau_c": const(1.0), "tol": const(1e-10)},
           {"target": s([None, 1.0, "m", {"g1": 1.0}]), "tau_c": POS, "tol": POS}),
-    Entry("compress.memory_report", lambda p, widths, sparsity: compress.memory_report(
+    Entry("memory.memory_report", lambda p, widths, sparsity: memory.memory_report(
               p, widths, sparsity),
           {"p": const(5), "widths": const([4, 3]), "sparsity": const(0.5)},
           {"p": INT1, "widths": s([None, [4, 2.7], [0], "4"]), "sparsity": FRAC}),
@@ -265,7 +265,7 @@ ENTRIES: list[Entry] = [
     Entry("baselines.naive_ternarize", lambda W, sparsity: baselines.naive_ternarize(W, sparsity),
           {"W": const(W_SMALL), "sparsity": const(0.5)},
           {"W": st.one_of(array_bad((6, 5)), s([torch.zeros(6, 5)])), "sparsity": FRAC}),
-    Entry("baselines.ternary_memory", lambda n_weights, sparsity: baselines.ternary_memory(
+    Entry("memory.ternary_memory", lambda n_weights, sparsity: memory.ternary_memory(
               n_weights, sparsity),
           {"n_weights": const(100), "sparsity": const(0.5)},
           {"n_weights": INT1, "sparsity": FRAC}),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lossless import activations, baselines, compress, experiments, networks
+from lossless import activations, baselines, compress, experiments, memory, networks
 
 RELU3 = [activations.get("relu")] * 3
 
@@ -17,56 +17,6 @@ RELU3 = [activations.get("relu")] * 3
 @pytest.fixture(scope="module")
 def small_task():
     return experiments.mixture_task(64, 120, 80, np.random.default_rng(0))
-
-
-# ------------------------------------------------------------------------- memory
-def test_binary_entropy_values():
-    assert baselines.binary_entropy(0.5) == 1.0
-    assert baselines.binary_entropy(0.0) == baselines.binary_entropy(1.0) == 0.0
-    assert baselines.binary_entropy(0.1) == pytest.approx(0.4689955935892812, rel=1e-14)
-    with pytest.raises(ValueError):
-        baselines.binary_entropy(1.5)
-
-
-def test_ternary_memory_accountings():
-    n = 1000
-    third = baselines.ternary_memory(n, 1 / 3)
-    assert third.bits_per_weight("entropy") == pytest.approx(math.log2(3))
-    m = baselines.ternary_memory(n, 0.0)
-    assert m.bits("entropy") == m.bits("authors") == n          # ±1: one bit per weight
-    m = baselines.ternary_memory(n, 0.9)
-    assert m.bits("authors") == pytest.approx(100.0)
-    assert m.bits("entropy") == pytest.approx(n * (baselines.binary_entropy(0.9) + 0.1))
-    assert m.ratio("entropy") == pytest.approx(32 / (baselines.binary_entropy(0.9) + 0.1))
-    assert m.dense_bits == 32 * n
-    with pytest.raises(ValueError, match="accounting"):
-        m.bits("huffman")
-
-
-@pytest.mark.parametrize("eps", [0.0, 0.5, 0.9, 0.99])
-def test_ternary_memory_agrees_with_compress_memory_report(eps):
-    rep = compress.memory_report(64, [30, 20], eps)
-    m = baselines.ternary_memory(rep.n_weights, eps)
-    assert m.bits("entropy") == pytest.approx(rep.bits("entropy"), rel=1e-12)
-    assert m.bits("authors") == pytest.approx(rep.bits("authors"), rel=1e-12)
-    assert baselines.dense_memory(rep.n_weights).bits("entropy") == rep.bits("dense")
-
-
-def test_sparse_float_memory_and_matching():
-    m = baselines.sparse_float_memory(500, 0.02)
-    assert m.bits("entropy") == pytest.approx(500 * (baselines.binary_entropy(0.02) + 0.64))
-    assert m.bits("authors") == pytest.approx(500 * 0.64)
-    for eps in (0.0, 0.5, 0.9, 0.99):
-        budget = baselines.ternary_memory(100, eps)
-        for acc in baselines.ACCOUNTINGS:
-            b = budget.bits_per_weight(acc)
-            k = baselines.matched_kept_fraction(b, acc)
-            got = baselines.sparse_float_memory(100, k).bits_per_weight(acc)
-            assert got == pytest.approx(b, rel=1e-12)
-    assert baselines.matched_kept_fraction(0.32, "authors") == pytest.approx(0.01)
-    for bad in (0.0, -1.0, 33.0):
-        with pytest.raises(ValueError, match="bits_per_weight"):
-            baselines.matched_kept_fraction(bad, "entropy")
 
 
 # ------------------------------------------------------------------------- baselines
@@ -116,8 +66,8 @@ def test_random_sparsify_is_seeded_and_rescaled():
 @pytest.mark.parametrize("acc", ["entropy", "authors"])
 def test_baselines_hit_their_bit_budgets(eps, acc):
     p, widths, tau0 = 40, [60, 30], 1.0
-    budget = baselines.ternary_memory(40 * 60 + 60 * 30, eps)
-    k = baselines.matched_kept_fraction(budget.bits_per_weight(acc), acc)
+    budget = memory.ternary_memory(40 * 60 + 60 * 30, eps)
+    k = memory.matched_kept_fraction(budget.bits_per_weight(acc), acc)
     for build in (baselines.pruned_network, baselines.random_sparse_network):
         net = build(p, widths, RELU3[:2], tau0, k, torch.Generator().manual_seed(0), matched=acc)
         assert net.memory.bits(acc) == pytest.approx(budget.bits(acc), rel=1e-12)

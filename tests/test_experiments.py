@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lossless import activations, baselines, compress, data, experiments, readout
+from lossless import activations, baselines, compress, data, experiments, memory, readout
 
 RELU3 = [activations.get("relu")] * 3
 
@@ -87,10 +87,10 @@ def test_run_trial_rows_and_determinism(small_task):
         assert 0 <= r["train_accuracy"] <= 1 or math.isnan(r["train_accuracy"])
         if r["method"] in ("magnitude pruning", "random sparsification"):
             key = "bits_" + r["matched"]
-            budgets = [baselines.ternary_memory(n_w, e).bits(r["matched"]) for e in (0.0, 0.9)]
+            budgets = [memory.ternary_memory(n_w, e).bits(r["matched"]) for e in (0.0, 0.9)]
             assert min(abs(r[key] / b - 1) for b in budgets) < 1e-9
         if r["method"] == "narrow dense":
-            budgets = [baselines.ternary_memory(n_w, e).bits(r["matched"]) for e in (0.0, 0.9)]
+            budgets = [memory.ternary_memory(n_w, e).bits(r["matched"]) for e in (0.0, 0.9)]
             assert any(0 < r["bits_entropy"] <= b for b in budgets)
     with pytest.raises(ValueError, match="baselines"):
         experiments.run_trial(small_task, [10, 10, 10], RELU3, seed=0, baselines=("dropout",))
@@ -247,15 +247,15 @@ def test_counts_seeds_and_fractions_are_not_truncated_or_parsed(small_task):
     with pytest.raises(TypeError, match="rng"):
         experiments.mixture_task(8, 10, 10, 0)
     with pytest.raises(TypeError, match="n_weights"):
-        baselines.dense_memory("100")
+        memory.dense_memory("100")
     with pytest.raises(TypeError, match="n_weights"):
-        baselines.ternary_memory(100.0, 0.5)
+        memory.ternary_memory(100.0, 0.5)
     with pytest.raises(TypeError, match="sparsity"):
-        baselines.ternary_memory(100, "0.5")
+        memory.ternary_memory(100, "0.5")
     with pytest.raises(TypeError, match="x"):
-        baselines.binary_entropy("0.5")
+        memory.binary_entropy("0.5")
     with pytest.raises(ValueError, match="x"):
-        baselines.binary_entropy(math.nan)
+        memory.binary_entropy(math.nan)
     with pytest.raises(TypeError, match=r"widths\[0\]"):
         baselines.narrow_widths(10, [5.5], 100)
     with pytest.raises(ValueError, match="n_weights"):
@@ -267,11 +267,11 @@ def test_counts_seeds_and_fractions_are_not_truncated_or_parsed(small_task):
     with pytest.raises(ValueError, match="matched"):
         baselines.pruned_network(8, [4], RELU3[:1], 1.0, 0.5, torch.Generator(), matched="bits")
     with pytest.raises(ValueError, match="accounting"):
-        baselines.ternary_memory(100, 0.5).bits(["entropy"])
+        memory.ternary_memory(100, 0.5).bits(["entropy"])
     with pytest.raises(ValueError, match="value_bits"):
-        baselines.matched_kept_fraction(1.0, "entropy", value_bits=0.5)
+        memory.matched_kept_fraction(1.0, "entropy", value_bits=0.5)
     with pytest.raises(TypeError, match="bits_per_weight"):
-        baselines.matched_kept_fraction("1.0", "entropy")
+        memory.matched_kept_fraction("1.0", "entropy")
     with pytest.raises(ValueError, match="bits"):
         baselines.narrow_dense_network(8, [4], RELU3[:1], 1.0, -32.0, torch.Generator())
 

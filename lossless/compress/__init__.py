@@ -18,8 +18,8 @@
   file and its entropy coder.
 
 The first layer's weight law enters the limit through its fourth cumulant (the book's
-section sec-first-layer-law). Memory is counted by :mod:`lossless.memory`
-(:func:`memory_report` is re-exported here, as is :func:`lossless.networks.ternary_weights`).
+section sec-first-layer-law). Memory is counted by :mod:`lossless.memory`;
+:func:`lossless.networks.ternary_weights` is re-exported here.
 """
 
 from lossless.compress.fileformat import pack_ternary, unpack_ternary
@@ -45,7 +45,6 @@ from lossless.compress.solver import (
                                      solve_layer,
                                      ternary_shape_moments,
 )
-from lossless.memory import MemoryReport, memory_report
 from lossless.networks import ternary_weights
 
 __all__ = [
@@ -66,8 +65,6 @@ __all__ = [
     "RootPath",
     "root_paths",
     "ntk_diagonal_slopes",
-    "MemoryReport",
-    "memory_report",
     "pack_ternary",
     "unpack_ternary",
     "CompressedMLP",
