@@ -53,10 +53,6 @@ def _check_int(value, name: str, *, minimum: int) -> int:
     return _checks.integer(value, name, minimum=minimum)
 
 
-def _check_generator(rng) -> np.random.Generator:
-    return _checks.numpy_generator(rng, "rng")
-
-
 def _check_labels(labels, n: int) -> np.ndarray:
     """Integer labels of shape (n,), as int64 (a float array is refused, even if its values
     are integral: as in :mod:`lossless.readout`, labels are class indices)."""
@@ -319,7 +315,7 @@ class GaussianMixture:
             ``X`` of shape (n, p) with rows ``(mu_a + z_i) / sqrt(p)``, the noise ``Z``
             and labels ``0..n_classes-1``.
         """
-        rng = _check_generator(rng)
+        rng = _checks.numpy_generator(rng, "rng")
         counts = self.class_sizes(n)
         p = self.p
         _checks.allocation((n, p), "n", n, what="a sample")
@@ -992,7 +988,7 @@ def fashion_mnist_sample(
     if not classes or len(set(classes)) != len(classes) or min(classes) < 0 or max(classes) > 9:
         raise ValueError(f"classes must be distinct integers in 0..9, got {classes}")
     n_per_class = _check_int(n_per_class, "n_per_class", minimum=3)
-    rng = _check_generator(rng)
+    rng = _checks.numpy_generator(rng, "rng")
     images, labels = load_fashion_mnist(split, directory)
     chosen = []
     for c in classes:

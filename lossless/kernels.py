@@ -74,10 +74,6 @@ def _is_torch(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def _check_X(X: Any) -> np.ndarray:
-    return _checks.real_array(X, "X", ndim=2, shape_hint="of shape (n, p) (samples in rows)")
-
-
 def _tau0_from(X: np.ndarray, tau0: Any) -> float:
     if tau0 is None:
         value = math.sqrt(float(np.mean(np.einsum("ij,ij->i", X, X))))
@@ -344,10 +340,10 @@ def _recursion(
     generic: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     X_in = X
-    X = _check_X(X)
+    X = _checks.real_array(X, "X", ndim=2, shape_hint="of shape (n, p) (samples in rows)")
     layers = check_layers(layers)
     diagonal = _checks.choice(diagonal, "diagonal", _DIAGONAL_MODES)
-    kappa4 = _check_m4(first_layer_m4) - 3.0
+    kappa4 = _checks.real(first_layer_m4, "first_layer_m4", low=1.0) - 3.0
     if block_size is not None:
         block_size = _checks.integer(block_size, "block_size", minimum=1)
     if backend is not None:
@@ -491,11 +487,6 @@ def _generic_recursion(
 #: truncation tolerance (see :class:`_FirstLayerCorrection`).
 _FL_MAX_ORDER = 2048
 _FL_RTOL = 1e-13
-
-
-def _check_m4(value: Any) -> float:
-    """``first_layer_m4``: a finite real ``>= 1`` (``E w^4 >= (E w^2)^2 = 1``)."""
-    return _checks.real(value, "first_layer_m4", low=1.0)
 
 
 def _hermite_coefficients(act: Activation, scales: np.ndarray, order: int) -> np.ndarray:
@@ -727,7 +718,7 @@ def first_layer_correction(
         Exactly symmetric (NaN on the diagonal for an NTK with jumps and ``diagonal="nan"``).
     """
     kernel = _checks.choice(kernel, "kernel", ("ck", "ntk"))
-    m4 = _check_m4(first_layer_m4)
+    m4 = _checks.real(first_layer_m4, "first_layer_m4", low=1.0)
     ntk = kernel == "ntk"
     if not ntk and surrogates is not None:
         raise ValueError("surrogates apply to kernel='ntk' only (the CK has no derivative kernel), "
@@ -750,7 +741,7 @@ def _torch_input(X: Any, dtype: Any) -> "torch.Tensor":
     """Validated ``X`` (real, finite, shape (n, p)) as a torch tensor of ``dtype``."""
     import torch
 
-    arr = _check_X(X)
+    arr = _checks.real_array(X, "X", ndim=2, shape_hint="of shape (n, p) (samples in rows)")
     return torch.from_numpy(np.require(arr, requirements=["C", "W"])).to(dtype)
 
 
@@ -761,9 +752,6 @@ def _check_weights(weights: Any) -> Any:
         raise TypeError(f"weights must be 'gaussian', 'ternary' or a callable, got {_checks.describe(weights)}")
     return _checks.choice(weights, "weights", ("gaussian", "ternary"))
 
-
-def _check_widths(widths: Any, depth: int) -> tuple[int, ...]:
-    return _checks.layer_widths(widths, depth)
 
 def empirical_ck(
     X: "np.ndarray | torch.Tensor",
@@ -825,7 +813,7 @@ def empirical_ck(
     from lossless.networks import MLP
 
     layers = check_layers(layers)
-    widths = _check_widths(widths, len(layers))
+    widths = _checks.layer_widths(widths, len(layers))
     draws = _checks.integer(draws, "draws", minimum=1)
     _checks.torch_generator(generator, "generator")
     weights = _check_weights(weights)

@@ -74,10 +74,6 @@ def eigh_desc(K) -> tuple[np.ndarray, np.ndarray]:
     return vals[::-1].copy(), vecs[:, ::-1].copy()
 
 
-def _check_ratio_sigma(ratio: float, sigma2: float) -> tuple[float, float]:
-    return _checks.positive(ratio, "ratio"), _checks.positive(sigma2, "sigma2")
-
-
 def marchenko_pastur_support(ratio: float, sigma2: float = 1.0) -> tuple[float, float]:
     """Edges ``sigma2 (1 -+ sqrt(ratio))^2`` of the bulk of ``X @ X.T`` (the book's ``λ∓``,
     eq-gmm-mp and eq-toolbox-mp).
@@ -89,7 +85,7 @@ def marchenko_pastur_support(ratio: float, sigma2: float = 1.0) -> tuple[float, 
     sigma2 : float
         Noise variance per coordinate of ``z_i``.
     """
-    ratio, sigma2 = _check_ratio_sigma(ratio, sigma2)
+    ratio, sigma2 = _checks.positive(ratio, "ratio"), _checks.positive(sigma2, "sigma2")
     r = np.sqrt(ratio)
     with np.errstate(over="ignore"):
         edges = (sigma2 * (1 - r) ** 2, sigma2 * (1 + r) ** 2)
@@ -127,7 +123,7 @@ def marchenko_pastur_density(x, ratio: float, sigma2: float = 1.0) -> np.ndarray
     -------
     ndarray, shape of ``x``
     """
-    ratio, sigma2 = _check_ratio_sigma(ratio, sigma2)
+    ratio, sigma2 = _checks.positive(ratio, "ratio"), _checks.positive(sigma2, "sigma2")
     a, b = marchenko_pastur_support(ratio, sigma2)
     x = _checks.real_array(x, "x", nonempty=False, finite=False)
     if np.any(np.isnan(x)):
@@ -325,7 +321,7 @@ def gram_spike_predictions(M, proportions, ratio: float, sigma2: float = 1.0) ->
     -------
     SpikePrediction
     """
-    ratio, sigma2 = _check_ratio_sigma(ratio, sigma2)
+    ratio, sigma2 = _checks.positive(ratio, "ratio"), _checks.positive(sigma2, "sigma2")
     M = _checks.real_array(M, "M", ndim=2, shape_hint="(p, K)")
     c = _checks.real_array(proportions, "proportions", ndim=1, shape_hint="(K,)")
     if c.shape != (M.shape[1],):

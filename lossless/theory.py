@@ -21,8 +21,7 @@ import numpy as np
 
 from lossless import _checks, activations
 from lossless.display import fmt_sig, html_table, text_table
-from lossless.activations import (Activation, Moments, check_layers, check_positive,
-                                  check_surrogates)
+from lossless.activations import (Activation, Moments, check_layers, check_surrogates)
 
 __all__ = [
     "DerivativeMoments",
@@ -47,10 +46,6 @@ _KERNELS = ("ck", "ntk")
 
 # ---------------------------------------------------------------------------------
 # validation helpers
-
-
-def _check_diagonal(diagonal: Any) -> str:
-    return _checks.choice(diagonal, "diagonal", _DIAGONAL_MODES)
 
 
 def _check_sample(sample: Any) -> None:
@@ -525,7 +520,7 @@ class EquivalentTerms:
             What to do with an infinite ``shift``: raise ValueError, or put NaN on the
             diagonal (the off-diagonal part stays exact).
         """
-        _check_diagonal(diagonal)
+        _checks.choice(diagonal, "diagonal", _DIAGONAL_MODES)
         X = _checks.real_array(X, "X", ndim=2, shape_hint="(n, p)")
         if X.shape[0] != self.V.shape[0] or (self.p is not None and X.shape[1] != self.p):
             raise ValueError(
@@ -663,7 +658,7 @@ def equivalent_ntk(sample: Any, layers: Sequence[Activation], *,
     -------
     ndarray, shape (n, n)
     """
-    _check_diagonal(diagonal)
+    _checks.choice(diagonal, "diagonal", _DIAGONAL_MODES)
     X, *_ = _sample_parts(sample)
     terms = ntk_terms(sample, layers, surrogates=surrogates, tau0=tau0,
                       first_layer_m4=first_layer_m4)
