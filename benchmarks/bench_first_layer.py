@@ -452,7 +452,7 @@ def part_deep(args, full_store: dict, log) -> list[dict]:
     for (p, eps), (sample, groups) in progress(sorted(full_store.items(), key=lambda t: (
             t[0][0], -1 if t[0][1] is None else t[0][1])), args.progress, "deep"):
         X = sample.X
-        tau1 = kernels.layer_scales([RELU], sample.tau0)[1]
+        tau1 = activations.layer_scales([RELU], sample.tau0)[1]
         k4 = 0.0 if eps is None else kappa4_of(eps)
         K3 = kernels.exact_ck(X, layers)
         # layers 2-3 at infinite width, given each half's measured K_1
@@ -663,7 +663,7 @@ def part_krr_mc(args, log) -> list[dict]:
         plan = compress.compress([RELU] * 3, task.tau0)
         step, rest = plan.layers[0], plan.layers[1:]
         centre = step.moments(task.tau0).m
-        tau1 = kernels.layer_scales([step], task.tau0)[1]
+        tau1 = activations.layer_scales([step], task.tau0)[1]
         Q = haar(task.p, args.seed)
         for inp in ("x", "Qx"):
             Xall = np.vstack([task.X_train, task.X_test])

@@ -92,18 +92,6 @@ class Moments:
 TAU_RANGE = _checks.SCALE_RANGE
 
 
-def _check_tau(tau: Any, name: str = "tau") -> float:
-    """A scale inside :data:`TAU_RANGE`, else ValueError naming the argument."""
-    value = _checks.positive(tau, name)
-    lo, hi = TAU_RANGE
-    if not lo <= value <= hi:
-        raise ValueError(
-            f"{name} must be in [{lo:g}, {hi:g}] (the range where the Gaussian moments are "
-            f"representable in float64), got {value:g}"
-        )
-    return value
-
-
 def _check_scales(scales: Any) -> np.ndarray:
     arr = _checks.real_array(scales, "scales", ndim=(0, 1)).ravel()
     if not np.all(arr > 0):
@@ -258,7 +246,7 @@ class Activation:
         Numerical moments (no closed form) are remembered per ``tau`` on the instance
         (the recursion asks for the same scale several times).
         """
-        tau = _check_tau(tau)
+        tau = _checks.input_scale(tau, "tau")
         closed = self._guarded(self._closed_moments, tau)
         if closed is not None:
             return self._checked(closed, tau)
@@ -271,7 +259,7 @@ class Activation:
 
     def numerical_moments(self, tau: float) -> Moments:
         """The generic numerical moments (:func:`quadrature_moments`), for any activation."""
-        tau = _check_tau(tau)
+        tau = _checks.input_scale(tau, "tau")
         return self._checked(self._guarded(quadrature_moments, self, tau), tau)
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -420,7 +408,7 @@ def quadrature_moments(act: Activation, tau: float) -> Moments:
     -------
     Moments
     """
-    tau = _check_tau(tau)
+    tau = _checks.input_scale(tau, "tau")
     if not isinstance(act, Activation):
         raise TypeError(f"act must be a lossless.activations.Activation, got {act!r}")
     f = act._numpy
@@ -1296,13 +1284,18 @@ def layer_moments(layers: Sequence[Activation], tau0: float) -> list[Moments]:
         names the layer.
     """
     layers = check_layers(layers)
-    tau = _check_tau(tau0, "tau0")
+    tau = _checks.input_scale(tau0, "tau0")
     out = []
     for i, act in enumerate(layers):
         try:
             mom = act.moments(tau)
         except ValueError as err:  # e.g. a user callable returning NaN: name the layer
             raise ValueError(f"layers[{i}] = {act!r}: {err}") from None
+        if mom.v == 0:
+            raise ValueError(
+                f"layers[{i}] = {act!r} is constant at input scale {tau:.6g} (zero output "
+                "variance): the next scale τ would be 0; a positive finite variance is needed"
+            )
         if not (mom.v > 0 and math.isfinite(mom.v)):
             raise ValueError(
                 f"layers[{i}] = {act!r} has output variance {mom.v!r} at input scale {tau:.6g}; "

@@ -48,11 +48,6 @@ def _finite_array(value, name: str, *, ndim: tuple[int, ...] | None = None) -> n
     return _checks.real_array(value, name, ndim=ndim, nonempty=False)
 
 
-def _check_int(value, name: str, *, minimum: int) -> int:
-    """Return ``value`` as an int, raising if it is not an integer >= ``minimum``."""
-    return _checks.integer(value, name, minimum=minimum)
-
-
 def _check_labels(labels, n: int) -> np.ndarray:
     """Integer labels of shape (n,), as int64 (a float array is refused, even if its values
     are integral: as in :mod:`lossless.readout`, labels are class indices)."""
@@ -210,7 +205,7 @@ class GaussianMixture:
         return self._covs
 
     def _check_class(self, a) -> int:
-        a = _check_int(a, "a", minimum=0)
+        a = _checks.integer(a, "a", minimum=0)
         if a >= self.n_classes:
             raise ValueError(f"class index a must be in [0, {self.n_classes}), got {a}")
         return a
@@ -288,7 +283,7 @@ class GaussianMixture:
     # ------------------------------------------------------------------ sampling
     def class_sizes(self, n: int) -> np.ndarray:
         """Class sizes ``n_a`` used by :meth:`sample`: ``n * weights`` rounded, sum ``n``."""
-        n = _check_int(n, "n", minimum=1)
+        n = _checks.integer(n, "n", minimum=1)
         if n < self.n_classes:
             raise ValueError(f"n must be at least the number of classes K={self.n_classes}, got {n}")
         counts = _class_sizes(n, self._weights)
@@ -613,8 +608,8 @@ def _simplex_means(K: int, p: int, separation: float, weights: np.ndarray) -> np
 def _mixture_from_ingredients(
     p: int, K: int, separation: float, trace_gap: float, shape: float, weights
 ) -> GaussianMixture:
-    p = _check_int(p, "p", minimum=2)
-    K = _check_int(K, "n_classes", minimum=1)
+    p = _checks.integer(p, "p", minimum=2)
+    K = _checks.integer(K, "n_classes", minimum=1)
     _checks.allocation((K, p), "p", p, what="the means")
     # bounded so that the squared norms and trace products of the mixture stay finite
     separation = _checks.real(separation, "separation", low=0.0, high=_MAX_SCALE)
@@ -655,7 +650,7 @@ def _preset_mixed(p, *, n_classes=2, separation=2.0, trace_gap=3.0, shape=0.4, w
 
 
 def _preset_reference(p):
-    p = _check_int(p, "p", minimum=2)
+    p = _checks.integer(p, "p", minimum=2)
     _checks.allocation((2, p), "p", p, what="the means")
     means = np.zeros((2, p))
     means[0, 0], means[1, 0] = 3.0, -3.0
@@ -987,7 +982,7 @@ def fashion_mnist_sample(
                for i, c in enumerate(np.atleast_1d(np.asarray(classes, dtype=object)))]
     if not classes or len(set(classes)) != len(classes) or min(classes) < 0 or max(classes) > 9:
         raise ValueError(f"classes must be distinct integers in 0..9, got {classes}")
-    n_per_class = _check_int(n_per_class, "n_per_class", minimum=3)
+    n_per_class = _checks.integer(n_per_class, "n_per_class", minimum=3)
     rng = _checks.numpy_generator(rng, "rng")
     images, labels = load_fashion_mnist(split, directory)
     chosen = []

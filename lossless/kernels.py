@@ -43,8 +43,7 @@ import numpy as np
 
 from lossless import _checks
 from lossless import _fastkernels as _fast
-from lossless.activations import (Activation, check_layers, check_surrogates,
-                                  layer_moments, layer_scales)
+from lossless.activations import Activation, check_layers, check_surrogates, layer_moments
 from lossless.display import progress as progress_bar
 
 if TYPE_CHECKING:  # for annotations only
@@ -53,7 +52,6 @@ if TYPE_CHECKING:  # for annotations only
     from lossless.networks import MLP
 
 __all__ = [
-    "layer_scales",
     "exact_ck",
     "exact_ntk",
     "exact_kernels",

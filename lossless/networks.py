@@ -336,12 +336,10 @@ class MLP(torch.nn.Module):
 
         self.p = int(p)
         self.tau0 = float(tau0)
-        self.taus = tuple(float(t) for t in activations.layer_scales(list(self.layers), self.tau0))
+        moments = activations.layer_moments(list(self.layers), self.tau0)
+        self.taus = (self.tau0, *(math.sqrt(m.v) for m in moments))
         self.centred = bool(centred)
-        self.centres = tuple(
-            float(act.moments(tau).m) if self.centred else 0.0
-            for act, tau in zip(self.layers, self.taus[:-1])
-        )
+        self.centres = tuple(float(m.m) if self.centred else 0.0 for m in moments)
         self.weight_distribution = weights if isinstance(weights, str) else "custom"
         self.sparsity = eps
         dims = (self.p, *self.widths)

@@ -202,7 +202,7 @@ def gram_demo_plot(axes, demo):
     _checks.has_attributes(demo, "demo", ("grid", "eigenvalues", "density", "predicted_spikes",
                                           "n", "p", "edge", "top_vector", "labels",
                                           "squared_norms"),
-                           "a lossless.data.GramDemo (from gram_spectrum_demo)")
+                           "a lossless.explore.GramDemo (from explore.gram_spectrum_demo)")
     bins = np.linspace(0.0, demo.grid[-1], 60)
     spectrum_histogram(ax0, demo.eigenvalues, bins=bins, color="C0")
     density_curve(ax0, demo.grid, demo.density)

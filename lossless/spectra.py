@@ -40,10 +40,6 @@ __all__ = [
 ]
 
 
-def _square_symmetric(K, name: str) -> np.ndarray:
-    return _checks.square_symmetric(K, name, rtol=1e-8)
-
-
 def _unit(u, name: str) -> np.ndarray:
     """``u`` as a finite, non-zero float vector scaled to unit norm (no overflow)."""
     u = _checks.real_array(u, name, ndim=1, shape_hint="(n,)")
@@ -69,7 +65,7 @@ def eigh_desc(K) -> tuple[np.ndarray, np.ndarray]:
     vecs : ndarray, shape (n, n)
         Orthonormal eigenvectors as columns, ``vecs[:, k]`` for ``vals[k]``.
     """
-    A = _square_symmetric(K, "K")
+    A = _checks.square_symmetric(K, "K", rtol=1e-08)
     vals, vecs = np.linalg.eigh(A)
     return vals[::-1].copy(), vecs[:, ::-1].copy()
 

@@ -438,8 +438,8 @@ def coefficients(layers: Sequence[Activation], tau0: float, *,
     tau = tau0
     kappa2 = tau0**2
     rows = [LayerCoefficients(0, None, None, None, None, alpha, beta, tau, kappa2)]
-    for index, (act, sur) in enumerate(zip(layers, surrogates), start=1):
-        mom = act.moments(tau)
+    moments = activations.layer_moments(layers, tau0)  # the τ recursion (eq-ckntk-centring)
+    for index, (act, sur, mom) in enumerate(zip(layers, surrogates, moments), start=1):
         der = _derivative_moments(act, sur, tau, mom)
         g1sq, g2sq = mom.g1**2, mom.g2**2
         a1, a2, a3, a4 = alpha
@@ -826,8 +826,7 @@ def hermite_twin(layers: Sequence[Activation], tau0: float, *, flip: bool = True
     tau = _checks.input_scale(tau0, "tau0")
     flip = _checks.flag(flip, "flip")
     twins: list[Activation] = []
-    for index, act in enumerate(layers):
-        mom = act.moments(tau)
+    for index, (act, mom) in enumerate(zip(layers, activations.layer_moments(layers, tau))):
         d1 = (-1.0 if flip else 1.0) * mom.g1 * tau
         d2 = 0.5 * mom.g2 * tau**2
         rv = mom.v - d1**2 - 2.0 * d2**2          # 6 d3² + 24 d4²

@@ -184,7 +184,7 @@ ENTRIES: list[Entry] = [
           lambda X, layers, diagonal: kernels.exact_ntk(X, layers, diagonal=diagonal),
           {"X": const(X_SMALL), "layers": const(LAYERS2), "diagonal": const("raise")},
           {"X": array_bad((6, 5)), "diagonal": s(CHOICE_BAD)}),
-    Entry("kernels.layer_scales", lambda layers, tau0: kernels.layer_scales(layers, tau0),
+    Entry("activations.layer_scales", lambda layers, tau0: activations.layer_scales(layers, tau0),
           {"layers": const(LAYERS2), "tau0": const(1.0)},
           {"layers": s(LAYERS_BAD), "tau0": POS}),
     Entry("kernels.empirical_ck",
@@ -444,7 +444,7 @@ TAU0_CALLS = {
     "theory.hermite_twin": lambda t: theory.hermite_twin(LAYERS2, t),
     "theory.authors_ntk_shift": lambda t: theory.authors_ntk_shift(LAYERS2, t),
     "theory.equivalent_ck": lambda t: theory.equivalent_ck(SAMPLE, LAYERS2, tau0=t),
-    "kernels.layer_scales": lambda t: kernels.layer_scales(LAYERS2, t),
+    "activations.layer_scales": lambda t: activations.layer_scales(LAYERS2, t),
     "kernels.exact_ck": lambda t: kernels.exact_ck(X_SMALL, LAYERS2, tau0=t),
     "networks.MLP": lambda t: networks.MLP(5, [4, 3], LAYERS2, t, generator=tgen()),
 }

@@ -90,15 +90,15 @@ def gram_rows(K: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- layer scales
 def test_layer_scales_follow_the_variance_recursion():
     layers = [A.get("relu"), A.get("tanh"), A.get("ternary", s_minus=-0.2, s_plus=0.3)]
-    taus = kernels.layer_scales(layers, 1.3)
+    taus = A.layer_scales(layers, 1.3)
     assert len(taus) == 4 and taus[0] == 1.3
     for l, act in enumerate(layers):
         assert taus[l + 1] == pytest.approx(math.sqrt(act.moments(taus[l]).v), rel=1e-15)
     assert taus[1] == pytest.approx(1.3 * math.sqrt(0.5 - 1 / (2 * math.pi)), rel=1e-14)
     with pytest.raises(ValueError, match="tau0"):
-        kernels.layer_scales(layers, -1.0)
+        A.layer_scales(layers, -1.0)
     with pytest.raises(ValueError, match="output variance"):
-        kernels.layer_scales([A.get("quadratic", a=0.0, b=0.0, c=1.0), A.get("relu")], 1.0)
+        A.layer_scales([A.get("quadratic", a=0.0, b=0.0, c=1.0), A.get("relu")], 1.0)
 
 
 # --------------------------------------------------------------------------- vs quadrature
@@ -210,7 +210,7 @@ def test_three_layers_match_monte_carlo_layer_by_layer(act):
     X[1] = 0.8 * X[0] + 0.6 * X[1]  # one strongly correlated pair
     layers = [act] * 3
     tau0 = math.sqrt(np.mean(np.sum(X**2, axis=1)))
-    taus = kernels.layer_scales(layers, tau0)
+    taus = A.layer_scales(layers, tau0)
     K_prev = X @ X.T
     N_prev = K_prev.copy()
     for depth in (1, 2, 3):
@@ -239,7 +239,7 @@ def test_relu_matches_the_arc_cosine_formulas():
     X = rng.standard_normal((30, 20)) / math.sqrt(20)
     layers = [A.get("relu")] * 2
     ck, ntk = kernels.exact_kernels(X, layers)
-    taus = kernels.layer_scales(layers, math.sqrt(np.mean(np.sum(X**2, 1))))
+    taus = A.layer_scales(layers, math.sqrt(np.mean(np.sum(X**2, 1))))
     K = X @ X.T
     N = K.copy()
     for l in range(2):

@@ -77,7 +77,7 @@ def test_fused_recursion_matches_the_generic_recursion(names):
     X = data(40, 25)
     layers = [A.get(n) for n in names]
     ck, ntk = kernels.exact_kernels(X, layers, diagonal="nan")
-    taus = kernels.layer_scales(layers, math.sqrt(np.mean(np.sum(X * X, 1))))
+    taus = A.layer_scales(layers, math.sqrt(np.mean(np.sum(X * X, 1))))
     centres = [a.moments(t).m for a, t in zip(layers, taus)]
     # the generic layer-by-layer loop with the activations' generic duals
     orig = kernels._fast_step
@@ -128,7 +128,7 @@ def test_fused_kernels_exactly_symmetric_and_independent_of_strips_and_threads(n
     np.testing.assert_array_equal(again[1], ntk)
     off = ~np.eye(300, dtype=bool)
     steps = [a.fast_kernel() for a in layers]
-    taus = kernels.layer_scales(layers, math.sqrt(np.mean(np.sum(X * X, 1))))
+    taus = A.layer_scales(layers, math.sqrt(np.mean(np.sum(X * X, 1))))
     centres = [a.moments(t).m for a, t in zip(layers, taus)]
     for block_rows, threads in ((1, 1), (7, 2), (300, 3)):
         ck2, ntk2 = F.recursion(X, steps, centres, ntk=True, block_rows=block_rows,
@@ -202,6 +202,6 @@ def test_blas_thread_count_is_restored():
     # the Gram by our threads equals the Gram by BLAS threads, to rounding
     ck1 = F.recursion(X, [A.get("relu").fast_kernel()] * 2,
                       [A.get("relu").moments(t).m for t in
-                       kernels.layer_scales([A.get("relu")] * 2, math.sqrt(np.mean(np.sum(X * X, 1))))[:2]],
+                       A.layer_scales([A.get("relu")] * 2, math.sqrt(np.mean(np.sum(X * X, 1))))[:2]],
                       ntk=False, threads=1)[0]
     np.testing.assert_allclose(ck1, ck, rtol=1e-13, atol=1e-15)

@@ -138,10 +138,9 @@ def test_mlp_matches_definition():
 
 
 def test_mlp_centring_constants_and_scales():
-    from lossless import kernels
 
     net = small_net()
-    taus = kernels.layer_scales(list(net.layers), 0.9)
+    taus = activations.layer_scales(list(net.layers), 0.9)
     np.testing.assert_allclose(net.taus, taus, rtol=1e-14)
     for act, tau, m in zip(net.layers, taus, net.centres):
         assert m == pytest.approx(act.moments(tau).m, rel=1e-14)

@@ -53,7 +53,7 @@ class CompressedMLP(torch.nn.Module):
 
     It computes exactly what :class:`lossless.networks.MLP` computes with the same
     ternary weights and the :class:`~lossless.activations.Ternary` activations of a
-    :class:`CompressionPlan` (chapter 4), but stores each ``W_ℓ`` as 2-bit codes
+    :class:`CompressionPlan` (the compression chapter), but stores each ``W_ℓ`` as 2-bit codes
     (:func:`pack_ternary`) and evaluates layers ℓ ≥ 2 in integer arithmetic: with
     ``T_{ℓ−1} ∈ {−1, 0, 1}^{n×d}`` the previous layer's ternary outputs (codes) and
     ``C_ℓ`` the weight codes,
@@ -112,18 +112,16 @@ class CompressedMLP(torch.nn.Module):
         if len(packed) != len(self.widths):
             raise ValueError(f"packed must hold one tensor per layer ({len(self.widths)}), "
                              f"got {len(packed)}")
-        taus = [self.tau0]
-        centres = []
-        for i, act in enumerate(self.layers):
-            mom = act.moments(taus[-1])
-            if not (math.isfinite(mom.m) and math.isfinite(mom.v) and mom.v > 0):
-                raise ValueError(f"layers[{i}] ({act!r}) has output mean {mom.m} and variance "
-                                 f"{mom.v} at scale {taus[-1]:.4g}: they must be finite and the "
-                                 "variance > 0 (thresholds beyond the input's range?)")
-            centres.append(float(mom.m))
-            taus.append(math.sqrt(mom.v))
-        self.taus = tuple(taus)
-        self.centres = tuple(centres)
+        try:
+            moments = activations.layer_moments(self.layers, self.tau0)
+        except ValueError as err:
+            raise ValueError(f"{err} (thresholds beyond the input's range?)") from None
+        for i, mom in enumerate(moments):
+            if not math.isfinite(mom.m):
+                raise ValueError(f"layers[{i}] ({self.layers[i]!r}) has output mean {mom.m}: "
+                                 "it must be finite")
+        self.taus = (self.tau0, *(math.sqrt(m.v) for m in moments))
+        self.centres = tuple(float(m.m) for m in moments)
         self.weight_scale = 1.0 / math.sqrt(1.0 - self.sparsity)
         for i, buf in enumerate(packed):
             shape = (dims[i + 1], dims[i])

@@ -146,10 +146,11 @@ class CompressionPlan:
             "shift": self.shift,
         }
 
-    def _rows(self) -> list[list[str]]:
-        # residuals at rounding level print as "< 1e-12" (their digits depend on the
-        # machine); the last layer with last_layer="closest_tau" matches g1², g2² and
-        # minimises |(τ^c_L)² − τ_L²|, which the last column says
+    def table_rows(self) -> list[list[str]]:
+        """The plan as table rows of strings, one per layer (the rows of its text and HTML
+        tables). Residuals at rounding level print as "< 1e-12" (their digits depend on
+        the machine); the last layer with ``last_layer="closest_tau"`` matches g1², g2²
+        and minimises |(τ^c_L)² − τ_L²|, which the last column says."""
         rows = []
         for s, t in zip(self.solutions, self.layers):
             equations = [k.replace("^2", "²") for k in s.matched if k != "tau^2"]
@@ -169,12 +170,12 @@ class CompressionPlan:
 
     def __repr__(self) -> str:
         return text_table(f"CompressionPlan(L={self.depth}, tau0={self.tau0:.4g}, "
-                          f"shift (τᶜ_L² − τ_L²) = {self.shift:.4g})", self._HEADER, self._rows())
+                          f"shift (τᶜ_L² − τ_L²) = {self.shift:.4g})", self._HEADER, self.table_rows())
 
     def _repr_html_(self) -> str:
         return html_table(f"CompressionPlan (L = {self.depth}, τ<sub>0</sub> = {self.tau0:.4g}, "
                           f"identity shift τᶜ<sub>L</sub>² − τ<sub>L</sub>² = {self.shift:.4g})",
-                          self._HEADER, self._rows())
+                          self._HEADER, self.table_rows())
 
 
 def compress(layers: Sequence[Activation], tau0: float, *,
