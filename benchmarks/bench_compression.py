@@ -137,13 +137,13 @@ def bench_empirical_ck(ps: list[int], width: int, sparsities: list[float]) -> No
         target = K + plan.shift * np.eye(K.shape[0])
         _, U = spectra.eigh_desc(K)
         gen = torch.Generator().manual_seed(SEED)
-        Kg = kernels.empirical_ck(s.X, relu, [width] * 3, 1, gen, weights="gaussian",
+        Kg = kernels.empirical_ck(s.X, [width] * 3, relu, 1, gen, weights="gaussian",
                                   tau0=s.tau0)
         norm = opnorm(K)
         gauss = opnorm(Kg - K) / norm
         for eps in sparsities:
             gen = torch.Generator().manual_seed(SEED)
-            Ke = kernels.empirical_ck(s.X, plan.layers, [width] * 3, 1, gen, weights="ternary",
+            Ke = kernels.empirical_ck(s.X, [width] * 3, plan.layers, 1, gen, weights="ternary",
                                       sparsity=eps, tau0=s.tau0)
             err = opnorm(Ke - target) / norm  # relative to ||K||, as in section 2
             _, Ue = spectra.eigh_desc(Ke)

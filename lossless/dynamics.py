@@ -231,7 +231,7 @@ def network_output(net: "MLP", X: torch.Tensor, *,
     net = _check_net(net)
     surr = check_surrogates(surrogates, net.depth)  # raises on a malformed list
     # unchecked for overflow: a diverging training run reports its learning rate instead
-    H = propagate(net._as_input(X), net.hidden, net.layers, net.centres, net.widths,
+    H = propagate(net._as_input(X), net.widths, net.layers, net.hidden, net.centres,
                   surrogates=[act.derivative if s is None else s
                               for act, s in zip(net.layers, surr)])
     return H @ net.readout

@@ -759,7 +759,7 @@ class _Trainable(torch.nn.Module):
         self.readout = torch.nn.Parameter(torch.as_tensor(readout, dtype=torch.float32).clone())
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return networks.propagate(X, self.hidden, self.layers, self.centres, self.widths,
+        return networks.propagate(X, self.widths, self.layers, self.hidden, self.centres,
                                   surrogates=self.surrogates) @ self.readout
 
     def apply_masks(self) -> None:

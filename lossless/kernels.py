@@ -753,8 +753,8 @@ def _check_weights(weights: Any) -> Any:
 
 def empirical_ck(
     X: "np.ndarray | torch.Tensor",
-    layers: Sequence[Activation],
     widths: Sequence[int],
+    layers: Sequence[Activation],
     draws: int,
     generator: "torch.Generator",
     *,
@@ -776,9 +776,9 @@ def empirical_ck(
     ----------
     X : ndarray or Tensor, shape (n, p)
         Samples in rows, real and finite.
-    layers : sequence of Activation, length L
     widths : sequence of int, length L
         Positive integers (floats are refused, not truncated).
+    layers : sequence of Activation, length L
     draws : int
         Number of independent networks averaged (``>= 1``).
     generator : torch.Generator

@@ -196,8 +196,8 @@ def straight_through(activation: Callable, surrogate: Callable, z: torch.Tensor)
     return _StraightThrough.apply(z, activation, surrogate)
 
 
-def propagate(H: torch.Tensor, hidden: Sequence[torch.Tensor], layers: Sequence,
-              centres: Sequence[float], widths: Sequence[int], *,
+def propagate(H: torch.Tensor, widths: Sequence[int], layers: Sequence,
+              hidden: Sequence[torch.Tensor], centres: Sequence[float], *,
               surrogates: Sequence | None = None, checked: Any = None) -> torch.Tensor:
     r"""The hidden layers of the book's eq-ckntk-network: from :math:`\Sigma_0 = H` to
     :math:`\Sigma_L`, with :math:`\Sigma_\ell = (\sigma_\ell(\Sigma_{\ell-1}
@@ -210,13 +210,13 @@ def propagate(H: torch.Tensor, hidden: Sequence[torch.Tensor], layers: Sequence,
     Parameters
     ----------
     H : Tensor, shape (n, d_0)
-    hidden : sequence of Tensor
-        ``W_l`` of shape ``(d_l, d_{l-1})``.
-    layers : sequence of Activation
-    centres : sequence of float
-        ``m_l``.
     widths : sequence of int
         ``d_l``.
+    layers : sequence of Activation
+    hidden : sequence of Tensor
+        ``W_l`` of shape ``(d_l, d_{l-1})``.
+    centres : sequence of float
+        ``m_l``.
     surrogates : sequence of (None | callable), optional
         Where entry ``l`` is a callable, layer ``l`` is :func:`straight_through` with it as
         the derivative; None (or an entry None) leaves autograd's own derivative.
@@ -438,7 +438,7 @@ class MLP(torch.nn.Module):
         from lossless.activations import check_surrogates
 
         surr = None if surrogates is None else check_surrogates(surrogates, self.depth)
-        H = propagate(self._as_input(X), self.hidden, self.layers, self.centres, self.widths,
+        H = propagate(self._as_input(X), self.widths, self.layers, self.hidden, self.centres,
                       surrogates=surr, checked=X)
         return _checks.no_overflow(H, "X", X, "the features")
 

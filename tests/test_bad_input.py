@@ -189,7 +189,7 @@ ENTRIES: list[Entry] = [
           {"layers": s(LAYERS_BAD), "tau0": POS}),
     Entry("kernels.empirical_ck",
           lambda X, widths, draws, generator, sparsity: kernels.empirical_ck(
-              X, LAYERS2, widths, draws, generator, weights="ternary", sparsity=sparsity),
+              X, widths, LAYERS2, draws, generator, weights="ternary", sparsity=sparsity),
           {"X": const(X_SMALL), "widths": const([4, 3]), "draws": const(2), "generator": tgen,
            "sparsity": const(0.5)},
           {"X": array_bad((6, 5)), "widths": s([None, [4], [4, 2.7], [4, 0]]), "draws": INT1,
@@ -520,7 +520,7 @@ SIZE_CALLS = {  # absurd sizes are refused before allocating, naming the argumen
     "MLP p": ("p", lambda w: networks.MLP(w, [4, 3], LAYERS2, 1.0, generator=tgen())),
     "gaussian_weights": ("shape", lambda w: networks.gaussian_weights((w, 10**7), tgen())),
     "ternary_weights": ("shape", lambda w: networks.ternary_weights((10**7, w), 0.5, tgen())),
-    "empirical_ck": ("widths", lambda w: kernels.empirical_ck(X_SMALL, LAYERS2, [w, 3], 1,
+    "empirical_ck": ("widths", lambda w: kernels.empirical_ck(X_SMALL, [w, 3], LAYERS2, 1,
                                                               tgen())),
     "dense_network": ("widths", lambda w: baselines.dense_network(5, [w, 3], [RELU, RELU], 1.0,
                                                                   tgen())),
@@ -567,7 +567,7 @@ SAMPLERS_BAD = [
 def test_user_sampler_of_the_wrong_shape_names_weights(sampler):
     _raises_naming(lambda: networks.MLP(5, [4, 3], LAYERS2, 1.0, weights=sampler,
                                         generator=tgen()), "weights")
-    _raises_naming(lambda: kernels.empirical_ck(X_SMALL, LAYERS2, [4, 3], 1, tgen(),
+    _raises_naming(lambda: kernels.empirical_ck(X_SMALL, [4, 3], LAYERS2, 1, tgen(),
                                                 weights=sampler), "weights")
 
 

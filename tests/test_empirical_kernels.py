@@ -160,7 +160,7 @@ def test_empirical_ntk_with_surrogate_matches_straight_through_autograd():
 def test_empirical_ck_single_draw_is_feature_gram():
     X = data(8, 10, seed=15)
     layers = stack(["relu", "tanh"])
-    K = kernels.empirical_ck(X, layers, [50, 40], 1, gen(16))
+    K = kernels.empirical_ck(X, [50, 40], layers, 1, gen(16))
     net = networks.MLP(10, [50, 40], layers, tau_of(X), generator=gen(16), dtype=torch.float64)
     F = net.features(X).numpy(force=True)
     np.testing.assert_allclose(K, F @ F.T, rtol=1e-12, atol=1e-15)
@@ -170,8 +170,8 @@ def test_empirical_ck_averages_independent_draws():
     X = data(8, 10, seed=17)
     layers = stack(["relu"])
     g = gen(18)
-    singles = [kernels.empirical_ck(X, layers, [30], 1, g) for _ in range(3)]
-    avg = kernels.empirical_ck(X, layers, [30], 3, gen(18))
+    singles = [kernels.empirical_ck(X, [30], layers, 1, g) for _ in range(3)]
+    avg = kernels.empirical_ck(X, [30], layers, 3, gen(18))
     np.testing.assert_allclose(avg, np.mean(singles, axis=0), rtol=1e-12, atol=1e-15)
     assert not np.allclose(singles[0], singles[1])
 
@@ -179,8 +179,8 @@ def test_empirical_ck_averages_independent_draws():
 def test_empirical_ck_deterministic_and_ternary():
     X = data(6, 40, seed=19)
     layers = stack(["relu", "relu"])
-    a = kernels.empirical_ck(X, layers, [64, 64], 2, gen(20), weights="ternary", sparsity=0.8)
-    b = kernels.empirical_ck(X, layers, [64, 64], 2, gen(20), weights="ternary", sparsity=0.8)
+    a = kernels.empirical_ck(X, [64, 64], layers, 2, gen(20), weights="ternary", sparsity=0.8)
+    b = kernels.empirical_ck(X, [64, 64], layers, 2, gen(20), weights="ternary", sparsity=0.8)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, a.T)
 
@@ -213,7 +213,7 @@ def test_empirical_ck_converges_to_exact_ck_within_clt(name):
     X = data(8, 30, seed=21)
     layers = [activations.get("tanh"), _get_with_defaults(name)]
     g = gen(22)
-    samples = [kernels.empirical_ck(X, layers, [1000, 1000], 1, g) for _ in range(16)]
+    samples = [kernels.empirical_ck(X, [1000, 1000], layers, 1, g) for _ in range(16)]
     K = kernels.exact_ck(X, layers)
     assert _z_scores(samples, K).max() < 6
     # averaging 16 networks divides the error by about 4
@@ -281,15 +281,15 @@ def test_empirical_kernels_reject_bad_inputs():
     layers = stack(["relu"])
     net = networks.MLP(6, [8], layers, 1.0, generator=gen())
     with pytest.raises(ValueError, match="draws"):
-        kernels.empirical_ck(X, layers, [8], 0, gen())
+        kernels.empirical_ck(X, [8], layers, 0, gen())
     with pytest.raises(ValueError, match="one entry per layer"):
-        kernels.empirical_ck(X, layers, [8, 8], 1, gen())
+        kernels.empirical_ck(X, [8, 8], layers, 1, gen())
     with pytest.raises(ValueError, match="shape"):
-        kernels.empirical_ck(X[0], layers, [8], 1, gen())
+        kernels.empirical_ck(X[0], [8], layers, 1, gen())
     Xnan = X.copy()
     Xnan[1, 2] = np.nan
     with pytest.raises(ValueError, match="finite"):
-        kernels.empirical_ck(Xnan, layers, [8], 1, gen())
+        kernels.empirical_ck(Xnan, [8], layers, 1, gen())
     with pytest.raises(ValueError, match="finite"):
         kernels.empirical_ntk(net, Xnan)
     with pytest.raises(ValueError, match="p = 6"):
@@ -362,7 +362,7 @@ def test_activation_nan_only_in_torch_is_named():
     act = activations.Custom(fn, dfn, name="torch_nan")
     X = data(5, 6)
     with pytest.raises(ValueError, match=r"layers\[1\] = torch_nan"):
-        kernels.empirical_ck(X, [activations.get("relu"), act], [8, 8], 1, gen())
+        kernels.empirical_ck(X, [8, 8], [activations.get("relu"), act], 1, gen())
     net = networks.MLP(6, [8], [act], 1.0, generator=gen(), dtype=torch.float64)
     with pytest.raises(ValueError, match=r"layers\[0\] = torch_nan"):
         kernels.empirical_ntk(net, X)

@@ -114,7 +114,7 @@ def test_kernel_grid_error_falls_with_width():
                                    widths=(64, 1024))
     assert states[0]["error"] > states[1]["error"]
     exact = kernels.exact_ck(s.X, [RELU] * 2, tau0=s.tau0)
-    emp = kernels.empirical_ck(s.X, [RELU] * 2, [1024] * 2, 1, torch.Generator().manual_seed(0),
+    emp = kernels.empirical_ck(s.X, [1024] * 2, [RELU] * 2, 1, torch.Generator().manual_seed(0),
                                tau0=s.tau0, dtype=torch.float32)
     err = float(np.max(np.abs(np.linalg.eigvalsh(emp - exact)))) / float(
         np.max(np.abs(np.linalg.eigvalsh(exact))))
@@ -221,7 +221,7 @@ def test_gram_spectrum_demo_names_bad_arguments():
 def test_compare_empirical_spectra_fields_and_consistency():
     sample = data.preset("reference", 64).sample(48, np.random.default_rng(29))
     layers = [RELU, RELU]
-    res = explore.compare_empirical_spectra(sample.X, layers, 2000, gen(30), kernel="ck")
+    res = explore.compare_empirical_spectra(sample.X, 2000, layers, gen(30), kernel="ck")
     K = kernels.exact_ck(sample.X, layers)
     np.testing.assert_allclose(res.eigenvalues_a, np.sort(np.linalg.eigvalsh(K))[::-1], rtol=1e-10)
     assert res.eigenvalues_b.shape == (48,) and np.all(np.diff(res.eigenvalues_b) <= 1e-12)
@@ -229,11 +229,11 @@ def test_compare_empirical_spectra_fields_and_consistency():
     # the class spike is isolated: its eigenvector is found at width 2000
     assert res.alignment.shape == (2,) and res.alignment[0] > 0.95
     assert res.names == ("exact", "empirical") and res.width == 2000 and res.kernel == "ck"
-    ntk = explore.compare_empirical_spectra(sample.X, layers, 2000, gen(30), kernel="ntk",
+    ntk = explore.compare_empirical_spectra(sample.X, 2000, layers, gen(30), kernel="ntk",
                                             n_vectors=3)
     assert ntk.alignment.shape == (3,) and ntk.error < 0.2 and ntk.alignment[0] > 0.95
     with pytest.raises(ValueError, match="kernel"):
-        explore.compare_empirical_spectra(sample.X, layers, 100, gen(), kernel="nngp")
+        explore.compare_empirical_spectra(sample.X, 100, layers, gen(), kernel="nngp")
 
 
 def test_spectrum_comparison_plot_draws_both_spectra():
@@ -245,7 +245,7 @@ def test_spectrum_comparison_plot_draws_both_spectra():
     from lossless import plotting
 
     sample = data.preset("reference", 32).sample(24, np.random.default_rng(31))
-    res = explore.compare_empirical_spectra(sample.X, [RELU], 256, gen(32), kernel="ck")
+    res = explore.compare_empirical_spectra(sample.X, 256, [RELU], gen(32), kernel="ck")
     fig, axes = plt.subplots(1, 2)
     out = plotting.spectrum_comparison_plot(axes, res, sample.labels, bins=10)
     assert out is axes
@@ -261,15 +261,15 @@ def test_compare_empirical_spectra_arguments_are_validated_and_named():
     X = np.random.default_rng(0).standard_normal((6, 5)) / math.sqrt(5)
     layers = [RELU]
     with pytest.raises(TypeError, match="width"):
-        explore.compare_empirical_spectra(X, layers, 2.7, gen())
+        explore.compare_empirical_spectra(X, 2.7, layers, gen())
     with pytest.raises(ValueError, match="width"):
-        explore.compare_empirical_spectra(X, layers, 0, gen())
+        explore.compare_empirical_spectra(X, 0, layers, gen())
     with pytest.raises(TypeError, match="generator"):
-        explore.compare_empirical_spectra(X, layers, 8, 0)
+        explore.compare_empirical_spectra(X, 8, layers, 0)
     with pytest.raises(ValueError, match="n_vectors"):
-        explore.compare_empirical_spectra(X, layers, 8, gen(), n_vectors=7)
+        explore.compare_empirical_spectra(X, 8, layers, gen(), n_vectors=7)
     with pytest.raises(TypeError, match="X"):
-        explore.compare_empirical_spectra(X + 1j, layers, 8, gen())
+        explore.compare_empirical_spectra(X + 1j, 8, layers, gen())
 
 # ---------------------------------------------------------------------------------
 # equivalence: exact kernel against K~

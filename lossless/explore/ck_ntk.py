@@ -23,8 +23,8 @@ __all__ = ["compare_empirical_spectra", "kernel_states", "kernel_explorer", "ker
 
 def compare_empirical_spectra(
     X: np.ndarray,
-    layers: Sequence[Any],
     width: int,
+    layers: Sequence[Any],
     generator: Any,
     *,
     kernel: str = "ntk",
@@ -45,9 +45,9 @@ def compare_empirical_spectra(
     Parameters
     ----------
     X : ndarray, shape (n, p)
-    layers : sequence of Activation, length L
     width : int
         Common width ``d_1 = ... = d_L``.
+    layers : sequence of Activation, length L
     generator : torch.Generator
     kernel : {"ck", "ntk"}, default "ntk"
     weights, sparsity : see :class:`lossless.networks.MLP`
@@ -79,7 +79,7 @@ def compare_empirical_spectra(
     n_vectors = _checks.integer(n_vectors, "n_vectors", minimum=1, maximum=X.shape[0])
     widths = [width] * len(layers)
     if kernel == "ck":
-        K_emp = empirical_ck(X, layers, widths, 1, generator, weights=weights, sparsity=sparsity)
+        K_emp = empirical_ck(X, widths, layers, 1, generator, weights=weights, sparsity=sparsity)
         K = exact_ck(X, layers)
     else:
         tau0 = math.sqrt(float(np.mean(np.einsum("ij,ij->i", X, X))))
@@ -145,7 +145,7 @@ def kernel_states(X: np.ndarray, labels: np.ndarray, tau0: float, *, kernel: str
                 net_layers = [act] * depth
                 gen = torch.Generator().manual_seed(seed)
                 if kernel == "ck":
-                    emp = kernels.empirical_ck(X, net_layers, [width] * depth, 1, gen, tau0=tau0,
+                    emp = kernels.empirical_ck(X, [width] * depth, net_layers, 1, gen, tau0=tau0,
                                                dtype=torch.float32)
                 else:
                     from lossless.networks import MLP
@@ -222,7 +222,7 @@ def kernel_widget(X: np.ndarray, labels: np.ndarray, *, seed: int = 0, depth: in
     names = ("relu", "tanh", "erf", "abs", "sin", "leaky_relu")
 
     def show(activation="relu", depth=depth, width=width, kernel="ntk"):
-        comparison = compare_empirical_spectra(X, [_activation(activation)] * depth, width,
+        comparison = compare_empirical_spectra(X, width, [_activation(activation)] * depth,
                                                torch.Generator().manual_seed(seed), kernel=kernel,
                                                labels=labels)
         fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), layout="constrained")

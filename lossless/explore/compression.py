@@ -177,7 +177,7 @@ def compare_compressed_spectra(sample: Any, original_layers: Sequence[Any],
     elif width is None:
         Kc = kernels.exact_ck(X, compressed_layers, tau0=tau0)
     else:
-        Kc = kernels.empirical_ck(X, compressed_layers, [int(width)] * len(compressed_layers), 1,
+        Kc = kernels.empirical_ck(X, [int(width)] * len(compressed_layers), compressed_layers, 1,
                                   generator, weights="ternary", sparsity=eps, tau0=tau0,
                                   dtype=dtype)
     mismatch = layer_mismatch(original_layers, compressed_layers, tau0)
@@ -270,7 +270,7 @@ def _features(X: Any, layers: Sequence[Any], weights: Sequence[Any], tau0: float
     for ell in range(start, len(layers)):
         inputs.append(H)
         W = weights[ell]
-        H = propagate(H, [W], [layers[ell]], [centres[ell]], [W.shape[0]])
+        H = propagate(H, [W.shape[0]], [layers[ell]], [W], [centres[ell]])
     return H, inputs
 
 
