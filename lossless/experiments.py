@@ -1,4 +1,4 @@
-"""Experiment runs of chapter 7 (``05_practice``): tasks, trials, fine-tuning, summaries and results files.
+"""Experiment runs of chapter 7 (``07_practice``): tasks, trials, fine-tuning, summaries and results files.
 
 A :class:`Task` holds train and test samples (a Gaussian mixture of chapter 1 or
 classes of Fashion-MNIST); :func:`run_trial` builds every network of

@@ -1,4 +1,4 @@
-"""Readouts: the trained last layer on fixed random features (chapter 7, ``05_practice``).
+"""Readouts: the trained last layer on fixed random features (chapter 7, ``07_practice``).
 
 Ridge regression in closed form (plain; shift-corrected, with the ridge penalty ``γ``
 lowered by the identity shift ``Δ = (τ^c_L)² − τ_L²``, chapter 7's remedy for the

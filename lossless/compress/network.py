@@ -53,7 +53,7 @@ class CompressedMLP(torch.nn.Module):
 
     It computes exactly what :class:`lossless.networks.MLP` computes with the same
     ternary weights and the :class:`~lossless.activations.Ternary` activations of a
-    :class:`CompressionPlan` (chapter 4), but stores each ``W_ℓ`` as 2-bit codes
+    :class:`CompressionPlan` (chapter 5), but stores each ``W_ℓ`` as 2-bit codes
     (:func:`pack_ternary`) and evaluates layers ℓ ≥ 2 in integer arithmetic: with
     ``T_{ℓ−1} ∈ {−1, 0, 1}^{n×d}`` the previous layer's ternary outputs (codes) and
     ``C_ℓ`` the weight codes,
