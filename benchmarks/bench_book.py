@@ -2,10 +2,11 @@
 
 Nothing in the repository is modified: every run works in a fresh temporary directory.
 
-1. Chapters. The chapter notebooks ``book/0*.ipynb`` (sorted) are copied, with the rest
+1. Chapters. The notebooks that ``_toc.yml`` lists (``.ipynb``, in the table of
+   contents' order: the chapters) are copied, with the rest
    of ``book/`` and ``benchmarks/results/`` (chapter 7 finds ``benchmarks/`` by walking up
-   from its working directory; chapter 3 reads through ``lossless.__file__``, i.e. the
-   installed package), to ``<tmp>/book`` and ``<tmp>/benchmarks/results``. Each chapter
+   from its working directory; chapters 4 and 5 read through ``lossless.__file__``, i.e.
+   the installed package), to ``<tmp>/book`` and ``<tmp>/benchmarks/results``. Each chapter
    is executed with nbclient (kernel ``python3`` of this environment, working directory
    ``<tmp>/book`` as under Jupyter Book, 600 s per cell as in ``_config.yml``, errors
    fatal), and its wall time is recorded: kernel start-up plus every cell, the same
@@ -42,6 +43,7 @@ Usage::
     python benchmarks/bench_book.py                 # every chapter, then the full build
     python benchmarks/bench_book.py --no-build      # chapters only
     python benchmarks/bench_book.py --only 01 --no-build --results ''   # one chapter, no file
+    python benchmarks/bench_book.py --only 03 07 --no-build             # chapters 3 and 7
 """
 
 from __future__ import annotations
@@ -58,17 +60,44 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "book.json"
 CELL_TIMEOUT = 600  # seconds per cell, as execute.timeout in _config.yml
 ENV_EXTRA = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}  # as the Makefile exports
 
 
+def toc_files(toc: Path) -> list[str]:
+    """Every ``file:`` of a Jupyter Book ``_toc.yml`` (root, parts, chapters, sections), in
+    the table of contents' order, as written (relative to the repository, no suffix)."""
+    files: list[str] = []
+
+    def walk(entry) -> None:
+        if isinstance(entry, list):
+            for item in entry:
+                walk(item)
+        elif isinstance(entry, dict):
+            for key in ("root", "file"):
+                if isinstance(entry.get(key), str):
+                    files.append(entry[key])
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key))
+
+    walk(yaml.safe_load(toc.read_text(encoding="utf-8")))
+    return files
+
+
 def chapters(only: list[str] | None) -> list[Path]:
-    """The chapter notebooks ``book/0*.ipynb``, sorted, filtered by name prefixes."""
-    found = sorted((REPO / "book").glob("0*.ipynb"))
+    """The notebooks ``_toc.yml`` lists, in its order, filtered by name prefixes."""
+    found = []
+    for name in toc_files(REPO / "_toc.yml"):
+        path = REPO / name
+        path = path if path.suffix == ".ipynb" else path.with_name(path.name + ".ipynb")
+        if path.is_file() and path.parent == REPO / "book":
+            found.append(path)
     if not found:
-        raise SystemExit(f"no chapter notebooks book/0*.ipynb under {REPO}")
+        raise SystemExit(f"no notebook book/*.ipynb listed in {REPO / '_toc.yml'}")
     if only:
         picked = [p for p in found if any(p.stem.startswith(o) for o in only)]
         if not picked:
@@ -263,7 +292,9 @@ def main() -> None:
             rows.append({"what": "jupyter-book build (full, no assets)", "part": "build",
                          "seconds": res["seconds"], "ok": res["ok"],
                          "returncode": res["returncode"], "files": res["files"]})
-            for stem, secs in sorted(per_nb.items()):
+            order = {p.stem: i for i, p in enumerate(chapters(None))}  # the toc's, then by name
+            for stem, secs in sorted(per_nb.items(),
+                                     key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
                 print(f"  executed inside the build: {stem:<26} {secs:>9.1f} s")
                 rows.append({"what": f"build execution {stem}", "part": "build execution",
                              "seconds": secs, "ok": True})

@@ -1,4 +1,4 @@
-"""Benchmark: the accuracy-memory frontier with the width free (chapter 7, ``book/05_practice.ipynb``).
+"""Benchmark: the accuracy-memory frontier with the width free (chapter 7, ``book/07_practice.ipynb``).
 
 ``run_practice.py`` compares networks at the paper's widths 2000 x 2000 x 1000. Here
 the width is free: the dense network and the compressed one (three ReLU layers, the

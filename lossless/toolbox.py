@@ -193,7 +193,7 @@ class OrderTwoPieces:
     """The order-2 Mehler term of a one-layer CK, off the diagonal, split into its pieces.
 
     All matrices are ``(n, n)``, exactly symmetric, with zero diagonal; the book's
-    gaussian_toolbox chapter, section "Why only orders 1, 2 and the total variance
+    chapter 2 (``02_gaussian_toolbox``), section "Why only orders 1, 2 and the total variance
     survive". With ``x_i = (mu_a + z_i)/sqrt(p)``, ``b_ij = z_i^T z_j / p`` and
     ``a_ij = (mu_a^T mu_b + mu_a^T z_j + mu_b^T z_i) / p``, so that
     ``x_i^T x_j = a_ij + b_ij``:

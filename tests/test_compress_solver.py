@@ -116,7 +116,7 @@ def test_solver_is_deterministic():
 
 
 def test_three_relu_layers_reference_scales_and_repr(relu3):
-    """Three ReLU layers on the book's reference mixture (04_compression):
+    """Three ReLU layers on the book's reference mixture (05_compression):
     τ = (0.61, 0.36, 0.21), τ^c = (0.75, 0.55, 0.41)."""
     np.testing.assert_allclose(relu3.tau[1:], [0.61, 0.36, 0.21], atol=0.006)
     np.testing.assert_allclose(relu3.tau_compressed[1:], [0.75, 0.55, 0.41], atol=0.006)

@@ -308,7 +308,7 @@ def test_bad_inputs(small):
 # ------------------------------------------------------------ the reference values
 @pytest.mark.slow
 def test_three_relu_layers_at_p1024_reference_values():
-    """Reference mixture (chapter 3): three centred ReLU layers, p = 1024, n = 2048: CK ≈ 0.024, NTK ≈ 0.028."""
+    """Reference mixture (chapter 4): three centred ReLU layers, p = 1024, n = 2048: CK ≈ 0.024, NTK ≈ 0.028."""
     layers = [activations.get("relu")] * 3
     s = reference_sample(1024, seed=0)
     K, N = kernels.exact_kernels(s.X, layers)
