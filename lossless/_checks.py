@@ -20,6 +20,7 @@ import numpy as np
 
 __all__ = [
     "describe",
+    "is_torch",
     "feature_matrix",
     "real",
     "positive",
@@ -52,7 +53,7 @@ __all__ = [
 
 def describe(value: Any) -> str:
     """A short, safe description of ``value`` for an error message."""
-    if _is_torch(value):
+    if is_torch(value):
         return f"a torch.Tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     if isinstance(value, np.ndarray):
         if value.size <= 6:
@@ -64,7 +65,8 @@ def describe(value: Any) -> str:
     return text
 
 
-def _is_torch(x: Any) -> bool:
+def is_torch(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor (without importing torch when it is not loaded)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 
@@ -74,10 +76,10 @@ def _is_torch(x: Any) -> bool:
 # ----------------------------------------------------------------------------------
 def _real_scalar(value: Any, name: str, what: str) -> float:
     """``value`` as a Python float if it is a real number (not bool, str, complex)."""
-    if _is_torch(value) or isinstance(value, np.ndarray):
+    if is_torch(value) or isinstance(value, np.ndarray):
         if value.ndim != 0:
             raise TypeError(f"{name} must be {what}, got {describe(value)}")
-        if _is_torch(value):
+        if is_torch(value):
             if value.is_complex() or value.dtype == sys.modules["torch"].bool:
                 raise TypeError(f"{name} must be {what}, got {describe(value)}")
             value = value.item()
@@ -204,7 +206,7 @@ def layer_widths(value: Any, depth: int, name: str = "widths") -> tuple[int, ...
     return dims
 
 
-def path(value: Any, name: str = "path") -> "os.PathLike":
+def path(value: Any, name: str = "path") -> Any:
     """A file-system path (str or os.PathLike, not bytes) as a :class:`pathlib.Path`."""
     import os
     from pathlib import Path
@@ -275,7 +277,7 @@ def real_array(
     hint = f" {shape_hint}" if shape_hint else ""
     if value is None or isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a real array{hint}, got {describe(value)}")
-    if _is_torch(value):
+    if is_torch(value):
         if value.requires_grad:
             raise TypeError(
                 f"{name} must not require grad (pass {name}.detach()), got {describe(value)}"
@@ -342,7 +344,7 @@ def symmetrize(A: Any) -> Any:
 
     Works on NumPy arrays and torch tensors (last two axes).
     """
-    if _is_torch(A):
+    if is_torch(A):
         return (A + A.transpose(-1, -2)) * 0.5
     A = np.asarray(A)
     return (A + np.swapaxes(A, -1, -2)) * 0.5
@@ -350,7 +352,7 @@ def symmetrize(A: Any) -> Any:
 
 def finite_output(values: Any, name: str, what: str = "values") -> Any:
     """Raise if a user-supplied callable returned NaN/inf (naming the callable)."""
-    arr = values.detach().cpu().numpy() if _is_torch(values) else np.asarray(values)
+    arr = values.detach().cpu().numpy() if is_torch(values) else np.asarray(values)
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
         bad = int(np.count_nonzero(~np.isfinite(arr)))
         raise ValueError(f"{name} returned {bad} non-finite {what} (NaN or inf)")
@@ -369,7 +371,7 @@ def check_callable(fn: Any, name: str) -> Callable:
 def _largest(value: Any) -> str:
     """``max |value|`` (or the value itself for a scalar), for an overflow message."""
     try:
-        arr = value.detach().cpu().numpy() if _is_torch(value) else np.asarray(value, dtype=float)
+        arr = value.detach().cpu().numpy() if is_torch(value) else np.asarray(value, dtype=float)
         with np.errstate(all="ignore"):
             return f"{float(np.max(np.abs(arr))):.3g}" if arr.size else "n/a"
     except Exception:  # noqa: BLE001 - only for a message
@@ -383,7 +385,7 @@ def no_overflow(result: Any, name: str, value: Any, what: str = "the result") ->
     The message names the input, its size (largest magnitude) and what is allowed.
     Inside ``torch.func`` transforms, where no value is readable, nothing is checked.
     """
-    if _is_torch(result):
+    if is_torch(result):
         try:
             finite = bool(sys.modules["torch"].isfinite(result.detach()).all())
         except RuntimeError:  # vmap/grad transforms: values are not readable
@@ -396,7 +398,7 @@ def no_overflow(result: Any, name: str, value: Any, what: str = "the result") ->
         finite = bool(np.all(np.isfinite(arr)))
         bad = 0 if finite else int(np.count_nonzero(~np.isfinite(arr)))
     if not finite:
-        size = "|" + name + "|" if np.ndim(value) == 0 and not _is_torch(value) else f"max |{name}|"
+        size = "|" + name + "|" if np.ndim(value) == 0 and not is_torch(value) else f"max |{name}|"
         raise ValueError(
             f"{name} is too large: {what} overflows float64 ({bad} non-finite entries) with "
             f"{size} = {_largest(value)}; {name} must be small enough for the computation to "

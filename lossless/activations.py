@@ -15,7 +15,6 @@ the two-point Gaussian expectations ("dual kernels") that the exact CK/NTK recur
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
@@ -101,11 +100,6 @@ def _check_scales(scales: Any) -> np.ndarray:
     return arr
 
 
-def _is_torch(x: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
 def _as_float_array(x: Any) -> np.ndarray:
     """``x`` as a real floating array (integers promoted to float64); NaN and inf allowed
     (an activation maps NaN to NaN); complex, boolean, string or object input refused."""
@@ -117,7 +111,7 @@ def _as_float_array(x: Any) -> np.ndarray:
 
 def _keep_nan(x: Any, out: Any) -> Any:
     """NaN where the input is NaN (step functions would otherwise map NaN to a level)."""
-    if _is_torch(x):
+    if _checks.is_torch(x):
         import torch
 
         return torch.where(torch.isnan(x), x, out)
@@ -185,7 +179,7 @@ class Activation:
         -------
         Same type and shape as ``x`` (NumPy integers are promoted to float64).
         """
-        if _is_torch(x):
+        if _checks.is_torch(x):
             _check_torch_input(x)
             out = self._torch(x)
             return _keep_nan(x, out) if self.has_jumps else out
@@ -201,7 +195,7 @@ class Activation:
         The Dirac masses of a jump are *not* part of this function; they enter the
         Gaussian moments through Stein's identity and make ``q`` infinite.
         """
-        if _is_torch(x):
+        if _checks.is_torch(x):
             _check_torch_input(x)
             out = self._torch_derivative(x)
             return _keep_nan(x, out) if self.has_jumps else out

@@ -806,7 +806,7 @@ def save_idx(path, array, *, compress: bool | None = None) -> Path:
     path = Path(path)
     if compress is not None:
         compress = _checks.flag(compress, "compress")
-    if _checks._is_torch(array):
+    if _checks.is_torch(array):
         array = array.detach().cpu().numpy()
     arr = np.asarray(array)
     codes = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}

@@ -36,7 +36,6 @@ or with torch on a GPU (``backend="torch"``).
 from __future__ import annotations
 
 import math
-import sys
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -67,11 +66,6 @@ _BACKENDS = ("numpy", "torch")
 # ----------------------------------------------------------------------------------
 # argument checks (messages from lossless._checks: they name the argument)
 # ----------------------------------------------------------------------------------
-def _is_torch(x: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
 def _tau0_from(X: np.ndarray, tau0: Any) -> float:
     if tau0 is None:
         value = math.sqrt(float(np.mean(np.einsum("ij,ij->i", X, X))))
@@ -372,7 +366,7 @@ def _recursion(
     if generic:  # the blockwise recursion whatever the layers (first_layer_correction)
         backend, fused = "numpy", False
     if backend is None:
-        on_device = _is_torch(X_in) and X_in.device.type != "cpu"
+        on_device = _checks.is_torch(X_in) and X_in.device.type != "cpu"
         backend = "torch" if (on_device and fused) else "numpy"
         if device is None and on_device:
             device = X_in.device
