@@ -23,7 +23,7 @@ help:
 	@echo "make book          install everything, execute the chapters, write _build/html"
 	@echo "make browser-test  serve _build/html locally and check every page in headless Chromium"
 	@echo "make pdf           the whole book as one PDF, _build/pdf/lossless.pdf, printed by Chromium and checked"
-	@echo "make lab-test      run the chapters with live widgets in JupyterLab (headless Chromium), move each widget"
+	@echo "make lab-test      open every chapter in JupyterLab (headless Chromium): no raw MyST; run those with widgets, move each"
 	@echo "make lab           open the chapters in JupyterLab"
 	@echo "make execute NB=book/01_gaussian_mixture.ipynb   re-execute one chapter in place"
 	@echo "make assets        copy the offline JavaScript (MathJax, widget manager, vega) under _build/assets"
@@ -135,12 +135,14 @@ browser-test: install $(BROWSER_STAMP)
 	@[ -f _build/html/index.html ] || { echo "no _build/html/index.html: run make book first" >&2; exit 2; }
 	"$(PY)" .ci/browser_test.py --html _build/html --screenshots _build/screenshots
 
-# Runs every chapter with live ipywidgets in JupyterLab (a temporary copy of book/: the
-# notebooks are never modified) in headless Chromium, moves one control of each widget and
-# checks that its output redraws without error; screenshots go to _build/lab-screenshots/.
+# Opens every chapter in JupyterLab (a temporary copy of book/: the notebooks are never
+# modified) in headless Chromium and fails on MyST left raw in its rendered markdown
+# (jupyterlab-myst renders it); runs the chapters with live ipywidgets, moves one control
+# of each widget and checks that its output redraws without error; screenshots go to
+# _build/lab-screenshots/. Only the markdown: make lab-test LAB_TEST_FLAGS=--markdown-only
 # One chapter: make lab-test CHAPTERS=01_gaussian_mixture.ipynb
 lab-test: install $(BROWSER_STAMP)
-	"$(PY)" .ci/lab_test.py --book book --screenshots _build/lab-screenshots $(CHAPTERS)
+	"$(PY)" .ci/lab_test.py --book book --screenshots _build/lab-screenshots $(LAB_TEST_FLAGS) $(CHAPTERS)
 
 # The PDF edition: the whole book as one page (Jupyter Book's singlehtml builder, same
 # sources and configuration, make book's execution cache), printed to A4 by Debian's

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Run every chapter that has live ipywidgets in JupyterLab, in headless Chromium, and
-move one control of each widget.
+"""Open every chapter in JupyterLab, in headless Chromium: fail on MyST left raw in its
+rendered markdown; run the chapters that have live ipywidgets and move one control of
+each widget.
 
 Starts JupyterLab (``python -m jupyterlab``) on 127.0.0.1, at a free port, with a random
 token, on a temporary COPY of the book's folder (JupyterLab autosaves: the committed
@@ -8,11 +9,24 @@ notebooks are never touched) and with temporary Jupyter config, data and runtime
 and IPython folder (the user's settings, workspaces and startup files do not apply;
 ``MPLBACKEND`` is removed from the server's environment, so that the kernels draw
 inline; ``PYTHONPATH`` starts with this checkout, so the kernels import its
-``lossless``, whose ``__file__`` the chapters use to find ``benchmarks/``). The
-chapters tested are the notebooks with a saved widget view
-(``application/vnd.jupyter.widget-view+json``) or code that uses ``ipywidgets``. Each
-one is opened in Debian's ``/usr/bin/chromium`` through Playwright, in a workspace of
-its own (``/lab/workspaces/<name>/tree/<chapter>.ipynb``), and the test
+``lossless``, whose ``__file__`` the chapters use to find ``benchmarks/``; the notebook's
+windowing mode is "none", so that every cell is in the page). Every notebook of the
+book's folder is opened in Debian's ``/usr/bin/chromium`` through Playwright, in a
+workspace of its own (``/lab/workspaces/<name>/tree/<chapter>.ipynb``), and the test
+
+- waits until every markdown cell is rendered and holds still, then fails on MyST left
+  as text (``{prf:``, ``{exercise``, ``{solution``, ``{eq}``, ``{ref}``, ``{doc}``,
+  ``{numref}``, ``{cite}``, fenced directives, ``{{``, targets ``(label)=``, or a
+  directive shown as a code block: what JupyterLab's own renderer does without
+  jupyterlab-myst), not looking into math or code blocks; on a reference that
+  jupyterlab-myst left unresolved to a label defined nowhere in the book (labels of other
+  chapters and figures named in code-cell metadata are expected: it sees one notebook;
+  noted); and on a first cell that is not the front matter with the math macros of
+  ``_config.yml`` (KaTeX's, for jupyterlab-myst; tagged ``remove-cell``). jupyterlab-myst's
+  "Cross reference target was not found" console messages are not console errors here.
+
+The chapters with a saved widget view (``application/vnd.jupyter.widget-view+json``) or
+code that uses ``ipywidgets`` are then run (``--markdown-only``: none), and the test
 
 - waits for the kernel, clears the outputs and runs every cell (JupyterLab's
   ``notebook:run-all-cells`` command, through ``window.jupyterapp``, which
@@ -52,6 +66,7 @@ and any kernel left over are stopped at the end, also on an error, Ctrl-C or SIG
 Exit status 0 when every chapter passes, 1 otherwise, 2 on a usage error. Usage::
 
     python .ci/lab_test.py --book book --screenshots _build/lab-screenshots [CHAPTER ...]
+    python .ci/lab_test.py --markdown-only --disable-extension jupyterlab-myst  # must fail
 
 Playwright (PyPI) drives Debian's Chromium over a pipe (``executable_path``, the
 browser settings of ``.ci/browser_test.py``, shared in ``.ci/_browser.py``), so no
@@ -89,6 +104,20 @@ USES_IPYWIDGETS = re.compile(r"\bipywidgets\b|\binteract(?:ive|_manual)?\s*\(|\b
 # Lines of the server's log (which holds the kernels' stderr) that mean an exception.
 LOG_ERROR = re.compile(r"Traceback \(most recent call last\)|Exception in comm_msg|"
                        r"\[E [0-9-]+ [0-9:.]+ ")
+# MyST left as text in a rendered markdown cell (math and code blocks are not looked at):
+# roles, directives (in backtick, tilde or colon fences), substitutions, targets
+# "(label)=", and jupyterlab-myst's own mark for a directive it does not know.
+RAW_MYST = re.compile(r"\{prf:|\{exercise|\{solution|\{eq\}|\{ref\}|\{doc\}|\{numref\}|"
+                      r"\{cite(?::\w+)?\}|\{math\}|\{figure\}|\{admonition\}|\{\{|\}\}|"
+                      r"(?:```|~~~|:::)\s*\{[\w:-]+\}|\([\w:.-]+\)=|Unknown Directive")
+# Where the book defines a label: a target "(label)=", a directive's :label: or :name:,
+# an equation "$$ ... $$ (label)", and a figure's name in a code cell's metadata (myst-nb).
+LABEL_DEFINITION = re.compile(r"^\(([\w:.-]+)\)=[ \t]*$|^[ \t]*:(?:label|name):[ \t]*(\S+)|"
+                              r"\$\$[ \t]*\(([\w:.-]+)\)[ \t]*$", re.M)
+# jupyterlab-myst's console.error for a reference it cannot resolve yet (it renders cell
+# by cell, then resolves over the notebook) or at all (a label of another chapter): what
+# stays unresolved is checked in the page instead (check_markdown).
+XREF_NOT_FOUND = re.compile(r"^Cross reference target was not found: \S+$")
 
 # JavaScript run in JupyterLab's page, from .ci/js/lab/ (each file says what it does);
 # the ones on the open notebook start from its panel, window.jupyterapp's current widget.
@@ -116,6 +145,8 @@ JS_COMM_QUIET = "() => (performance.now() - (window.__labTestCommAt || 0)) / 100
 # and the note of each client-side explorer of lossless.explore.
 JS_LOG_CONSOLE = read_js("js/lab/log-console.js")
 JS_EXPLORER_NOTES = read_js("js/lab/explorer-notes.js")
+# The markdown cells of the open notebook as rendered: renderer, text, unresolved marks.
+JS_MARKDOWN_CELLS = read_js("js/lab/markdown-cells.js")
 
 
 @dataclass
@@ -134,8 +165,9 @@ class ChapterResult:
         return not self.problems
 
 
-def widget_chapters(book: Path) -> list[tuple[str, int]]:
-    """The notebooks of ``book`` with live widgets: (file name, widget views expected).
+def chapters_of(book: Path) -> list[tuple[str, int]]:
+    """Every notebook of ``book``: (file name, widget views expected), 0 for a chapter
+    without live widgets.
 
     The count is that of the committed widget views; a notebook whose code uses
     ipywidgets without any saved view expects at least one.
@@ -150,9 +182,64 @@ def widget_chapters(book: Path) -> list[tuple[str, int]]:
             source = "".join(cell.get("source", []))
             uses = uses or bool(USES_IPYWIDGETS.search(source))
             views += sum(WIDGET_MIME in out.get("data", {}) for out in cell.get("outputs", []))
-        if views or uses:
-            found.append((path.name, max(views, 1)))
+        found.append((path.name, max(views, 1) if views or uses else 0))
     return found
+
+
+def front_matter_problems(path: Path, config: Path) -> list[str]:
+    """The math macros of a chapter's front matter against the book's: jupyterlab-myst
+    typesets with KaTeX, which reads the macros of the notebook's first markdown cell
+    (YAML front matter, in a cell tagged ``remove-cell``, which the book leaves out);
+    the book's MathJax reads ``mathjax3_config`` in ``config`` (``_config.yml``)."""
+    import yaml
+
+    if not config.is_file():
+        return []
+    tex = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("sphinx", {}).get(
+        "config", {}).get("mathjax3_config", {}).get("tex", {})
+    expected = {f"\\{name}": value for name, value in (tex.get("macros") or {}).items()}
+    if not expected:
+        return []
+    cells = [c for c in json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+             if c.get("cell_type") == "markdown"]
+    source = "".join(cells[0].get("source", [])) if cells else ""
+    match = re.match(r"---\n(.*?)\n---\s*$", source, re.S)
+    if not match:
+        return ["front matter: the first markdown cell is not the YAML front matter with the "
+                f"math macros of {config.name} (a cell tagged remove-cell)"]
+    problems = []
+    if "remove-cell" not in cells[0].get("metadata", {}).get("tags", []):
+        problems.append("front matter: its cell is not tagged remove-cell (the book shows it)")
+    math = (yaml.safe_load(match.group(1)) or {}).get("math") or {}
+    if math != expected:
+        differ = sorted(k for k in set(math) | set(expected) if math.get(k) != expected.get(k))
+        problems.append(f"front matter: math macros differ from {config.name}'s "
+                        f"mathjax3_config: {differ}")
+    return problems
+
+
+def book_labels(book: Path) -> dict[str, set[str]]:
+    """The labels each page of ``book`` defines (notebooks and .md pages): file name ->
+    labels, for telling a reference to another chapter from a broken one."""
+    labels: dict[str, set[str]] = {}
+    for path in sorted(book.glob("*.ipynb")) + sorted(book.glob("*.md")):
+        found: set[str] = set()
+        if path.suffix == ".ipynb":
+            texts = []
+            for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+                source = "".join(cell.get("source", []))
+                if cell.get("cell_type") == "markdown":
+                    texts.append(source)
+                name = cell.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("name")
+                if name:
+                    found.add(name)
+        else:
+            texts = [path.read_text(encoding="utf-8")]
+        for text in texts:
+            found.update(next(g for g in m.groups() if g)
+                         for m in LABEL_DEFINITION.finditer(text))
+        labels[path.name] = found
+    return labels
 
 
 def _free_port() -> int:
@@ -165,7 +252,8 @@ class LabServer:
     """JupyterLab on 127.0.0.1 over a temporary copy of ``book``, stopped by :meth:`stop`
     (registered with atexit; SIGTERM and SIGHUP are turned into SystemExit)."""
 
-    def __init__(self, book: Path, startup_timeout: float = 120.0) -> None:
+    def __init__(self, book: Path, startup_timeout: float = 120.0,
+                 disabled_extensions: tuple[str, ...] = ()) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="lossless-lab-test-"))
         self.root = self.tmp / "book"
         shutil.copytree(book, self.root, ignore=shutil.ignore_patterns(
@@ -176,6 +264,7 @@ class LabServer:
         self.log_path = self.tmp / "server.log"
         self.proc: subprocess.Popen | None = None
         self.startup_timeout = startup_timeout
+        self.disabled_extensions = disabled_extensions
         self._stopped = False
 
     def _env(self) -> dict[str, str]:
@@ -195,10 +284,18 @@ class LabServer:
         settings = self.tmp / "config" / "lab" / "user-settings" / "@jupyterlab"
         for rel, value in (("apputils-extension/notification", {"fetchNews": "false",
                                                                 "checkForUpdates": False}),
-                           ("docmanager-extension/plugin", {"autosave": False})):
+                           ("docmanager-extension/plugin", {"autosave": False}),
+                           # every cell in the page (no virtual scrolling): the MyST check
+                           # reads every rendered markdown cell
+                           ("notebook-extension/tracker", {"windowingMode": "none"})):
             path = settings / f"{rel}.jupyterlab-settings"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(value))
+        if self.disabled_extensions:  # in this server's config only, not the venv's
+            page_config = self.tmp / "config" / "labconfig" / "page_config.json"
+            page_config.parent.mkdir(parents=True, exist_ok=True)
+            page_config.write_text(json.dumps(
+                {"disabledExtensions": {name: True for name in self.disabled_extensions}}))
         return env
 
     def start(self) -> None:
@@ -540,10 +637,77 @@ def check_widget(page, server: LabServer, chapter: str, k: int, shots: Path,
     return True, True
 
 
+def check_markdown(page, chapter: str, labels: dict[str, set[str]], result: ChapterResult,
+                   timeout: float = 90.0) -> None:
+    """Waits until every markdown cell of the open notebook is rendered and holds still
+    (jupyterlab-myst renders cell by cell, then resolves the references over the
+    notebook), then fails the chapter on MyST left as text (:data:`RAW_MYST`, or a
+    directive shown as a code block), on a cell not rendered, and on a reference that
+    jupyterlab-myst could not resolve to a label defined nowhere in the book."""
+    deadline = time.monotonic() + timeout
+    cells, last = None, None
+    while True:
+        cells = page.evaluate(JS_MARKDOWN_CELLS)
+        done = cells is not None and all(c["renderer"] or c["empty"] for c in cells)
+        if (done and cells == last) or time.monotonic() >= deadline:
+            break
+        last = cells
+        time.sleep(1.0)
+    if cells is None:
+        result.problems.append("markdown: the notebook is not the current widget")
+        return
+    result.stats["markdown"] = len(cells)
+    unrendered = [c["index"] for c in cells if not c["renderer"] and not c["empty"]]
+    if unrendered:
+        result.problems.append(f"markdown: {len(unrendered)} cell(s) not rendered after "
+                               f"{timeout:.0f} s (cells {unrendered[:10]})")
+    renderers = Counter(c["renderer"] for c in cells if c["renderer"])
+    result.stats["renderer"] = "/".join(sorted(renderers)) or "-"
+    raw = []
+    for c in cells:
+        found = [(m.group(0), c["text"][max(0, m.start() - 30):m.end() + 30])
+                 for m in RAW_MYST.finditer(c["text"])]
+        found += [(f"```{f.split('language-', 1)[1]}", "(a directive shown as code)")
+                  for f in c["fences"]]
+        if found:
+            raw.append((c, found))
+    if raw:
+        renderer = ("JupyterLab's default markdown renderer, not jupyterlab-myst"
+                    if renderers.get("default") else "jupyterlab-myst")
+        result.problems.append(
+            f"markdown: raw MyST in {len(raw)} of {len(cells)} rendered cell(s) (renderer: "
+            f"{renderer}): " + "; ".join(
+                f"cell {c['index']}: {sorted({m for m, _ in found})[:4]}, e.g. "
+                f"{found[0][1]!r}" for c, found in raw[:6])
+            + (f"; ... {len(raw) - 6} more cell(s)" if len(raw) > 6 else ""))
+    own = labels.get(chapter, set())
+    elsewhere = set().union(*(v for k, v in labels.items() if k != chapter))
+    xrefs = Counter(x for c in cells for x in c["xrefs"])
+    broken = sorted(x for x in xrefs if x not in own and x not in elsewhere)
+    if broken:
+        result.problems.append(f"markdown: reference(s) to no label of the book: {broken[:10]}")
+    if xrefs:
+        other = sorted(x for x in xrefs if x not in own and x in elsewhere)
+        here = sorted(x for x in xrefs if x in own)
+        result.notes.append(
+            f"markdown: {sum(xrefs.values())} reference(s) left unresolved by jupyterlab-myst "
+            f"(it sees one notebook): {len(other)} label(s) of other pages"
+            + (f", {len(here)} of this chapter ({', '.join(here[:4])}"
+               f"{', ...' if len(here) > 4 else ''}: figures named in code-cell metadata)"
+               if here else ""))
+    cites = {x for c in cells for x in c["cites"]}
+    if cites:
+        result.notes.append(f"markdown: {len(cites)} citation key(s) shown as keys "
+                            "(jupyterlab-myst does not read references.bib)")
+
+
 def check_chapter(context, server: LabServer, chapter: str, expected: int, shots: Path,
-                  timeout: float, redraw_timeout: float) -> ChapterResult:
-    """Opens one chapter in its own workspace, runs it and moves each widget."""
+                  timeout: float, redraw_timeout: float,
+                  labels: dict[str, set[str]]) -> ChapterResult:
+    """Opens one chapter in its own workspace, checks its rendered markdown and, when it
+    has live widgets (``expected`` > 0), runs it and moves each widget."""
     result = ChapterResult(chapter)
+    result.problems += front_matter_problems(server.root / chapter, REPO / "_config.yml")
     started = time.monotonic()
     page = context.new_page()
     page.set_default_timeout(60_000)
@@ -551,6 +715,9 @@ def check_chapter(context, server: LabServer, chapter: str, expected: int, shots
 
     def on_console(msg) -> None:
         if (line := console_error(msg)) is not None:
+            lines = msg.text.strip().splitlines()
+            if lines and all(XREF_NOT_FOUND.match(x.strip()) for x in lines):
+                return  # jupyterlab-myst's log; check_markdown checks what stays unresolved
             console.append(line)
 
     page.on("console", on_console)
@@ -563,6 +730,10 @@ def check_chapter(context, server: LabServer, chapter: str, expected: int, shots
         ready, state = poll(page, JS_NOTEBOOK_STATE, chapter, lambda s: s == "idle", 180)
         if not ready:
             result.problems.append(f"notebook or kernel not ready after 180 s: {state}")
+            return result
+        check_markdown(page, chapter, labels, result)
+        if not expected:  # no live widget: the rendered chapter as committed is enough
+            page.screenshot(path=str(shots / shot_name(chapter)))
             return result
         page.evaluate(JS_HOOK_KERNEL)
         page.evaluate(JS_HOOK_TRACE)
@@ -631,7 +802,7 @@ def check_chapter(context, server: LabServer, chapter: str, expected: int, shots
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("chapters", nargs="*",
-                        help="notebook file names to test (default: every one with widgets)")
+                        help="notebook file names to test (default: every one)")
     parser.add_argument("--book", type=Path, default=Path("book"),
                         help="the folder of the chapters (default: book); a copy is served")
     parser.add_argument("--screenshots", type=Path, default=Path("_build/lab-screenshots"),
@@ -641,6 +812,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds allowed to run all cells of one chapter (default 900)")
     parser.add_argument("--redraw-timeout", type=float, default=300.0,
                         help="seconds allowed for one widget to redraw (default 300)")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="only check the rendered markdown of each chapter (run none)")
+    parser.add_argument("--disable-extension", action="append", default=[], metavar="NAME",
+                        help="disable this JupyterLab extension in the test's server (its "
+                             "own config; e.g. jupyterlab-myst, to see the MyST check fail)")
     args = parser.parse_args(argv)
 
     book = args.book.resolve()
@@ -651,14 +827,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab-test: no browser at {args.chromium} (apt-get install chromium)",
               file=sys.stderr)
         return 2
-    chapters = widget_chapters(book)
+    chapters = chapters_of(book)
+    labels = book_labels(book)
     if args.chapters:
         unknown = set(args.chapters) - {name for name, _ in chapters}
         if unknown:
-            print(f"lab-test: not a chapter with widgets under {book}: {sorted(unknown)}",
+            print(f"lab-test: not a notebook under {book}: {sorted(unknown)}",
                   file=sys.stderr)
             return 2
         chapters = [(n, e) for n, e in chapters if n in args.chapters]
+    if args.markdown_only:
+        chapters = [(n, 0) for n, _ in chapters]
     from playwright.sync_api import sync_playwright  # after the cheap checks
 
     shots = args.screenshots.resolve()
@@ -669,9 +848,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _exit_on_signal)
 
     started = time.monotonic()
-    print(f"lab-test: {len(chapters)} chapter(s) with live widgets in {book}: "
-          f"{', '.join(n for n, _ in chapters) or 'none'}", flush=True)
-    server = LabServer(book)
+    print(f"lab-test: {len(chapters)} chapter(s) in {book}, rendered markdown checked in "
+          f"each, {sum(e > 0 for _, e in chapters)} run with live widgets: "
+          f"{', '.join(n + (' (run)' if e else '') for n, e in chapters) or 'none'}",
+          flush=True)
+    if args.disable_extension:
+        print(f"lab-test: disabled in the test's JupyterLab: "
+              f"{', '.join(args.disable_extension)}", flush=True)
+    server = LabServer(book, disabled_extensions=tuple(args.disable_extension))
     results: list[ChapterResult] = []
     foreign: list[str] = []
     profile = tempfile.mkdtemp(prefix="lossless-chromium-")
@@ -685,10 +869,11 @@ def main(argv: list[str] | None = None) -> int:
             offline(context, origin,
                     lambda request: foreign.append(f"{request.method} {request.url}"))
             for chapter, expected in chapters:
-                print(f"  {chapter}: running all cells", flush=True)
+                print(f"  {chapter}: " + ("checking the markdown, running all cells"
+                                          if expected else "checking the markdown"), flush=True)
                 n_foreign = len(foreign)
                 result = check_chapter(context, server, chapter, expected, shots, args.timeout,
-                                       args.redraw_timeout)
+                                       args.redraw_timeout, labels)
                 result.problems += [f"blocked request to a foreign host: {r}"
                                     for r in foreign[n_foreign:]]
                 results.append(result)
@@ -711,7 +896,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lab-test: {len(results)} chapter(s) in {time.monotonic() - started:.0f} s, "
           f"screenshots in {shots}")
     for r in results:
-        print(f"lab-test:   {r.name}: {r.stats.get('widgets', 0)} widget(s), "
+        print(f"lab-test:   {r.name}: {r.stats.get('markdown', 0)} markdown cell(s) "
+              f"({r.stats.get('renderer', '-')}), {r.stats.get('widgets', 0)} widget(s), "
               f"{r.stats.get('moved', 0)} control(s) moved, {r.stats.get('redrawn', 0)} "
               f"redraw(s) seen, run all {r.stats.get('run s', '-')} s, "
               f"{r.seconds:.0f} s in all{'' if r.ok else ' - FAILED'}")
