@@ -17,7 +17,15 @@ through Playwright, and fails on
   listed in the explorer's ``data-controls`` (two values, and the values of other
   controls under which it matters), the test sets each value through DOM events
   (``input``/``change``, as a reader's browser would) and requires both the rendered
-  marks and the printed readout to differ between the two values.
+  marks and the printed readout to differ between the two values,
+- a display equation wider than the text column at a 1,280 × 900 window (after MathJax
+  has typeset: the ``mjx-container[display="true"]``'s drawn width against the width it
+  has, and its box against the article column), each reported with its page, number,
+  label and overflow in px. The page is then measured again at 390 × 844 (a phone):
+  equations that overflow there are counted, not failed, but each must be in a box
+  that scrolls horizontally inside the column (``overflow-x: auto``), else the page
+  fails (nothing may be clipped without a scroll bar). Code blocks wider than their box
+  at 1,280 px are counted (reported, not failed).
 
 A full-page screenshot of each page goes to ``--screenshots``, plus the explorer of
 chapter 5 in its default state and with the threshold ``s₊`` moved by 0.5
@@ -71,6 +79,9 @@ JS_SET_CONTROL = read_js("js/browser/set-control.js")
 JS_CONTROL_VALUES = read_js("js/browser/control-values.js")
 JS_EXPLORER_STATE = read_js("js/browser/explorer-state.js")
 JS_LINKS_AND_IDS = read_js("js/browser/links-and-ids.js")
+# Display equations (and code blocks) wider than the column at the current window width.
+JS_EQUATION_FIT = read_js("js/browser/equation-fit.js")
+PHONE_VIEWPORT = {"width": 390, "height": 844}
 
 
 @dataclass
@@ -82,6 +93,7 @@ class PageResult:
     stats: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     screenshot: str = ""
+    fit: dict = field(default_factory=dict)  # equation-fit reports, by window width
 
     @property
     def ok(self) -> bool:
@@ -175,6 +187,14 @@ def check_explorer(page, explorer: dict, shots: Path, rel: str) -> tuple[list[st
             path=str(shots / screenshot_name(rel).replace(".png", "__explorer-moved.png")))
         restore()
     return problems, moved
+
+
+def _equation_name(eq: dict) -> str:
+    """An overflowing display equation as the reader finds it: number, label, TeX."""
+    where = " ".join(x for x in (eq["number"], f"#{eq['id']}" if eq["id"] else "") if x)
+    if not eq["id"]:
+        where = (where + " " if where else "") + f"(unlabelled, in #{eq['section']})"
+    return f"{where} `{eq['tex'][:60]}`"
 
 
 def check_page(context, base: str, rel: str, shots: Path, timeout_ms: int,
@@ -283,11 +303,36 @@ def check_page(context, base: str, rel: str, shots: Path, timeout_ms: int,
         links, ids = found["links"], set(found["ids"])
         result.stats["links"] = len(links)
 
+        # Display equations fit the column at 1,280 px (the test's window).
+        wide = page.evaluate(JS_EQUATION_FIT)
+        result.fit["desktop"] = wide
+        result.stats["display equations"] = wide["equations"]
+        for eq in wide["overflowing"]:
+            result.problems.append(f"display equation too wide at {wide['viewport']} px: "
+                                   f"{_equation_name(eq)} overflows by {eq['overflow']} px "
+                                   f"(drawn {eq['drawn']} px, room {eq['available']} px)")
+        if wide["code"]:
+            result.stats["code blocks too wide"] = wide["code"]
+
         shot = shots / screenshot_name(rel)
         page.evaluate("() => { if (document.activeElement) document.activeElement.blur();"
                       " window.scrollTo(0, 0); }")
         page.screenshot(path=str(shot), full_page=True, timeout=timeout_ms)
         result.screenshot = str(shot)
+
+        # The same at a phone's width: counted, and each must scroll, not be clipped.
+        desktop = page.viewport_size
+        page.set_viewport_size(PHONE_VIEWPORT)
+        _settle(page)
+        phone = page.evaluate(JS_EQUATION_FIT)
+        page.set_viewport_size(desktop)
+        result.fit["phone"] = phone
+        result.stats[f"equations wider at {phone['viewport']} px"] = len(phone["overflowing"])
+        for eq in phone["overflowing"]:
+            if not eq["scrollable"]:
+                result.problems.append(
+                    f"display equation clipped at {phone['viewport']} px (no horizontal "
+                    f"scroll): {_equation_name(eq)}, {eq['overflow']} px")
     except Exception as exc:  # noqa: BLE001 - one bad page must not stop the run
         result.problems.append(f"could not check the page: {type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:300]}")
@@ -407,6 +452,17 @@ def main(argv: list[str] | None = None) -> int:
     if foreign:
         hosts = sorted({urlsplit(req.split(' ', 1)[1]).netloc for _, req in foreign})
         print(f"browser-test: foreign hosts requested: {', '.join(hosts)}")
+    fit = {width: [r.fit[width] for r in results if width in r.fit]
+           for width in ("desktop", "phone")}
+    for width, reports in fit.items():
+        if reports:
+            n_eq = sum(f["equations"] for f in reports)
+            n_over = sum(len(f["overflowing"]) for f in reports)
+            n_scroll = sum(e["scrollable"] for f in reports for e in f["overflowing"])
+            print(f"browser-test: at {reports[0]['viewport']} px, {n_over} of {n_eq} display "
+                  f"equations wider than the column ({n_scroll} of them scroll "
+                  f"horizontally), {sum(f['code'] for f in reports)} code blocks wider "
+                  f"than their box ({sum(f['codeCells'] for f in reports)} in code cells)")
     for r in failed:
         print(f"browser-test: FAILED {r.path}: {len(r.problems)} problem(s)")
     print(f"browser-test: {len(results) - len(failed)} passed, {len(failed)} failed")
