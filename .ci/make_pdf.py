@@ -444,7 +444,10 @@ def _source_title(path: Path) -> str | None:
     """The first ``# `` heading of a MyST Markdown file or of a notebook's Markdown."""
     if path.suffix == ".ipynb":
         cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        # cells the book removes (the JupyterLab front matter, tagged remove-cell) have no
+        # heading on the page
         lines = [line for cell in cells if cell.get("cell_type") == "markdown"
+                 and "remove-cell" not in cell.get("metadata", {}).get("tags", [])
                  for line in "".join(cell.get("source", "")).splitlines()]
     else:
         lines = path.read_text(encoding="utf-8").splitlines()
