@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lossless import activations as A
-from lossless import compress
+from lossless import compress, experiments
 
 
 def builtin_examples() -> list[A.Activation]:
@@ -77,3 +77,19 @@ TAU0 = math.sqrt(1.0 + 1.5 / math.sqrt(512) + 9.0 / 512)
 def relu3():
     """The plan of three ReLU layers at :data:`TAU0`."""
     return compress.compress([A.get("relu")] * 3, TAU0)
+
+
+# -- the practice chapter's tests (readout, baselines, experiments) ------------------
+#: Three ReLU layers.
+RELU3 = [A.get("relu")] * 3
+
+
+def features(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Gaussian features of shape (n, d), entries of variance 1/d."""
+    return np.random.default_rng(seed).standard_normal((n, d)) / math.sqrt(d)
+
+
+@pytest.fixture(scope="module")
+def small_task():
+    """A small two-class mixture task (p = 64, 120 training and 80 test samples)."""
+    return experiments.mixture_task(64, 120, 80, np.random.default_rng(0))

@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from lossless import activations, baselines, compress, experiments, memory, networks
+from lossless import baselines, compress, memory, networks
 
-RELU3 = [activations.get("relu")] * 3
-
-
-@pytest.fixture(scope="module")
-def small_task():
-    return experiments.mixture_task(64, 120, 80, np.random.default_rng(0))
-
+from conftest import RELU3
 
 # ------------------------------------------------------------------------- baselines
 def test_magnitude_prune_keeps_the_largest_and_rescales():

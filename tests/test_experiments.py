@@ -9,19 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from lossless import activations, baselines, compress, data, experiments, memory, readout
+from lossless import baselines, compress, data, experiments, memory, readout
 
-RELU3 = [activations.get("relu")] * 3
-
-
-def _features(n, d, seed=0):
-    return np.random.default_rng(seed).standard_normal((n, d)) / math.sqrt(d)
-
-
-@pytest.fixture(scope="module")
-def small_task():
-    return experiments.mixture_task(64, 120, 80, np.random.default_rng(0))
-
+from conftest import RELU3, features
 
 # ------------------------------------------------------------------------- figures, tables
 def _fake_rows():
@@ -43,7 +33,7 @@ def _fake_rows():
 
 
 def test_kernel_agreement_definitions():
-    F = _features(20, 8)
+    F = features(20, 8)
     K = F @ F.T
     a = experiments.kernel_agreement(F, K)
     assert a.error == pytest.approx(0.0, abs=1e-12) and a.alignment == pytest.approx(1.0)
@@ -220,7 +210,7 @@ def test_accuracy_memory_grid_fits_the_unclipped_curves():
 
 
 def test_kernel_agreement_checks_the_reference_kernel():
-    F = _features(10, 30)
+    F = features(10, 30)
     K = F @ F.T
     Kb = K.copy()
     Kb[0, 1] += 1.0

@@ -9,24 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from lossless import activations, baselines, compress, experiments, kernels, readout
+from lossless import baselines, compress, experiments, kernels, readout
 
-RELU3 = [activations.get("relu")] * 3
-
-
-def _features(n, d, seed=0):
-    return np.random.default_rng(seed).standard_normal((n, d)) / math.sqrt(d)
-
-
-@pytest.fixture(scope="module")
-def small_task():
-    return experiments.mixture_task(64, 120, 80, np.random.default_rng(0))
-
+from conftest import RELU3, features
 
 # --------------------------------------------------------------- shift-corrected ridge
 def _shifted_pair(n=30, m=20, d=12, shift=0.3, seed=1):
     """Features whose Gram differs by exactly shift * I on the training set."""
-    F, Ft = _features(n, d, seed), _features(m, d, seed + 1)
+    F, Ft = features(n, d, seed), features(m, d, seed + 1)
     Fc = np.hstack([F, math.sqrt(shift) * np.eye(n)])
     Fct = np.hstack([Ft, np.zeros((m, n))])
     np.testing.assert_allclose(Fc @ Fc.T, F @ F.T + shift * np.eye(n), atol=1e-14)
@@ -56,7 +46,7 @@ def test_class_targets_bad_input(labels, n_classes, error):
 @pytest.mark.parametrize("n, d", [(40, 15), (15, 40)])
 @pytest.mark.parametrize("solver", ["auto", "primal", "dual"])
 def test_ridge_matches_direct_solve(n, d, solver):
-    F = _features(n, d)
+    F = features(n, d)
     Y = readout.class_targets(np.arange(n) % 3, 3)
     lam = 0.07
     direct = np.linalg.solve(F.T @ F + lam * np.eye(d), F.T @ Y)
@@ -67,7 +57,7 @@ def test_ridge_matches_direct_solve(n, d, solver):
 
 
 def test_ridge_one_dimensional_targets_give_one_column():
-    F = _features(30, 5)
+    F = features(30, 5)
     y = np.sin(np.arange(30.0))
     r = readout.ridge_readout(F, y, 0.1)
     np.testing.assert_allclose(r.weights[:, 0], np.linalg.solve(F.T @ F + 0.1 * np.eye(5), F.T @ y),
@@ -75,7 +65,7 @@ def test_ridge_one_dimensional_targets_give_one_column():
 
 
 def test_negative_ridge_allowed_while_positive_definite():
-    F = _features(200, 10)          # n > d: F^T F is positive definite
+    F = features(200, 10)          # n > d: F^T F is positive definite
     Y = readout.class_targets(np.arange(200) % 2, 2)
     lo = np.linalg.eigvalsh(F.T @ F)[0]
     lam = -0.5 * lo
@@ -85,12 +75,12 @@ def test_negative_ridge_allowed_while_positive_definite():
     with pytest.raises(ValueError, match="singular or indefinite"):
         readout.ridge_readout(F, Y, -1.5 * lo)
     with pytest.raises(ValueError, match="singular or indefinite"):
-        readout.ridge_readout(_features(10, 50), Y[:10], 0.0, solver="primal")  # rank 10 < 50
-    readout.ridge_readout(_features(10, 50), Y[:10], 0.0)   # the 10 x 10 dual system is fine
+        readout.ridge_readout(features(10, 50), Y[:10], 0.0, solver="primal")  # rank 10 < 50
+    readout.ridge_readout(features(10, 50), Y[:10], 0.0)   # the 10 x 10 dual system is fine
 
 
 def test_ridge_bad_inputs():
-    F = _features(10, 4)
+    F = features(10, 4)
     with pytest.raises(ValueError, match="solver"):
         readout.ridge_readout(F, np.zeros(10), 1.0, solver="qr")
     with pytest.raises(ValueError, match="targets"):
@@ -152,7 +142,7 @@ def test_shift_corrected_ridge_matches_original_with_exact_kernels():
 
 
 def test_kernel_ridge_predict_equals_dual_ridge():
-    F, Ft = _features(25, 40), _features(7, 40, 5)
+    F, Ft = features(25, 40), features(7, 40, 5)
     Y = readout.class_targets(np.arange(25) % 2, 2)
     r = readout.ridge_readout(F, Y, 0.2)
     np.testing.assert_allclose(readout.kernel_ridge_predict(F @ F.T, Ft @ F.T, Y, 0.2),
@@ -235,7 +225,7 @@ def test_logistic_readout_raises_with_its_gradient_when_it_does_not_converge():
 def test_kernel_ridge_predict_checks_both_triangles():
     """The issue's case: one triangle of K_train was read, NaN or asymmetry in the other
     passed unseen."""
-    F, Ft = _features(25, 40), _features(7, 40, 5)
+    F, Ft = features(25, 40), features(7, 40, 5)
     Y = readout.class_targets(np.arange(25) % 2, 2)
     K = F @ F.T
     for i, j, value in ((0, 3, np.nan), (0, 3, np.inf), (3, 0, np.nan)):
@@ -259,7 +249,7 @@ def test_kernel_ridge_predict_checks_both_triangles():
 
 
 def test_readouts_and_features_refuse_bad_arrays(small_task):
-    F = _features(30, 5)
+    F = features(30, 5)
     Y = readout.class_targets(np.arange(30) % 3, 3)
     with pytest.raises(TypeError, match="F"):
         readout.ridge_readout("F", Y, 0.1)
