@@ -28,7 +28,7 @@ through Playwright, and fails on
   at 1,280 px are counted (reported, not failed).
 
 A full-page screenshot of each page goes to ``--screenshots``, plus the explorer of
-chapter 5 in its default state and with the threshold ``s₊`` moved by 0.5
+the compression chapter in its default state and with the threshold ``s₊`` moved by 0.5
 (``*__explorer-default.png``, ``*__explorer-moved.png``). Exit status 0 when every
 page passes, 1 otherwise, 2 on a usage error. Usage::
 

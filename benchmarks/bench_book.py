@@ -4,7 +4,7 @@ Nothing in the repository is modified: every run works in a fresh temporary dire
 
 1. Chapters. The notebooks that ``_toc.yml`` lists (``.ipynb``, in the table of
    contents' order: the chapters) are copied, with the rest
-   of ``book/`` and ``benchmarks/results/`` (chapter 7 finds ``benchmarks/`` by walking up
+   of ``book/`` and ``benchmarks/results/`` (the practice chapter finds ``benchmarks/`` by walking up
    from its working directory; chapters 4 and 5 read through ``lossless.__file__``, i.e.
    the installed package), to ``<tmp>/book`` and ``<tmp>/benchmarks/results``. Each chapter
    is executed with nbclient (kernel ``python3`` of this environment, working directory

@@ -761,7 +761,7 @@ def part_fashion(args, log) -> dict:
 
 
 def practice_fmnist2() -> tuple[int, int]:
-    from run_practice import FMNIST_2  # the two classes of chapter 7
+    from run_practice import FMNIST_2  # the two classes of the practice chapter
     return tuple(FMNIST_2)
 
 

@@ -1,4 +1,4 @@
-"""Benchmark: the accuracy-memory frontier with the width free (chapter 7, ``book/07_practice.ipynb``).
+"""Benchmark: the accuracy-memory frontier with the width free (the practice chapter, ``book/09_practice.ipynb``).
 
 ``run_practice.py`` compares networks at the paper's widths 2000 x 2000 x 1000. Here
 the width is free: the dense network and the compressed one (three ReLU layers, the
@@ -17,7 +17,7 @@ Three parts, written to one CSV (column ``part``):
 - ``width``: dense and compressed networks at every width factor, with the empirical
   CK's error against the exact CK on 500 training samples;
 - ``check``: the compressed network alone at a width the fitted finite-width law
-  predicts (chapter 7), e.g. ``--parts check --factors 5 --sparsities 0.9``.
+  predicts (the practice chapter), e.g. ``--parts check --factors 5 --sparsities 0.9``.
 
 Rows go to ``benchmarks/results/frontier.csv`` (rewritten after every trial, so a run
 stopped early keeps what it computed) and ``frontier.json`` records the command,

@@ -1,4 +1,4 @@
-"""Benchmark: compression in practice at the paper's size (chapter 7, ``book/07_practice.ipynb``).
+"""Benchmark: compression in practice at the paper's size (the practice chapter, ``book/09_practice.ipynb``).
 
 The paper's protocol (hidden weights random and fixed, trained linear readout) for a
 network of the paper's size, widths 2000 x 2000 x 1000 on p = 784 inputs (7.57 million

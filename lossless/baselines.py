@@ -1,4 +1,4 @@
-"""The networks compared at equal memory (chapter 7).
+"""The networks compared at equal memory (the practice chapter).
 
 The dense original, the compressed network of :mod:`lossless.compress`, the baselines
 derived from the dense weights (magnitude pruning, naive ternarisation, random
@@ -294,7 +294,7 @@ def dense_network(p: int, widths: Sequence[int], layers: Sequence[Activation], t
 
 def compressed_network(plan: compress.CompressionPlan, p: int, widths: Sequence[int],
                        sparsity: float, generator: torch.Generator) -> FeatureNetwork:
-    """The compressed network of chapter 5: sparse ternary weights, ternary activations.
+    """The compressed network of the compression chapter: sparse ternary weights, ternary activations.
 
     A :class:`lossless.compress.CompressedMLP` drawn by ``CompressedMLP.from_plan``
     (weights stored as 2-bit codes; i.i.d. entries with ``P(0) = ε``); its predicted CK

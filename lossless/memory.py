@@ -64,7 +64,7 @@ def binary_entropy(x: float) -> float:
 
 @dataclass(frozen=True)
 class MemoryCost:
-    """Bits needed for the hidden weights, with both accountings of chapter 7.
+    """Bits needed for the hidden weights, with both accountings of the practice chapter.
 
     Attributes
     ----------

@@ -1,7 +1,7 @@
 """Readouts: the trained last layer on fixed random features (the practice chapter).
 
 Ridge regression in closed form (plain; shift-corrected, with the ridge penalty ``γ``
-lowered by the identity shift ``Δ = (τ^c_L)² − τ_L²``, chapter 7's remedy for the
+lowered by the identity shift ``Δ = (τ^c_L)² − τ_L²``, the practice chapter's remedy for the
 compressed network's CK identity shift; and with the ridge chosen on held-out samples),
 kernel ridge regression (the infinite-width limit of the ridge readout) and multinomial
 logistic regression. Features ``F`` have samples in rows.
@@ -243,7 +243,7 @@ def ridge_readout(F: Any, targets: Any, ridge: float, *, solver: str = "auto") -
 
 def shift_corrected_readout(F: Any, targets: Any, ridge: float, shift: float, *,
                             solver: str = "auto") -> Readout:
-    r"""The shift-corrected ridge of chapter 7: ridge with ``gamma - Delta``.
+    r"""The shift-corrected ridge of the practice chapter: ridge with ``gamma - Delta``.
 
     The compressed network's CK is, asymptotically, the original's plus
     ``Delta I_n`` with the identity shift ``Delta = (tau^c_L)^2 - tau_L^2``

@@ -1,5 +1,5 @@
 """lossless.compress.solver and .plan: ternary weights, the two-threshold family's moments,
-one layer's moment equations and the plan of a whole network (book chapter 5)."""
+one layer's moment equations and the plan of a whole network (the book's compression chapter)."""
 
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def test_solver_is_deterministic():
 
 
 def test_three_relu_layers_reference_scales_and_repr(relu3):
-    """Three ReLU layers on the book's reference mixture (05_compression):
+    """Three ReLU layers on the book's reference mixture (06_compression):
     τ = (0.61, 0.36, 0.21), τ^c = (0.75, 0.55, 0.41)."""
     np.testing.assert_allclose(relu3.tau[1:], [0.61, 0.36, 0.21], atol=0.006)
     np.testing.assert_allclose(relu3.tau_compressed[1:], [0.75, 0.55, 0.41], atol=0.006)

@@ -11,7 +11,7 @@ functions are those computations, each returning a
 - :mod:`lossless.explore.gaussian_mixture`: chapter 1, the Gram spectrum of a mixture.
 - :mod:`lossless.explore.ck_ntk`: chapter 3, empirical against exact kernel.
 - :mod:`lossless.explore.equivalence`: chapter 4, exact kernel against its equivalent K̃.
-- :mod:`lossless.explore.compression`: chapter 5, original against compressed network.
+- :mod:`lossless.explore.compression`: the compression chapter, original against compressed network.
 """
 
 from lossless.explore._vega import (GRID_VERSION, OFFLINE_FOLDER, VEGA_LITE_VERSION, Explorer,

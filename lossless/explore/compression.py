@@ -1,4 +1,4 @@
-"""Chapter 5's explorer and widget: the original network's kernel against a compressed network's."""
+"""The compression chapter's explorer and widget: the original network's kernel against a compressed network's."""
 
 from __future__ import annotations
 
@@ -425,7 +425,7 @@ def compression_states(sample: Any, original: Sequence[Any], *, seed: int = 0,
 
 def compression_explorer(sample: Any, original: Sequence[Any], *, seed: int = 0,
                          name: str = "compression", cache: bool = True) -> Explorer:
-    """Chapter 5's explorer: move one layer's thresholds, scale and pattern, the
+    """The compression chapter's explorer: move one layer's thresholds, scale and pattern, the
     sparsity and the width, and watch the two spectra (see :func:`compression_states`).
 
     The states take minutes to compute; they are cached by :func:`cached_states`.
@@ -503,7 +503,7 @@ def _compression_chart(states: list, name: str) -> Explorer:
 
 
 def compression_widget(sample: Any, original: Sequence[Any], *, seed: int = 0) -> Any:
-    """Chapter 5's live widget (JupyterLab): any thresholds, scale, pattern, ε, width.
+    """The compression chapter's live widget (JupyterLab): any thresholds, scale, pattern, ε, width.
 
     Each redraw is one :func:`compare_compressed_spectra` call (the finite
     networks with independent sparse ternary weights).
