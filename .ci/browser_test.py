@@ -24,8 +24,9 @@ through Playwright, and fails on
   label and overflow in px. The page is then measured again at 390 × 844 (a phone):
   equations that overflow there are counted, not failed, but each must be in a box
   that scrolls horizontally inside the column (``overflow-x: auto``), else the page
-  fails (nothing may be clipped without a scroll bar). Code blocks wider than their box
-  at 1,280 px are counted (reported, not failed).
+  fails (nothing may be clipped without a scroll bar),
+- a code cell's input wider than its box at 1,280 px (outputs wider than theirs are
+  counted, not failed: they scroll), and a site title in the sidebar not shown whole.
 
 A full-page screenshot of each page goes to ``--screenshots``, plus the explorer of
 the compression chapter in its default state and with the threshold ``s₊`` moved by 0.5
@@ -313,6 +314,16 @@ def check_page(context, base: str, rel: str, shots: Path, timeout_ms: int,
                                    f"(drawn {eq['drawn']} px, room {eq['available']} px)")
         if wide["code"]:
             result.stats["code blocks too wide"] = wide["code"]
+        # Code cells fit the column at 1,280 px (their outputs may scroll).
+        for ex in wide["codeInputExamples"]:
+            result.problems.append(f"code cell wider than the column at {wide['viewport']} px "
+                                   f"by {ex['overflow']} px: {ex['line']!r}")
+        if wide["codeInputs"] > len(wide["codeInputExamples"]):
+            result.problems.append(f"{wide['codeInputs']} code cells wider than the column "
+                                   f"at {wide['viewport']} px in all")
+        title = wide.get("title")
+        if title is not None and (title["clipped"] or not title["visible"]):
+            result.problems.append(f"site title not shown whole in the sidebar: {title}")
 
         shot = shots / screenshot_name(rel)
         page.evaluate("() => { if (document.activeElement) document.activeElement.blur();"
@@ -462,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"browser-test: at {reports[0]['viewport']} px, {n_over} of {n_eq} display "
                   f"equations wider than the column ({n_scroll} of them scroll "
                   f"horizontally), {sum(f['code'] for f in reports)} code blocks wider "
-                  f"than their box ({sum(f['codeCells'] for f in reports)} in code cells)")
+                  f"than their box ({sum(f['codeCells'] for f in reports)} in code cells, "
+                  f"{sum(f['codeInputs'] for f in reports)} of them code-cell inputs)")
     for r in failed:
         print(f"browser-test: FAILED {r.path}: {len(r.problems)} problem(s)")
     print(f"browser-test: {len(results) - len(failed)} passed, {len(failed)} failed")

@@ -8,7 +8,8 @@
 // equations of folded sections count too. An equation that overflows is `scrollable`
 // when it, or an ancestor inside the column, scrolls horizontally (overflow-x auto or
 // scroll) and that box itself ends inside the column: nothing hidden without a scroll bar.
-// Also the code blocks (`div.highlight pre`) that are wider than their box.
+// Also the code blocks (`div.highlight pre`) that are wider than their box (those of
+// code cells' inputs apart), and whether the sidebar's site title shows whole.
 // Evaluated in the page by .ci/browser_test.py (Playwright's page.evaluate).
 () => {
   const column = document.querySelector('article.bd-article') ||
@@ -63,10 +64,28 @@
   const code = Array.from(document.querySelectorAll('div.highlight pre'))
     .filter(p => p.getClientRects().length && p.scrollWidth - p.clientWidth > 1);
   const codeCells = code.filter(p => p.closest('.cell_input, .cell .highlight'));
+  const codeInputs = code.filter(p => p.closest('.cell_input'));
+  // The site title in the sidebar: every line of it shown, nothing clipped.
+  const brand = document.querySelector('.navbar-brand .logo__title, .navbar-brand');
+  let title = null;
+  if (brand && brand.getClientRects().length) {
+    const r = brand.getBoundingClientRect();
+    const clipped = brand.scrollWidth - brand.clientWidth > 1 ||
+      brand.scrollHeight - brand.clientHeight > 1 ||
+      window.getComputedStyle(brand).textOverflow === 'ellipsis' && brand.scrollWidth > brand.clientWidth;
+    const visible = r.right <= window.innerWidth + 1 && r.left >= -1;
+    title = {text: brand.textContent.replace(/\s+/g, ' ').trim(), clipped, visible,
+             width: Math.round(r.width), height: Math.round(r.height)};
+  }
   closed.forEach(d => { d.open = false; });
   return {viewport: window.innerWidth, column: Math.round(colWidth),
           equations: equations.length, hidden, overflowing: over,
-          code: code.length, codeCells: codeCells.length,
+          code: code.length, codeCells: codeCells.length, codeInputs: codeInputs.length,
+          codeInputExamples: codeInputs.slice(0, 3).map(p => ({
+            overflow: p.scrollWidth - p.clientWidth,
+            line: (p.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), ''))
+              .trim().slice(0, 80)})),
+          title,
           codeExamples: code.slice(0, 3).map(p => ({
             overflow: p.scrollWidth - p.clientWidth,
             line: (p.textContent.split('\n').reduce((a, b) => (b.length > a.length ? b : a), ''))
