@@ -1,6 +1,6 @@
 """The book's explorers (client-side, Vega-Lite) and live widgets, one module per chapter.
 
-Each chapter's explorer is one call (``gram_explorer``, ``kernel_explorer``,
+Each chapter's explorer is one call (``gram_explorer``, ``hermite_explorer``, ``kernel_explorer``,
 ``equivalence_explorer``, ``compression_explorer``): a grid of states computed with the
 package's own functions, cached and rounded, drawn by Vega-Lite with no kernel and no
 network (:mod:`lossless.explore._vega`). The ``*_widget`` functions are the live
@@ -9,6 +9,8 @@ functions are those computations, each returning a
 :class:`lossless.spectra.SpectralComparison`.
 
 - :mod:`lossless.explore.gaussian_mixture`: chapter 1, the Gram spectrum of a mixture.
+- :mod:`lossless.explore.hermite`: the Gaussian toolbox, an activation's Hermite series and
+  its kernel's Mehler series truncated at order N, against the exact ones.
 - :mod:`lossless.explore.ck_ntk`: chapter 3, empirical against exact kernel.
 - :mod:`lossless.explore.equivalence`: chapter 4, exact kernel against its equivalent K̃.
 - :mod:`lossless.explore.compression`: the compression chapter, original against compressed network.
@@ -28,6 +30,9 @@ from lossless.explore.equivalence import (EQUIVALENCE_ACTIVATIONS, EQUIVALENCE_D
                                           EQUIVALENCE_SIZES, compare_equivalent_spectra,
                                           equivalence_explorer, equivalence_states,
                                           equivalence_widget, reference_comparison)
+from lossless.explore.hermite import (HERMITE_ACTIVATIONS, HERMITE_ORDERS, HERMITE_SCALES,
+                                      HermiteTruncation, hermite_explorer, hermite_states,
+                                      hermite_truncation, hermite_widget)
 from lossless.explore.gaussian_mixture import (GRAM_RATIOS, GRAM_SEPARATIONS, GRAM_TRACE_GAPS,
                                                GramDemo, gram_explorer, gram_spectrum_demo,
                                                gram_states, gram_widget)
@@ -42,6 +47,11 @@ __all__ = [
     "gram_states",
     "gram_explorer",
     "gram_widget",
+    "HermiteTruncation",
+    "hermite_truncation",
+    "hermite_states",
+    "hermite_explorer",
+    "hermite_widget",
     "compare_empirical_spectra",
     "kernel_states",
     "kernel_explorer",
