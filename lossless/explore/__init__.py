@@ -1,9 +1,12 @@
 """The book's explorers (client-side, Vega-Lite) and live widgets, one module per chapter.
 
-Each chapter's explorer is one call (``gram_explorer``, ``hermite_explorer``, ``kernel_explorer``,
-``equivalence_explorer``, ``compression_explorer``): a grid of states computed with the
-package's own functions, cached and rounded, drawn by Vega-Lite with no kernel and no
-network (:mod:`lossless.explore._vega`). The ``*_widget`` functions are the live
+Each chapter's explorer is one call (``gram_explorer``, ``hermite_explorer``,
+``kernel_explorer``, ``equivalence_explorer``, ``compression_explorer``,
+``loss_explorer``): a grid of states computed with the package's own functions, cached
+and rounded, drawn by Vega-Lite with no kernel and no network
+(:mod:`lossless.explore._vega`); the dynamics chapter's explorer stores a kernel's
+eigenvalues and target energies and computes its loss curves in the page with Vega-Lite
+transforms. The ``*_widget`` functions are the live
 ipywidgets of the same computations, for JupyterLab; the ``compare_*_spectra``
 functions are those computations, each returning a
 :class:`lossless.spectra.SpectralComparison`.
@@ -14,6 +17,7 @@ functions are those computations, each returning a
 - :mod:`lossless.explore.ck_ntk`: chapter 3, empirical against exact kernel.
 - :mod:`lossless.explore.equivalence`: chapter 4, exact kernel against its equivalent K̃.
 - :mod:`lossless.explore.compression`: the compression chapter, original against compressed network.
+- :mod:`lossless.explore.dynamics`: the dynamics chapter, loss curves of K and K + Delta I.
 """
 
 from lossless.explore._vega import (GRID_VERSION, OFFLINE_FOLDER, VEGA_LITE_VERSION, Explorer,
@@ -26,6 +30,8 @@ from lossless.explore.compression import (COMPRESSION_OFFSETS, COMPRESSION_SCALE
                                           compare_compressed_spectra, compression_explorer,
                                           compression_states, compression_widget,
                                           coupled_ternary, layer_mismatch)
+from lossless.explore.dynamics import (LossCurves, LossModes, loss_curves, loss_explorer,
+                                       loss_modes, loss_widget, modes_of)
 from lossless.explore.equivalence import (EQUIVALENCE_ACTIVATIONS, EQUIVALENCE_DEPTHS,
                                           EQUIVALENCE_SIZES, compare_equivalent_spectra,
                                           equivalence_explorer, equivalence_states,
@@ -67,4 +73,11 @@ __all__ = [
     "compression_states",
     "compression_explorer",
     "compression_widget",
+    "LossModes",
+    "LossCurves",
+    "loss_modes",
+    "loss_curves",
+    "loss_explorer",
+    "modes_of",
+    "loss_widget",
 ]
