@@ -5,8 +5,8 @@ Nothing in the repository is modified: every run works in a fresh temporary dire
 1. Chapters. The notebooks that ``_toc.yml`` lists (``.ipynb``, in the table of
    contents' order: the chapters) are copied, with the rest
    of ``book/`` and ``benchmarks/results/`` (the practice chapter finds ``benchmarks/`` by walking up
-   from its working directory; chapters 4 and 5 read through ``lossless.__file__``, i.e.
-   the installed package), to ``<tmp>/book`` and ``<tmp>/benchmarks/results``. Each chapter
+   from its working directory; other chapters read files through ``lossless.__file__``,
+   i.e. the installed package), to ``<tmp>/book`` and ``<tmp>/benchmarks/results``. Each chapter
    is executed with nbclient (kernel ``python3`` of this environment, working directory
    ``<tmp>/book`` as under Jupyter Book, 600 s per cell as in ``_config.yml``, errors
    fatal), and its wall time is recorded: kernel start-up plus every cell, the same
