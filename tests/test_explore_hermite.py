@@ -82,6 +82,12 @@ def test_parseval_links_the_two_panels():
     # orders 1 and 2 of ReLU at tau = 1: 1/4 + 1/(4 pi)
     relu = explore.hermite_truncation("relu", 2, 1.0)
     assert relu.low_order == pytest.approx(0.25 + 1 / (4 * math.pi), rel=1e-12)
+    # ... whatever N: at N = 1 the readout still reports orders 1 and 2, not order 1 alone
+    for N in (0, 1, 20):
+        t = explore.hermite_truncation("relu", N, 1.0)
+        assert t.low_order == pytest.approx(relu.low_order, rel=1e-12)
+    one = explore.hermite_truncation("relu", 1, 1.0)
+    assert one.kept < one.low_order  # the order 2 is not kept at N = 1
 
 
 def test_explorer_states_agree_with_the_computation(explorer):

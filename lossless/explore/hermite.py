@@ -166,11 +166,14 @@ def hermite_truncation(activation: Any = "relu", order: int = 2, tau: float = 1.
     kernel = dual.values(np.zeros(rho_size, dtype=int), np.array([1]), rho[:, None])[:, 0]
     fact = np.array([float(math.factorial(r)) for r in range(order + 1)])
     energy = fact * centred**2
+    # the orders 1 and 2 whatever N (at N = 1 the order 2 is not among the kept ones)
+    low = zeta if order >= 2 else toolbox.hermite_coefficients(act, tau, 2)
+    low_order = float(low[1] ** 2 + 2.0 * low[2] ** 2)
     return HermiteTruncation(
         name=name, tau=tau, order=order, xi=xi, values=np.asarray(act(tau * xi), dtype=float),
         truncated=truncated, rho=rho, kernel=np.asarray(kernel, dtype=float),
         kernel_truncated=np.asarray(kernel_truncated, dtype=float), zeta=zeta,
-        variance=float(moments.v), kept=float(energy.sum()), low_order=float(energy[1:3].sum()),
+        variance=float(moments.v), kept=float(energy.sum()), low_order=low_order,
     )
 
 
@@ -274,7 +277,7 @@ def hermite_explorer(*, name: str = "hermite", cache: bool = True) -> Explorer:
     import altair as alt
 
     # bump the first part when the content of a state changes
-    key = _cache_key("hermite-1", HERMITE_ACTIVATIONS, HERMITE_ORDERS, HERMITE_SCALES, 121, 81)
+    key = _cache_key("hermite-2", HERMITE_ACTIVATIONS, HERMITE_ORDERS, HERMITE_SCALES, 121, 81)
     states = cached_states("hermite", key, hermite_states, cache=cache)
     params = [
         _select("act", HERMITE_ACTIVATIONS, "sign", "activation "),
