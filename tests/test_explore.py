@@ -108,6 +108,23 @@ def test_gram_grid_state_is_the_package_function():
     assert "predicted spike" in states[0]["readout"]
 
 
+def test_gram_cache_matches_the_code_and_the_panel_colours_the_classes():
+    # a stale cache (code changed, inputs not) would show old readouts in the book
+    cached = explore.gram_explorer(256, seed=0).state(sep=3.0, gap=4.0, ratio=2.0)
+    fresh = explore.gram_states(256, separations=(3.0,), trace_gaps=(4.0,), ratios=(2.0,))[0]
+    assert cached == fresh
+    assert cached["readout"].count("\n") == 2                      # three lines
+    assert max(len(line) for line in cached["readout"].split("\n")) <= 90
+    ex = explore.gram_explorer(64, cache=False)
+    right = ex.spec["vconcat"][1]["hconcat"][1]
+    points = right["layer"][0]
+    assert points["encoding"]["color"]["field"] == "cls"
+    assert "datum.i < 32.0 * datum.ratio" in points["transform"][-1]["calculate"]
+    # the samples are ordered by class, n/2 in each, as the panel's boundary assumes
+    demo = explore.gram_spectrum_demo(64, 0.5, 3.0, 4.0, seed=0)
+    assert list(demo.labels) == [0] * 16 + [1] * 16
+
+
 def test_kernel_grid_error_falls_with_width():
     s = data.preset("reference", 32).sample(64, np.random.default_rng(0))
     states = explore.kernel_states(s.X, s.labels, s.tau0, activations=("relu",), depths=(2,),

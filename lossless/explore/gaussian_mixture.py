@@ -158,6 +158,33 @@ GRAM_SEPARATIONS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
 GRAM_TRACE_GAPS = (0.0, 4.0, 8.0)
 GRAM_RATIOS = (0.5, 1.0, 2.0, 4.0)
 
+#: Colours of the two classes in the explorer's eigenvector panel (not those of the
+#: spectrum panel's series, which mean "measured" and "predicted").
+CLASS_COLOURS = ("#2ca02c", "#9467bd")
+
+
+def _class_panel(spec: dict, p: int) -> dict:
+    """Edit the shared spectrum chart for chapter 1: colour the eigenvector entries by
+    class (the samples are ordered by class, ``n/2`` in each), draw the zero line, and
+    enlarge the two triangles (largest and predicted eigenvalue)."""
+    row = spec["vconcat"][1]
+    left, right = row["hconcat"]
+    for layer in left["layer"]:
+        if layer["mark"].get("shape") == "triangle-up":
+            layer["mark"]["size"] = 160
+    points = {key: right.pop(key) for key in ("encoding", "mark", "transform")}
+    points["transform"].append({"calculate": f"datum.i < {p / 2} * datum.ratio ? 'class 1' : 'class 2'",
+                                "as": "cls"})
+    points["encoding"]["color"] = {
+        "field": "cls", "type": "nominal", "legend": {"orient": "top", "title": None},
+        "scale": {"domain": ["class 1", "class 2"], "range": list(CLASS_COLOURS)}}
+    points["mark"]["size"] = 16
+    zero = {"data": {"values": [{}]}, "mark": {"type": "rule", "color": "gray", "strokeDash": [4, 3]},
+            "encoding": {"y": {"datum": 0}}}
+    right["layer"] = [points, zero]
+    row["resolve"] = {"scale": {"color": "independent"}}
+    return spec
+
 
 def _gram_state(p: int, ratio: float, separation: float, trace_gap: float, seed: int) -> dict:
     demo = gram_spectrum_demo(p, ratio, separation, trace_gap, seed=seed)
@@ -177,14 +204,13 @@ def _gram_state(p: int, ratio: float, separation: float, trace_gap: float, seed:
     pred_al = float(alignments[0]) if alignments.size and np.isfinite(alignments[0]) else None
     sq = np.asarray(demo.squared_norms)
     gap = float(sq[demo.labels == 1].mean() - sq[demo.labels == 0].mean())
-    readout = (f"largest eigenvalue {significant(vals[0])} (predicted spike "
-               f"{'none: below the transition' if predicted is None else significant(predicted)}), "
-               f"bulk edge {significant(demo.edge)}\n"
-               f"alignment of the top eigenvector with the classes {significant(demo.alignment, 3)} "
-               f"(predicted {'0' if pred_al is None else significant(pred_al, 3)})\n"
-               f"mean ||x||^2, class 2 minus class 1: {significant(gap, 3)}\nthe Gram spectrum "
-               f"sees the trace gap only through the mean variance tr C°/p = "
-               f"{significant(demo.sigma2)}")
+    # three short lines: the readout panel is 580 px wide and 60 px high
+    readout = (f"largest eigenvalue {significant(vals[0], 3)}, bulk edge {significant(demo.edge, 3)}, "
+               f"predicted spike {'none (below the transition)' if predicted is None else significant(predicted, 3)}\n"
+               f"alignment of the top eigenvector with the classes {significant(demo.alignment, 2)} "
+               f"(limit n, p -> inf: {'0' if pred_al is None else significant(pred_al, 2)})\n"
+               f"mean ||x||^2, class 2 minus class 1: {significant(gap, 2)}; "
+               f"noise variance tr C°/p = {significant(demo.sigma2, 4)}")
     return {
         "sep": separation, "gap": trace_gap, "ratio": ratio,
         "lo": significant(edges[:-1]), "hi": significant(edges[1:]),
@@ -256,9 +282,16 @@ def gram_explorer(p: int = 256, *, seed: int = 0, name: str = "gram", cache: boo
         _radio("ratio", GRAM_RATIOS, 2.0, "n/p "),
     ]
     where = " && ".join([_close("sep", "sep"), _close("gap", "gap"), _close("ratio", "ratio")])
-    spec = _spectrum_chart(states, params, where, ("Gram eigenvalues", "predicted spike"),
+    from lossless.data import preset
+
+    for r in GRAM_RATIOS:  # the class panel's boundary: n/2 samples per class, in order
+        n = max(2, int(round(r * p)))
+        if list(preset("mixed", p, shape=0.0).class_sizes(n)) != [n // 2, n - n // 2] or n % 2:
+            raise ValueError(f"p={p}: n = {n} at n/p = {r} does not split into two equal classes")
+    spec = _spectrum_chart(states, params, where, ("measured eigenvalues", "predicted spike"),
                            name=name, fields=("sep", "gap", "ratio"), curve=True, single=True,
                            vector_title="top eigenvector entry")
+    spec = _class_panel(spec, p)
     controls = [
         {"name": "sep", "values": [1.0, 5.0], "context": {}},
         {"name": "gap", "values": [0.0, 8.0], "context": {}},
