@@ -111,3 +111,19 @@ def test_code_fits_the_column(stem):
 def test_chapter_length(stem):
     words = prose_words(stem)
     assert 500 < words <= MAX_WORDS, f"{stem}: {words} words of prose"
+
+
+def has_explorer(stem: str) -> bool:
+    """A chapter shows a client-side explorer (lossless.explore) in an output."""
+    return any("lossless-explorer" in json.dumps(c.get("outputs", []))
+               for c in cells(stem) if c["cell_type"] == "code")
+
+
+def test_explorers_say_what_to_try():
+    with_explorer = [s for s in CHAPTERS if has_explorer(s)]
+    assert len(with_explorer) >= 6, with_explorer
+    for stem in with_explorer:
+        markdown = "\n".join(source(c) for c in cells(stem) if c["cell_type"] == "markdown")
+        missing = [k for k in ("**Try:**", "**Look for:**", "**Why:**") if k not in markdown]
+        assert not missing, f"{stem}: explorer without its {missing} box"
+        assert "Predict, then move it" in markdown, f"{stem}: no 'Predict, then move it' exercise"
