@@ -127,3 +127,25 @@ def test_explorers_say_what_to_try():
         missing = [k for k in ("**Try:**", "**Look for:**", "**Why:**") if k not in markdown]
         assert not missing, f"{stem}: explorer without its {missing} box"
         assert "Predict, then move it" in markdown, f"{stem}: no 'Predict, then move it' exercise"
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_no_line_inside_inline_math_starts_a_block(stem):
+    """A line of an inline formula that starts with '+ ', '- ', '* ', '> ', '#' or '1. '
+    is read by Markdown as a list item (or quote, heading): the formula is then left as
+    raw TeX in the HTML and the PDF."""
+    found = []
+    for k, c in enumerate(cells(stem)):
+        if c["cell_type"] != "markdown":
+            continue
+        text = re.sub(r"\$\$.*?\$\$", "", source(c), flags=re.S)
+        paragraph = ""
+        for line in text.split("\n"):
+            if not line.strip():
+                paragraph = ""
+                continue
+            inside = paragraph.replace(r"\$", "").count("$") % 2 == 1
+            if inside and re.match(r"\s*([+\-*>#]|\d+\.)\s", line):
+                found.append((k, line.strip()[:50]))
+            paragraph += line + "\n"
+    assert not found, f"{stem}: {found}"
