@@ -128,8 +128,25 @@ def linearized_loss_curve(K: np.ndarray, residual0: np.ndarray, lr: float,
     with np.errstate(over="ignore"):
         energy = _checks.no_overflow((vecs.T @ r0) ** 2, "residual0", r0,
                                      "its squared coefficients")
-    # a learning rate beyond 2 / lambda_max diverges (documented): inf is then the answer
-    return 0.5 * (_decay_factors(vals, lr, steps) ** 2) @ energy
+    return mode_loss_curve(vals, energy, lr, steps)
+
+
+def mode_loss_curve(eigenvalues: np.ndarray, energies: np.ndarray, lr: float,
+                    steps: int) -> np.ndarray:
+    r"""The sum of eq-dyn-loss from the modes: ``L_t = 1/2 sum_k (1 - lr lambda_k)^{2t} c_k``.
+
+    The step shared by :func:`linearized_loss_curve` (which computes ``lambda_k`` and
+    ``c_k = (u_k^T r_0)^2`` from ``K``) and the dynamics chapter's explorer (which stores
+    them). Inputs are trusted (checked by the callers).
+
+    Returns
+    -------
+    ndarray, shape (steps + 1,)
+        ``L_0, ..., L_T``; a learning rate beyond ``2 / lambda_max`` diverges (documented):
+        ``inf`` once it overflows.
+    """
+    with np.errstate(over="ignore"):
+        return 0.5 * (_decay_factors(eigenvalues, lr, steps) ** 2) @ energies
 
 
 def mode_energies(residuals: np.ndarray, vectors: np.ndarray, groups: Sequence[Sequence[int]]

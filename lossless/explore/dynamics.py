@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from lossless import _checks
+from lossless import _checks, dynamics
 from lossless.explore._vega import (ORIGINAL, OTHER, Explorer, _cache_key, _finish, _range,
                                     cached_states, significant)
 
@@ -147,17 +147,14 @@ def loss_curves(modes: LossModes, lr: float, shift: float, steps: int, *, every:
     every = _checks.integer(every, "every", minimum=1)
     if steps % every:
         raise ValueError(f"steps must be a multiple of every, got steps={steps}, every={every}")
-    _checks.allocation((steps // every + 1) * lam.size, "steps", steps, what="the loss curves")
+    _checks.allocation((steps + 1) * lam.size, "steps", steps, what="the loss curves")
     keep = _part_mask(lam.size, part)
-    t = np.arange(0, steps + 1, every, dtype=float)[:, None]
 
     def curve(delta: float) -> np.ndarray:
-        q2 = (1.0 - lr * (lam[keep] + delta)) ** 2
-        with np.errstate(over="ignore"):
-            return 0.5 * (q2[None, :] ** t) @ c2[keep]
+        return dynamics.mode_loss_curve(lam[keep] + delta, c2[keep], lr, steps)[::every]
 
     top = float(lam[keep].max())
-    return LossCurves(t[:, 0].astype(int), curve(0.0), curve(shift), lr * top < 2,
+    return LossCurves(np.arange(0, steps + 1, every), curve(0.0), curve(shift), lr * top < 2,
                       lr * (top + shift) < 2)
 
 
