@@ -23,6 +23,7 @@ from lossless.memory import (ACCOUNTINGS, DENSE_BITS, MemoryCost, dense_memory, 
                              ternary_memory)
 
 __all__ = [
+    "quantize_rows",
     "magnitude_prune",
     "naive_ternarize",
     "random_sparsify",
@@ -75,7 +76,40 @@ def _unit_mean_square(W: torch.Tensor, what: str) -> torch.Tensor:
     return W / math.sqrt(ms)
 
 
-def magnitude_prune(W: torch.Tensor, kept_fraction: float) -> torch.Tensor:
+def quantize_rows(W: torch.Tensor, bits: int) -> torch.Tensor:
+    """Post-training quantisation: per-row symmetric round-to-nearest on ``bits`` bits.
+
+    Each row ``w`` becomes ``s * round(w / s)`` with ``s = max|w| / (2^(bits-1) - 1)``
+    (codes in ``[-(2^(bits-1) - 1), 2^(bits-1) - 1]``, zero kept exactly zero): the
+    weight-only scheme of torch's dynamic int8 ``Linear`` (per-channel) and of int4
+    weight-only quantisation without groups. The result is what
+    :func:`lossless.memory.encode_weights` stores as ``int8``/``int4``/``csr-int8``.
+
+    Parameters
+    ----------
+    W : Tensor, shape (rows, cols)
+    bits : int
+        2 to 8.
+
+    Returns
+    -------
+    Tensor, shape of ``W``, dtype of ``W``
+    """
+    W = _check_weight(W)
+    if W.ndim != 2:
+        raise ValueError(f"W must be a matrix (2-D), got shape {tuple(W.shape)}")
+    bits = _checks.integer(bits, "bits", minimum=2, maximum=8)
+    qmax = 2 ** (bits - 1) - 1
+    Wd = W.double()
+    scale = Wd.abs().amax(dim=1, keepdim=True).to(torch.float32).double() / qmax
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    # scale rounded to float32 first, so that the stored (float32) scale reproduces W
+    safe = safe.to(torch.float32).double()
+    return (torch.round(Wd / safe).clamp(-qmax, qmax) * safe).to(W.dtype)
+
+
+def magnitude_prune(W: torch.Tensor, kept_fraction: float, *,
+                    rescale: bool = True) -> torch.Tensor:
     """Keep the ``round(k N)`` entries of largest ``|w|``, zero the rest, rescale.
 
     Unstructured, per matrix (as ``torch.nn.utils.prune.l1_unstructured``); the result
@@ -88,6 +122,9 @@ def magnitude_prune(W: torch.Tensor, kept_fraction: float) -> torch.Tensor:
         Dense weights.
     kept_fraction : float
         ``k`` in (0, 1].
+    rescale : bool, default True
+        Rescale to unit mean square (random weights, whose scale the theory fixes);
+        False keeps the kept entries as they are (pruning a trained network).
 
     Returns
     -------
@@ -95,11 +132,14 @@ def magnitude_prune(W: torch.Tensor, kept_fraction: float) -> torch.Tensor:
     """
     W = _check_weight(W)
     k = _checks.fraction(kept_fraction, "kept_fraction", low_open=True, high_open=False)
+    rescale = _checks.flag(rescale, "rescale")
     flat = W.reshape(-1)
     m = _count(k, flat.numel(), "kept_fraction")
     keep = torch.topk(flat.abs(), m, sorted=False).indices
     out = torch.zeros_like(flat)
     out[keep] = flat[keep]
+    if not rescale:
+        return out.reshape(W.shape)
     return _unit_mean_square(out, f"{m} of largest |w| kept").reshape(W.shape)
 
 

@@ -782,12 +782,18 @@ class FinetuneResult:
     kept_fraction : float
         Fraction of non-zero hidden weights after training (unchanged: zeros stay zero).
     seconds : float
+    hidden : tuple of Tensor
+        The trained hidden weights ``W_1..W_L`` (float32, detached).
+    readout : ndarray, shape (d_L, K)
+        The trained readout.
     """
 
     test_accuracy: np.ndarray
     train_loss: np.ndarray
     kept_fraction: float
     seconds: float = field(default=0.0, compare=False)
+    hidden: tuple = field(default=(), compare=False, repr=False)
+    readout: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def finetune(net: FeatureNetwork, task: Task, generator: torch.Generator, *,
@@ -875,7 +881,9 @@ def finetune(net: FeatureNetwork, task: Task, generator: torch.Generator, *,
         losses.append(total / count)
         accs.append(test_accuracy())
     kept = _nonzero_fraction(W.detach() for W in model.hidden)
-    return FinetuneResult(np.array(accs), np.array(losses), kept, time.perf_counter() - start)
+    return FinetuneResult(np.array(accs), np.array(losses), kept, time.perf_counter() - start,
+                          hidden=tuple(W.detach().clone() for W in model.hidden),
+                          readout=model.readout.detach().double().numpy().copy())
 
 
 def run_finetune_trial(task: Task, widths: Sequence[int], layers: Sequence[Activation], *,

@@ -10,11 +10,13 @@ chapter (book eq-compress-memory). Actual file sizes come from the formats thems
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import scipy.optimize
 
 from lossless import _checks
@@ -31,6 +33,9 @@ __all__ = [
     "matched_kept_fraction",
     "MemoryReport",
     "memory_report",
+    "WEIGHT_FORMATS",
+    "encode_weights",
+    "decode_weights",
 ]
 
 #: Bits of one dense float32 weight.
@@ -256,3 +261,163 @@ def memory_report(p: int, widths: Sequence[int], sparsity: float) -> MemoryRepor
         ("authors' count (1 − ε), ignores zero positions", ternary.bits("authors"), "count"),
     )
     return MemoryReport(n_weights=n, sparsity=eps, rows=rows)
+
+
+# -------------------------------------------------------------------------------------
+# files of the baselines' weights (the practice study's stored bytes)
+# -------------------------------------------------------------------------------------
+
+#: Weight formats of :func:`encode_weights`, with what one file holds per matrix.
+WEIGHT_FORMATS: dict[str, str] = {
+    "fp32": "dense float32 entries",
+    "fp16": "dense float16 entries",
+    "int8": "per-row symmetric int8 codes + one float32 scale per row",
+    "int4": "per-row symmetric int4 codes (two per byte) + one float32 scale per row",
+    "csr-fp16": "CSR: uint32 row pointers, uint16 column indices, float16 values",
+    "csr-int8": "CSR: uint32 row pointers, uint16 column indices, int8 codes + "
+                "one float32 scale per row",
+    "ternary": "one float32 scale + the {0, ±1} codes entropy-coded (ANS, "
+               "lossless.compress.codec)",
+}
+_WEIGHT_MAGIC = b"lossless.weights\n"
+_QMAX = {"int8": 127, "int4": 7, "csr-int8": 127}
+
+
+def _row_codes(W: np.ndarray, qmax: int, i: int, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and per-row scales with ``W == codes * scale`` (checked)."""
+    amax = np.max(np.abs(W), axis=1)
+    scale = (amax / qmax).astype(np.float32)
+    safe = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    codes = np.rint(W / safe[:, None])
+    if np.any(np.abs(codes) > qmax) or not np.allclose(codes * safe[:, None], W, rtol=1e-5,
+                                                        atol=1e-7 * max(float(amax.max()), 1e-30)):
+        raise ValueError(f"weights[{i}] is not on a per-row grid of {fmt} "
+                         f"(codes in [-{qmax}, {qmax}] times one scale per row): quantise it "
+                         "first with lossless.baselines.quantize_rows")
+    return codes.astype(np.int8), scale
+
+
+def encode_weights(weights: Sequence[Any], fmt: str) -> bytes:
+    """The bytes of a file holding the matrices ``weights`` in format ``fmt``.
+
+    A real file (decoded exactly by :func:`decode_weights`), so its length is a stored
+    size, not a bound: the magic line, one JSON line (format, shapes and the byte count
+    of every section), then the sections. For ``int8``/``int4``/``csr-int8`` the
+    weights must already be quantised per row (:func:`lossless.baselines.quantize_rows`);
+    sparse formats keep the non-zero entries only (so their size includes the index
+    cost: 2 bytes of column index per non-zero plus 4 bytes per row).
+
+    Parameters
+    ----------
+    weights : sequence of array_like, each 2-D
+        Matrices (rows = outputs); finite.
+    fmt : str
+        A key of :data:`WEIGHT_FORMATS`.
+    """
+    fmt = _checks.choice(fmt, "fmt", sorted(WEIGHT_FORMATS))
+    if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence) or not weights:
+        raise TypeError(f"weights must be a non-empty sequence of matrices, got "
+                        f"{_checks.describe(weights)}")
+    sections: list[bytes] = []
+    meta: list[dict] = []
+    for i, W in enumerate(weights):
+        W = np.asarray(_checks.real_array(W, f"weights[{i}]", ndim=2), dtype=np.float64)
+        rows, cols = W.shape
+        if fmt.startswith("csr") and cols > 2**16:
+            raise ValueError(f"weights[{i}] has {cols} columns: csr formats index at most "
+                             f"{2**16} columns (uint16)")
+        parts: list[bytes] = []
+        if fmt == "ternary":
+            from lossless.compress import codec
+
+            c = float(np.max(np.abs(W)))
+            codes = np.rint(W / c) if c > 0 else np.zeros_like(W)
+            if not np.allclose(codes * c, W, rtol=1e-6, atol=1e-12 * max(c, 1e-30)):
+                raise ValueError(f"weights[{i}] is not ternary (entries in {{0, ±c}} for one "
+                                 "c): ternarise it first")
+            parts = [np.float32(c).tobytes(), codec.encode_ternary(codes.astype(np.int8))]
+        elif fmt == "fp32":
+            parts = [W.astype("<f4").tobytes()]
+        elif fmt == "fp16":
+            parts = [W.astype("<f2").tobytes()]
+        elif fmt in ("int8", "int4"):
+            codes, scale = _row_codes(W, _QMAX[fmt], i, fmt)
+            if fmt == "int4":
+                nib = (codes.astype(np.int16) + 8).astype(np.uint8)
+                if cols % 2:
+                    nib = np.hstack([nib, np.full((rows, 1), 8, np.uint8)])
+                packed = (nib[:, 0::2] | (nib[:, 1::2] << 4)).astype(np.uint8)
+                parts = [packed.tobytes(), scale.astype("<f4").tobytes()]
+            else:
+                parts = [codes.tobytes(), scale.astype("<f4").tobytes()]
+        else:
+            nz = W != 0
+            ptr = np.concatenate([[0], np.cumsum(nz.sum(axis=1))]).astype("<u4")
+            r_idx, c_idx = np.nonzero(nz)
+            parts = [ptr.tobytes(), c_idx.astype("<u2").tobytes()]
+            if fmt == "csr-fp16":
+                parts.append(W[r_idx, c_idx].astype("<f2").tobytes())
+            else:
+                codes, scale = _row_codes(W, _QMAX[fmt], i, fmt)
+                parts += [codes[r_idx, c_idx].tobytes(), scale.astype("<f4").tobytes()]
+        meta.append({"shape": [rows, cols], "sections": [len(p) for p in parts]})
+        sections += parts
+    head = json.dumps({"format": fmt, "matrices": meta}, separators=(",", ":")).encode()
+    return _WEIGHT_MAGIC + head + b"\n" + b"".join(sections)
+
+
+def decode_weights(data: bytes) -> tuple[str, list[np.ndarray]]:
+    """Inverse of :func:`encode_weights`: the format and the float32 matrices.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not such a file or is truncated.
+    """
+    if not isinstance(data, (bytes, bytearray)) or not data.startswith(_WEIGHT_MAGIC):
+        raise ValueError("data is not a lossless weights file (missing magic line "
+                         f"{_WEIGHT_MAGIC!r})")
+    end = data.index(b"\n", len(_WEIGHT_MAGIC))
+    head = json.loads(data[len(_WEIGHT_MAGIC):end])
+    fmt, pos, out = head["format"], end + 1, []
+    if len(data) != pos + sum(sum(m["sections"]) for m in head["matrices"]):
+        raise ValueError(f"data holds {len(data)} bytes, its header announces "
+                         f"{pos + sum(sum(m['sections']) for m in head['matrices'])}: truncated "
+                         "or corrupted")
+
+    def take(n: int, dtype: str) -> np.ndarray:
+        nonlocal pos
+        arr = np.frombuffer(data[pos:pos + n], dtype=dtype)
+        pos += n
+        return arr
+
+    for m in head["matrices"]:
+        (rows, cols), sec = m["shape"], m["sections"]
+        if fmt == "ternary":
+            from lossless.compress import codec
+
+            c = float(take(sec[0], "<f4")[0])
+            W = codec.decode_ternary(take(sec[1], "u1").tobytes(), (rows, cols)) * np.float32(c)
+        elif fmt in ("fp32", "fp16"):
+            W = take(sec[0], "<f4" if fmt == "fp32" else "<f2").reshape(rows, cols)
+        elif fmt in ("int8", "int4"):
+            if fmt == "int8":
+                codes = take(sec[0], "i1").reshape(rows, cols).astype(np.float32)
+            else:
+                packed = take(sec[0], "u1").reshape(rows, -1)
+                nib = np.empty((rows, 2 * packed.shape[1]), np.int16)
+                nib[:, 0::2], nib[:, 1::2] = packed & 15, packed >> 4
+                codes = (nib[:, :cols] - 8).astype(np.float32)
+            W = codes * take(sec[1], "<f4")[:, None]
+        else:
+            ptr = take(sec[0], "<u4").astype(np.int64)
+            cidx = take(sec[1], "<u2").astype(np.int64)
+            ridx = np.repeat(np.arange(rows), np.diff(ptr))
+            W = np.zeros((rows, cols), np.float32)
+            if fmt == "csr-fp16":
+                W[ridx, cidx] = take(sec[2], "<f2")
+            else:
+                vals = take(sec[2], "i1").astype(np.float32)
+                W[ridx, cidx] = vals * take(sec[3], "<f4")[ridx]
+        out.append(np.asarray(W, dtype=np.float32))
+    return fmt, out

@@ -115,6 +115,13 @@ class Readout:
         Always True for ridge (closed form); L-BFGS convergence for logistic.
     gradient_norm : float
         Norm of the objective's gradient at the solution (0 for ridge).
+    validation_accuracy : float
+        Held-out accuracy at the chosen penalty (:func:`validated_ridge_readout`; NaN
+        otherwise).
+    grid_edge : bool
+        True when the best held-out accuracy is reached only at an end of the grid
+        (the optimum may lie outside it); a plateau reaching into the grid is not an
+        edge (at large ridge the predicted classes stop changing).
     """
 
     weights: np.ndarray
@@ -123,6 +130,8 @@ class Readout:
     solver: str
     converged: bool = True
     gradient_norm: float = 0.0
+    validation_accuracy: float = math.nan
+    grid_edge: bool = False
 
     def __post_init__(self) -> None:
         _checks.real_array(self.weights, "weights", ndim=2, dtype=None,
@@ -291,7 +300,7 @@ RIDGE_GRID: tuple[float, ...] = tuple(float(x) for x in 10.0 ** np.arange(-3.0, 
 
 
 def validated_ridge_readout(F: Any, labels: Any, n_classes: int, *, grid: Sequence[float] = RIDGE_GRID,
-                            every: int = 5) -> Readout:
+                            every: int = 5, refit: bool = True) -> Readout:
     """Ridge readout with ``gamma`` chosen by hold-out validation on the training set.
 
     Every ``every``-th training sample (``i % every == 0``; balanced over classes when
@@ -299,8 +308,9 @@ def validated_ridge_readout(F: Any, labels: Any, n_classes: int, *, grid: Sequen
     ridge is fitted on the others for each ``gamma = g * mean_i ||f_i||^2``, ``g`` in
     ``grid`` (relative to the feature scale, so networks with larger features are not
     penalised less), and the ``gamma`` with the best held-out accuracy (the largest
-    one among ties) is refitted on all samples. One eigendecomposition serves the
-    whole grid.
+    one among ties) is refitted on all samples (or, with ``refit=False``, kept as
+    fitted without the held-out samples, so that its ``validation_accuracy`` is that of
+    the returned readout). One eigendecomposition serves the whole grid.
 
     Parameters
     ----------
@@ -312,6 +322,8 @@ def validated_ridge_readout(F: Any, labels: Any, n_classes: int, *, grid: Sequen
         Relative ridges, > 0.
     every : int, default 5
         Hold out one sample in ``every`` (>= 2).
+    refit : bool, default True
+        Refit on all samples at the chosen penalty.
 
     Returns
     -------
@@ -348,9 +360,12 @@ def validated_ridge_readout(F: Any, labels: Any, n_classes: int, *, grid: Sequen
         scores = [Pv @ (C / (s + lam)[:, None]) for lam in lambdas]
     accs = np.array([np.mean(np.argmax(S, axis=1) == y[val]) for S in scores])
     best = int(np.flatnonzero(accs == accs.max())[-1])
-    W, solver = _solve_ridge(F, Y, float(lambdas[best]), "auto", "validated_ridge_readout")
+    refit = _checks.flag(refit, "refit")
+    Ffit, Yfit = (F, Y) if refit else (Ff, Yf)
+    W, solver = _solve_ridge(Ffit, Yfit, float(lambdas[best]), "auto", "validated_ridge_readout")
     return Readout(weights=W, kind="ridge (validated)", penalty=float(lambdas[best]),
-                   solver=solver)
+                   solver=solver, validation_accuracy=float(accs[best]),
+                   grid_edge=bool(accs.size > 2 and accs[1:-1].max() < accs.max()))
 
 
 def kernel_ridge_predict(K_train: Any, K_cross: Any, targets: Any, ridge: float) -> np.ndarray:

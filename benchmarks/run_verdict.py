@@ -1,0 +1,315 @@
+"""Benchmark: the verdict study, every method at its stored bytes (book ``ch-verdict-report``).
+
+The question a practitioner asks of the compressed network: which network reaches the
+accuracy of the paper's dense network (widths 2000 x 2000 x 1000, random hidden
+weights, ridge readout: the paper's protocol) in the fewest stored bytes? Here every
+method runs at every width ``f x (2000, 2000, 1000)``, ``f`` in {1/2, 1, 2, 4}, on the
+three data sets of ``run_practice.py``, with the same split of the training set into a
+fitting part and a validation part (every fifth sample), and a test set used only for
+the reported accuracy:
+
+- **random features** (hidden weights random and fixed, ridge readout fitted on the
+  fitting part, its ridge ``gamma`` chosen on the validation part over a 19-point grid
+  from 1e-6 to 1e3 times the feature scale, the ``grid_edge`` column flags an optimum at
+  the grid's end): ``dense`` (fp32), ``compressed`` at ε = 0.9 and 0.99, ``naive
+  ternary`` at the same ε, and ``magnitude pruning`` and ``random sparsification``
+  whose CSR file (fp16 values, uint16 indices) has the compressed network's bytes;
+- **trained** (every layer trained with Adam on cross-entropy, one budget for all:
+  ``EPOCHS`` epochs, learning rate ``LR``, batches of ``BATCH``, on the fitting part):
+  ``trained dense`` (fp32) and the same network after post-training quantisation
+  (``+ int8``, ``+ int4``, per-row round-to-nearest) and after magnitude pruning to 10 %
+  (rescaled to the matrix's mean square, as for random weights) then int8 (``pruned
+  90 % + int8``, CSR); ``trained narrow dense + int8``, a dense
+  network made narrow so that its int8 file has the compressed network's bytes (at
+  each ε); and ``compressed, fine-tuned`` (ε = 0.9 and 0.99, zeros kept, the ternary
+  activations' straight-through derivative), stored as CSR fp16 since its weights are
+  no longer ternary;
+- **limit**: kernel ridge with the exact CK of the dense and of the compressed
+  activations (the infinite-width accuracy ``a_inf`` of each seed), same split and grid.
+
+Stored bytes (``bytes``) are the length of a real file (``lossless.memory.encode_weights``
+for the hidden weights, decoded exactly by ``decode_weights``) plus the fp32 readout
+(``4 d_L K``) that every method needs; ``bytes_bound`` is the entropy bound of the
+ternary codes where there are some. Rows go to ``benchmarks/results/verdict.csv``
+(rewritten after every job, so a run stopped at ``--minutes`` keeps what it computed);
+``verdict.json`` records the command, the machine, the date and the jobs done.
+
+Jobs run in the order of ``SCHEDULE``: seed 0 at every width, then seeds 1-9 at widths
+1/2 and 1, then seeds 1-2 at width 2 (width 4 has one seed: a trained network of 102
+million weights takes 30 s per epoch on 2 cores). The compressed network is fine-tuned
+at ε = 0.99 at every width and at ε = 0.9 at widths 1/2 and 1 only, for the same
+reason.
+
+Usage::
+
+    python benchmarks/run_verdict.py                 # the committed run (~1 h, 2 cores)
+    python benchmarks/run_verdict.py --quick         # 1 seed, widths 1/2 and 1, small sets
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lossless import activations, baselines, compress, experiments, kernels, memory, readout
+from lossless.compress import codec
+from run_practice import WIDTHS, cpu_model, tasks
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LAYERS = [activations.get("relu")] * 3
+SPARSITIES = (0.9, 0.99)
+#: (factor, seeds) in the order they run
+SCHEDULE = [(0.5, range(1)), (1.0, range(1)), (2.0, range(1)), (4.0, range(1)),
+            (0.5, range(1, 10)), (1.0, range(1, 10)), (2.0, range(1, 3))]
+#: widths at which the compressed network is also fine-tuned at ε = 0.9 (0.99 everywhere)
+FINETUNE_09 = (0.5, 1.0)
+GRID = tuple(float(x) for x in 10.0 ** np.arange(-6.0, 3.01, 0.5))
+EPOCHS, LR, BATCH = 3, 1e-2, 128
+PRUNE_KEPT = 0.1
+EVERY = 5                      # one training sample in EVERY is held out for validation
+
+
+def split(task: experiments.Task) -> tuple[experiments.Task, np.ndarray]:
+    """(the fitting part as a task whose 'test' set is the validation part, the mask
+    of validation samples in the training set)."""
+    val = np.arange(task.n_train) % EVERY == 0
+    fit = experiments.Task(name=task.name, X_train=task.X_train[~val], y_train=task.y_train[~val],
+                           X_test=task.X_train[val], y_test=task.y_train[val],
+                           n_classes=task.n_classes, class_names=task.class_names)
+    return fit, val
+
+
+def kernel_features(K: np.ndarray) -> np.ndarray:
+    """``F`` with ``F F^T = K`` (eigenvalues below 1e-12 of the largest dropped)."""
+    s, U = np.linalg.eigh(K)
+    keep = s > s[-1] * 1e-12
+    return U[:, keep] * np.sqrt(s[keep])
+
+
+def file_bytes(weights, fmt: str, d_L: int, n_classes: int) -> int:
+    """Bytes of the hidden weights' file plus the fp32 readout."""
+    data = memory.encode_weights([np.asarray(W, dtype=np.float32) for W in weights], fmt)
+    return len(data) + 4 * d_L * n_classes
+
+
+def ridge_row(net_F, task, val, name, **extra) -> dict:
+    F_train, F_test = net_F
+    r = readout.validated_ridge_readout(F_train, task.y_train, task.n_classes, grid=GRID,
+                                        every=EVERY, refit=False)
+    return {"method": name, "protocol": extra.pop("protocol", "random features"),
+            "val_accuracy": r.validation_accuracy,
+            "train_accuracy": r.accuracy(F_train[~val], task.y_train[~val]),
+            "test_accuracy": r.accuracy(F_test, task.y_test), "ridge": r.penalty,
+            "grid_edge": r.grid_edge, **extra}
+
+
+def trained_eval(result, layers, widths, centres, X, y) -> float:
+    from lossless import networks
+
+    with torch.no_grad():
+        out = networks.propagate(torch.tensor(X, dtype=torch.float32), widths, layers,
+                                 list(result.hidden), centres)
+        out = out.double() @ torch.from_numpy(result.readout)
+    return float((out.argmax(dim=1).numpy() == y).mean())
+
+
+def job(task: experiments.Task, factor: float, seed: int, limit: bool) -> list[dict]:
+    fit, val = split(task)
+    tau0, p, K = fit.tau0, task.p, task.n_classes
+    widths = [int(round(factor * w)) for w in WIDTHS]
+    n_w = baselines._n_weights(p, widths)
+    plan = compress.compress(LAYERS, tau0)
+    base = {"dataset": task.name, "seed": seed, "factor": factor,
+            "widths": "x".join(map(str, widths)), "n_weights": n_w, "n_fit": fit.n_train,
+            "n_val": fit.n_test, "n_test": task.n_test}
+    rows: list[dict] = []
+
+    def gen() -> torch.Generator:
+        return torch.Generator().manual_seed(seed)
+
+    def add(row: dict, t0: float) -> None:
+        rows.append({**base, **row, "seconds": round(time.perf_counter() - t0, 2)})
+
+    def features(net) -> tuple[np.ndarray, np.ndarray]:
+        return net.features(task.X_train), net.features(task.X_test)
+
+    # ---- random features --------------------------------------------------------
+    t0 = time.perf_counter()
+    dense = baselines.dense_network(p, widths, LAYERS, tau0, gen())
+    add(ridge_row(features(dense), task, val, "dense", sparsity=0.0, kept_fraction=1.0,
+                  fmt="fp32", bytes=file_bytes(dense.hidden_weights(), "fp32", widths[-1], K)),
+        t0)
+    del dense
+    comp_bytes = {}
+    for eps in SPARSITIES:
+        t0 = time.perf_counter()
+        net = baselines.compressed_network(plan, p, widths, eps, gen())
+        codes = [net.model.codes(i).numpy() for i in range(net.model.depth)]
+        nbytes = file_bytes(codes, "ternary", widths[-1], K)
+        bound = sum(codec.entropy_bound_bits(c) for c in codes) / 8 + 4 * widths[-1] * K
+        comp_bytes[eps] = nbytes
+        add(ridge_row(features(net), task, val, "compressed", sparsity=eps,
+                      kept_fraction=net.kept_fraction, fmt="ternary", bytes=nbytes,
+                      bytes_bound=bound, shift=plan.shift), t0)
+        del net, codes
+        t0 = time.perf_counter()
+        net = baselines.naive_ternary_network(p, widths, LAYERS, tau0, eps, gen())
+        add(ridge_row(features(net), task, val, "naive ternary", sparsity=eps,
+                      kept_fraction=net.kept_fraction, fmt="ternary",
+                      bytes=file_bytes(net.hidden_weights(), "ternary", widths[-1], K)), t0)
+        del net
+        # CSR fp16 at the compressed network's bytes: 4 bytes per non-zero + row pointers
+        rows_bytes = 4 * sum(d + 1 for d in widths) + 4 * widths[-1] * K
+        k = (nbytes - rows_bytes) / (4.0 * n_w)
+        for name, build in (("magnitude pruning", baselines.pruned_network),
+                            ("random sparsification", baselines.random_sparse_network)):
+            t0 = time.perf_counter()
+            net = build(p, widths, LAYERS, tau0, k, gen(), matched="-")
+            with torch.no_grad():                      # the values as stored (fp16)
+                for W in net.model.hidden:
+                    W.copy_(W.half().float())
+            add(ridge_row(features(net), task, val, name, sparsity=eps, kept_fraction=k,
+                          fmt="csr-fp16",
+                          bytes=file_bytes(net.hidden_weights(), "csr-fp16", widths[-1], K)),
+                t0)
+            del net
+
+    # ---- trained ------------------------------------------------------------------
+    def train(net, init=None):
+        return experiments.finetune(net, fit, gen(), readout=init, epochs=EPOCHS,
+                                    batch_size=BATCH, lr=LR)
+
+    def trained_row(name, result, net, weights, fmt, eps=0.0, kept=1.0, t0=0.0):
+        tr = type(result)(result.test_accuracy, result.train_loss, result.kept_fraction,
+                          hidden=tuple(torch.as_tensor(W, dtype=torch.float32)
+                                       for W in weights), readout=result.readout)
+        centres = [float(m) for m in net.model.centres]
+        add({"method": name, "protocol": "trained", "sparsity": eps, "kept_fraction": kept,
+             "fmt": fmt, "net_widths": "x".join(map(str, net.widths)),
+             "bytes": file_bytes(weights, fmt, net.widths[-1], K),
+             "val_accuracy": trained_eval(tr, net.layers, net.widths, centres, fit.X_test,
+                                          fit.y_test),
+             "train_accuracy": trained_eval(tr, net.layers, net.widths, centres, fit.X_train,
+                                            fit.y_train),
+             "test_accuracy": trained_eval(tr, net.layers, net.widths, centres, task.X_test,
+                                           task.y_test),
+             "epochs": EPOCHS, "lr": LR, "train_loss": float(result.train_loss[-1])}, t0)
+
+    t0 = time.perf_counter()
+    dense = baselines.dense_network(p, widths, LAYERS, tau0, gen())
+    res = train(dense)
+    W = list(res.hidden)
+    trained_row("trained dense", res, dense, W, "fp32", t0=t0)
+    t1 = time.perf_counter()
+    trained_row("trained dense + int8", res, dense, [baselines.quantize_rows(w, 8) for w in W],
+                "int8", t0=t1)
+    t1 = time.perf_counter()
+    trained_row("trained dense + int4", res, dense, [baselines.quantize_rows(w, 4) for w in W],
+                "int4", t0=t1)
+    t1 = time.perf_counter()
+    pq = [baselines.quantize_rows(baselines.magnitude_prune(w, PRUNE_KEPT), 8) for w in W]
+    trained_row("trained dense, pruned 90 % + int8", res, dense, pq, "csr-int8",
+                eps=1 - PRUNE_KEPT, kept=PRUNE_KEPT, t0=t1)
+    del dense, res, W, pq
+    for eps in SPARSITIES:
+        t0 = time.perf_counter()
+        # int8 file: 1 byte per weight + 4 per row; solve for the weight count
+        budget = comp_bytes[eps] - 4 * widths[-1] * K
+        w_n = baselines.narrow_widths(p, widths, max(budget - 4 * sum(widths), 1.0))
+        while min(w_n) > 1 and file_bytes(
+                [np.zeros((b, a)) for a, b in zip([p] + w_n[:-1], w_n)], "int8", w_n[-1],
+                K) > comp_bytes[eps]:
+            w_n = [max(1, d - 1) for d in w_n]
+        net = baselines.dense_network(p, w_n, LAYERS, tau0, gen())
+        res = train(net)
+        trained_row("trained narrow dense + int8", res, net,
+                    [baselines.quantize_rows(w, 8) for w in res.hidden], "int8", eps=eps,
+                    t0=t0)
+        del net, res
+        if eps < 0.99 and factor not in FINETUNE_09:
+            continue
+        t0 = time.perf_counter()
+        net = baselines.compressed_network(plan, p, widths, eps, gen())
+        F = net.features(fit.X_train)
+        init = readout.validated_ridge_readout(F, fit.y_train, K, grid=GRID, every=EVERY)
+        res = train(net, init)
+        trained_row("compressed, fine-tuned", res, net, list(res.hidden), "csr-fp16", eps=eps,
+                    kept=net.kept_fraction, t0=t0)
+        del net, res, F
+
+    # ---- the infinite-width limit (once per seed and data set) ---------------------
+    if limit:
+        X = np.vstack([task.X_train, task.X_test])
+        n = task.n_train
+        for name, layers in (("dense limit", LAYERS), ("compressed limit", plan.layers)):
+            t0 = time.perf_counter()
+            F = kernel_features(kernels.exact_ck(X, layers, tau0=tau0))
+            add(ridge_row((F[:n], F[n:]), task, val, name, protocol="limit",
+                          sparsity=math.nan, factor=math.inf), t0)
+            rows[-1]["factor"] = math.inf
+            rows[-1]["widths"] = "inf"
+            del F
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="1 seed, widths 1/2 and 1, a quarter of the samples")
+    parser.add_argument("--minutes", type=float, default=math.inf,
+                        help="stop starting new jobs after this many minutes")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="CSV path (default results/verdict.csv, with --quick "
+                             "results/verdict_quick.csv)")
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = RESULTS / ("verdict_quick.csv" if args.quick else "verdict.csv")
+    schedule = [(0.5, range(1)), (1.0, range(1))] if args.quick else SCHEDULE
+    start = time.perf_counter()
+    rows: list[dict] = []
+    done: dict[str, float] = {}
+    stopped = None
+    for factor, seeds in schedule:
+        for seed in seeds:
+            if (time.perf_counter() - start) / 60 > args.minutes:
+                stopped = f"stopped after {args.minutes:g} minutes (--minutes)"
+                break
+            for task in tasks(seed, args.quick):
+                t0 = time.perf_counter()
+                rows += job(task, factor, seed, limit=factor == 1.0)
+                done[f"f={factor:g} seed {seed} {task.name}"] = round(time.perf_counter() - t0, 1)
+                print(f"f = {factor:g}, seed {seed}, {task.name}: "
+                      f"{done[f'f={factor:g} seed {seed} {task.name}']:.0f} s", flush=True)
+                experiments.write_csv(rows, args.out)
+        if stopped:
+            break
+    elapsed = time.perf_counter() - start
+    meta = {
+        "command": " ".join(["python", "benchmarks/run_verdict.py"] +
+                            [shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(elapsed, 1), "stopped": stopped,
+        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(),
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "numpy": np.__version__, "python": platform.python_version()},
+        "widths": WIDTHS, "sparsities": list(SPARSITIES), "grid": [GRID[0], GRID[-1], len(GRID)],
+        "epochs": EPOCHS, "lr": LR, "batch": BATCH, "prune_kept": PRUNE_KEPT, "every": EVERY,
+        "schedule": [[f, list(s)] for f, s in schedule], "rows": len(rows), "jobs": done,
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"wrote {len(rows)} rows to {args.out} in {elapsed / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
