@@ -34,9 +34,9 @@ ternary codes where there are some. Rows go to ``benchmarks/results/verdict.csv`
 (rewritten after every job, so a run stopped at ``--minutes`` keeps what it computed);
 ``verdict.json`` records the command, the machine, the date and the jobs done.
 
-Jobs run in the order of ``SCHEDULE``: seed 0 at every width, then seeds 1-9 at widths
-1/2 and 1, then seeds 1-2 at width 2 (width 4 has one seed: a trained network of 102
-million weights takes 30 s per epoch on 2 cores). The compressed network is fine-tuned
+Jobs run in the order of ``SCHEDULE``: ten seeds at widths 1/2 and 1, three at width 2,
+one at width 4 (a trained network of 102 million weights takes 30 s per epoch on 2
+cores). ``--resume`` keeps the rows of an earlier run and skips its jobs. The compressed network is fine-tuned
 at ε = 0.99 at every width and at ε = 0.9 at widths 1/2 and 1 only, for the same
 reason.
 
@@ -64,14 +64,14 @@ import torch
 
 from lossless import activations, baselines, compress, experiments, kernels, memory, readout
 from lossless.compress import codec
+from run_frontier import kernel_features
 from run_practice import WIDTHS, cpu_model, tasks
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LAYERS = [activations.get("relu")] * 3
 SPARSITIES = (0.9, 0.99)
 #: (factor, seeds) in the order they run
-SCHEDULE = [(0.5, range(1)), (1.0, range(1)), (2.0, range(1)), (4.0, range(1)),
-            (0.5, range(1, 10)), (1.0, range(1, 10)), (2.0, range(1, 3))]
+SCHEDULE = [(0.5, range(10)), (1.0, range(10)), (2.0, range(3)), (4.0, range(1))]
 #: widths at which the compressed network is also fine-tuned at ε = 0.9 (0.99 everywhere)
 FINETUNE_09 = (0.5, 1.0)
 GRID = tuple(float(x) for x in 10.0 ** np.arange(-6.0, 3.01, 0.5))
@@ -90,13 +90,6 @@ def split(task: experiments.Task) -> tuple[experiments.Task, np.ndarray]:
     return fit, val
 
 
-def kernel_features(K: np.ndarray) -> np.ndarray:
-    """``F`` with ``F F^T = K`` (eigenvalues below 1e-12 of the largest dropped)."""
-    s, U = np.linalg.eigh(K)
-    keep = s > s[-1] * 1e-12
-    return U[:, keep] * np.sqrt(s[keep])
-
-
 def file_bytes(weights, fmt: str, d_L: int, n_classes: int) -> int:
     """Bytes of the hidden weights' file plus the fp32 readout."""
     data = memory.encode_weights([np.asarray(W, dtype=np.float32) for W in weights], fmt)
@@ -112,16 +105,6 @@ def ridge_row(net_F, task, val, name, **extra) -> dict:
             "train_accuracy": r.accuracy(F_train[~val], task.y_train[~val]),
             "test_accuracy": r.accuracy(F_test, task.y_test), "ridge": r.penalty,
             "grid_edge": r.grid_edge, **extra}
-
-
-def trained_eval(result, layers, widths, centres, X, y) -> float:
-    from lossless import networks
-
-    with torch.no_grad():
-        out = networks.propagate(torch.tensor(X, dtype=torch.float32), widths, layers,
-                                 list(result.hidden), centres)
-        out = out.double() @ torch.from_numpy(result.readout)
-    return float((out.argmax(dim=1).numpy() == y).mean())
 
 
 def job(task: experiments.Task, factor: float, seed: int, limit: bool) -> list[dict]:
@@ -191,19 +174,15 @@ def job(task: experiments.Task, factor: float, seed: int, limit: bool) -> list[d
                                     batch_size=BATCH, lr=LR)
 
     def trained_row(name, result, net, weights, fmt, eps=0.0, kept=1.0, t0=0.0):
-        tr = type(result)(result.test_accuracy, result.train_loss, result.kept_fraction,
-                          hidden=tuple(torch.as_tensor(W, dtype=torch.float32)
-                                       for W in weights), readout=result.readout)
-        centres = [float(m) for m in net.model.centres]
+        def acc(X, y):
+            return experiments.weights_accuracy(net, weights, result.readout, X, y)
+
         add({"method": name, "protocol": "trained", "sparsity": eps, "kept_fraction": kept,
              "fmt": fmt, "net_widths": "x".join(map(str, net.widths)),
              "bytes": file_bytes(weights, fmt, net.widths[-1], K),
-             "val_accuracy": trained_eval(tr, net.layers, net.widths, centres, fit.X_test,
-                                          fit.y_test),
-             "train_accuracy": trained_eval(tr, net.layers, net.widths, centres, fit.X_train,
-                                            fit.y_train),
-             "test_accuracy": trained_eval(tr, net.layers, net.widths, centres, task.X_test,
-                                           task.y_test),
+             "val_accuracy": acc(fit.X_test, fit.y_test),
+             "train_accuracy": acc(fit.X_train, fit.y_train),
+             "test_accuracy": acc(task.X_test, task.y_test),
              "epochs": EPOCHS, "lr": LR, "train_loss": float(result.train_loss[-1])}, t0)
 
     t0 = time.perf_counter()
@@ -269,6 +248,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="1 seed, widths 1/2 and 1, a quarter of the samples")
     parser.add_argument("--minutes", type=float, default=math.inf,
                         help="stop starting new jobs after this many minutes")
+    parser.add_argument("--factors", type=float, nargs="+", default=None,
+                        help="run only these width factors of the schedule")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in --out and skip their jobs")
     parser.add_argument("--out", type=Path, default=None,
                         help="CSV path (default results/verdict.csv, with --quick "
                              "results/verdict_quick.csv)")
@@ -276,22 +259,35 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is None:
         args.out = RESULTS / ("verdict_quick.csv" if args.quick else "verdict.csv")
     schedule = [(0.5, range(1)), (1.0, range(1))] if args.quick else SCHEDULE
+    if args.factors:
+        schedule = [(f, s) for f, s in schedule if f in args.factors]
     start = time.perf_counter()
     rows: list[dict] = []
     done: dict[str, float] = {}
+    if args.resume and args.out.is_file():
+        rows = experiments.read_csv(args.out)
+        old_meta = args.out.with_suffix(".json")
+        if old_meta.is_file():
+            done = json.loads(old_meta.read_text()).get("jobs", {})
+    have = {(float(r["factor"]), int(r["seed"]), r["dataset"]) for r in rows
+            if r["protocol"] == "trained"}
     stopped = None
     for factor, seeds in schedule:
         for seed in seeds:
-            if (time.perf_counter() - start) / 60 > args.minutes:
-                stopped = f"stopped after {args.minutes:g} minutes (--minutes)"
-                break
             for task in tasks(seed, args.quick):
+                if (factor, seed, task.name) in have:
+                    continue
+                if (time.perf_counter() - start) / 60 > args.minutes:
+                    stopped = f"stopped after {args.minutes:g} minutes (--minutes)"
+                    break
                 t0 = time.perf_counter()
                 rows += job(task, factor, seed, limit=factor == 1.0)
                 done[f"f={factor:g} seed {seed} {task.name}"] = round(time.perf_counter() - t0, 1)
                 print(f"f = {factor:g}, seed {seed}, {task.name}: "
                       f"{done[f'f={factor:g} seed {seed} {task.name}']:.0f} s", flush=True)
                 experiments.write_csv(rows, args.out)
+            if stopped:
+                break
         if stopped:
             break
     elapsed = time.perf_counter() - start

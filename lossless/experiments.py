@@ -51,6 +51,7 @@ __all__ = [
     "Table",
     "FinetuneResult",
     "finetune",
+    "weights_accuracy",
     "run_finetune_trial",
     "write_csv",
     "read_csv",
@@ -886,6 +887,43 @@ def finetune(net: FeatureNetwork, task: Task, generator: torch.Generator, *,
                           readout=model.readout.detach().double().numpy().copy())
 
 
+def weights_accuracy(net: FeatureNetwork, hidden: Sequence[Any], readout: Any, X: Any,
+                     labels: Any) -> float:
+    """Accuracy of ``net``'s architecture with other weights: ``hidden`` and ``readout``.
+
+    The forward pass is :func:`lossless.networks.propagate` (as in :func:`finetune`)
+    with ``net``'s activations, widths and centring constants, in float32, then the
+    readout in float64; used to score a trained network after its weights are quantised
+    or pruned (:func:`lossless.baselines.quantize_rows`).
+
+    Parameters
+    ----------
+    net : FeatureNetwork
+    hidden : sequence of array_like
+        ``W_1..W_L``, shapes ``(d_l, d_{l-1})`` of ``net``.
+    readout : array_like, shape (d_L, K)
+    X : array_like, shape (n, p)
+    labels : array_like of int, shape (n,)
+    """
+    if not isinstance(net, FeatureNetwork):
+        raise TypeError(f"net must be a FeatureNetwork, got {type(net).__name__}")
+    dims = [net.model.p] + list(net.widths)
+    if isinstance(hidden, (str, bytes)) or len(hidden) != len(net.widths):
+        raise ValueError(f"hidden must hold {len(net.widths)} matrices, got "
+                         f"{_checks.describe(hidden)}")
+    Ws = [torch.as_tensor(_checks.real_array(W, f"hidden[{i}]", ndim=2,
+                                             shape=(dims[i + 1], dims[i])), dtype=torch.float32)
+          for i, W in enumerate(hidden)]
+    R = _checks.real_array(readout, "readout", ndim=2, shape=(dims[-1], None))
+    X = _checks.real_array(X, "X", ndim=2, shape=(None, dims[0]))
+    y = _check_labels(labels, X.shape[0], R.shape[1])
+    with torch.no_grad():
+        H = networks.propagate(torch.tensor(X, dtype=torch.float32), list(net.widths),
+                               list(net.layers), Ws, [float(m) for m in net.model.centres])
+    scores = H.double().numpy() @ R
+    return float(np.mean(np.argmax(scores, axis=1) == y))
+
+
 def run_finetune_trial(task: Task, widths: Sequence[int], layers: Sequence[Activation], *,
                        seed: int, sparsity: float = 0.9,
                        baselines: Sequence[str] = tuple(BASELINES),
@@ -1025,7 +1063,8 @@ class PowerLaw:
         value = _checks.positive(value, "value")
         if self.exponent <= 0:
             return math.inf if value < self.coefficient else 0.0
-        return float((self.coefficient / value) ** (1.0 / self.exponent))
+        log_width = math.log(self.coefficient / value) / self.exponent
+        return math.inf if log_width > 700.0 else math.exp(log_width)   # no overflow
 
 
 def fit_power_law(widths: Any, values: Any) -> PowerLaw:

@@ -140,5 +140,7 @@ def bootstrap_interval(samples: Any, statistic: Callable[[np.ndarray], float],
     for b in range(n_boot):
         v = float(statistic(X[rng.integers(0, X.shape[0], X.shape[0])]))
         values[b] = v if math.isfinite(v) else math.inf
-    lo, hi = np.quantile(values, [0.5 - level / 2.0, 0.5 + level / 2.0])
+    # inverted-CDF quantiles: no interpolation (which would turn inf - inf into NaN)
+    lo, hi = np.quantile(values, [0.5 - level / 2.0, 0.5 + level / 2.0],
+                         method="inverted_cdf")
     return estimate, float(lo), float(hi)

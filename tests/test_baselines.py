@@ -150,3 +150,32 @@ def test_degenerate_weight_matrices_raise():
         baselines.magnitude_prune(torch.ones(3, requires_grad=True), 0.5)
     with pytest.raises(TypeError, match="kept_fraction"):
         baselines.magnitude_prune(torch.ones(3), "0.5")
+
+
+def test_quantize_rows_is_per_row_round_to_nearest():
+    g = torch.Generator().manual_seed(3)
+    W = torch.randn(6, 50, generator=g)
+    for bits, qmax in ((8, 127), (4, 7)):
+        Q = baselines.quantize_rows(W, bits)
+        scale = (W.abs().amax(dim=1, keepdim=True) / qmax).to(torch.float32).double()
+        codes = Q.double() / scale
+        assert torch.allclose(codes, codes.round(), atol=1e-6)
+        assert float(codes.abs().max()) == pytest.approx(qmax)
+        # round to nearest: error at most half a step per entry
+        assert bool(((Q.double() - W.double()).abs() <= 0.5 * scale + 1e-7).all())
+    Z = W.clone()
+    Z[2] = 0.0
+    assert bool((baselines.quantize_rows(Z, 8)[2] == 0).all())
+    with pytest.raises(ValueError, match="bits"):
+        baselines.quantize_rows(W, 1)
+    with pytest.raises(ValueError, match="matrix"):
+        baselines.quantize_rows(W[0], 8)
+
+
+def test_magnitude_prune_without_rescale_keeps_the_entries():
+    W = torch.randn(20, 30, generator=torch.Generator().manual_seed(1))
+    P = baselines.magnitude_prune(W, 0.1, rescale=False)
+    kept = P != 0
+    assert int(kept.sum()) == 60
+    assert torch.equal(P[kept], W[kept])
+    assert float(W[~kept].abs().max()) <= float(W[kept].abs().min())

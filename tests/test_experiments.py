@@ -122,6 +122,19 @@ def test_finetune_keeps_zeros_and_is_deterministic(small_task):
     assert runs[0].test_accuracy[0] == pytest.approx(ro.accuracy(net.features(small_task.X_test),
                                                                 small_task.y_test), abs=0.02)
     assert runs[0].train_loss[-1] < runs[0].train_loss[0]        # the straight-through path learns
+    # the trained weights it returns reproduce its last test accuracy
+    assert [tuple(W.shape) for W in runs[0].hidden] == [(40, small_task.p), (40, 40), (30, 40)]
+    assert experiments.weights_accuracy(net, runs[0].hidden, runs[0].readout, small_task.X_test,
+                                        small_task.y_test) == runs[0].test_accuracy[-1]
+    assert experiments.weights_accuracy(net, net.hidden_weights(), ro.weights, small_task.X_test,
+                                        small_task.y_test) == pytest.approx(
+        runs[0].test_accuracy[0], abs=0.02)
+    with pytest.raises(ValueError, match="hidden"):
+        experiments.weights_accuracy(net, runs[0].hidden[:2], runs[0].readout,
+                                     small_task.X_test, small_task.y_test)
+    with pytest.raises(ValueError, match="readout"):
+        experiments.weights_accuracy(net, runs[0].hidden, runs[0].readout[:5],
+                                     small_task.X_test, small_task.y_test)
     pruned = baselines.pruned_network(small_task.p, [40, 30], RELU3[:2], small_task.tau0, 0.3,
                                       torch.Generator().manual_seed(0))
     res = experiments.finetune(pruned, small_task, torch.Generator().manual_seed(1), epochs=1)
@@ -359,6 +372,8 @@ def test_power_law_recovers_its_parameters_and_inverts():
     assert law.coefficient == pytest.approx(3.0) and law.exponent == pytest.approx(0.5)
     assert law.residual < 1e-12
     assert law.width_for(3.0 / 100.0) == pytest.approx(1e4)
+    # a very flat law reaches a small value only at an astronomically large width
+    assert experiments.PowerLaw(1.0, 1e-4).width_for(0.5) == math.inf
     assert np.allclose(law(w), 3.0 * w ** -0.5)
 
 

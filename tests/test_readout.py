@@ -170,6 +170,15 @@ def test_validated_ridge_picks_the_best_heldout_lambda():
     np.testing.assert_allclose(r.weights, readout.ridge_readout(F, Y, r.penalty).weights,
                                rtol=1e-9)
     assert r.kind == "ridge (validated)"
+    assert r.validation_accuracy == max(accs)
+    # without refit: the readout fitted on the kept samples, its held-out accuracy stated
+    r0 = readout.validated_ridge_readout(F, y, 2, grid=grid, refit=False)
+    np.testing.assert_allclose(r0.weights, readout.ridge_readout(F[~val], Y[~val],
+                                                                 r.penalty).weights, rtol=1e-9)
+    assert r0.accuracy(F[val], y[val]) == r0.validation_accuracy == max(accs)
+    assert r0.grid_edge == (max(accs[1:-1]) < max(accs))
+    with pytest.raises(TypeError, match="refit"):
+        readout.validated_ridge_readout(F, y, 2, refit="no")
     with pytest.raises(ValueError, match="grid"):
         readout.validated_ridge_readout(F, y, 2, grid=(0.0,))
     with pytest.raises(ValueError, match="every"):
