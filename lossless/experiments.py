@@ -1008,6 +1008,8 @@ def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
 
 
 def _parse(value: str) -> Any:
+    if value in ("True", "False"):          # what write_csv writes for a bool
+        return value == "True"
     for cast in (int, float):
         try:
             return cast(value)

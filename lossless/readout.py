@@ -115,8 +115,8 @@ class Readout:
         Always True for ridge (closed form); L-BFGS convergence for logistic.
     gradient_norm : float
         Norm of the objective's gradient at the solution (0 for ridge).
-    validation_accuracy : float
-        Held-out accuracy at the chosen penalty (:func:`validated_ridge_readout`; NaN
+    validation_accuracy : float or None
+        Held-out accuracy at the chosen penalty (:func:`validated_ridge_readout`; None
         otherwise).
     grid_edge : bool
         True when the best held-out accuracy is reached only at an end of the grid
@@ -130,7 +130,7 @@ class Readout:
     solver: str
     converged: bool = True
     gradient_norm: float = 0.0
-    validation_accuracy: float = math.nan
+    validation_accuracy: float | None = None
     grid_edge: bool = False
 
     def __post_init__(self) -> None:

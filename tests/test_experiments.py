@@ -96,11 +96,12 @@ def test_summarize_groups_and_ignores_nan():
 
 
 def test_csv_round_trip(tmp_path):
-    rows = [{"a": 1, "b": 0.125, "c": "x y", "d": float("nan")},
-            {"a": 2, "b": 1e-9, "c": "z", "d": 1.0}]
+    rows = [{"a": 1, "b": 0.125, "c": "x y", "d": float("nan"), "e": True},
+            {"a": 2, "b": 1e-9, "c": "z", "d": 1.0, "e": False}]
     path = experiments.write_csv(rows, tmp_path / "sub" / "r.csv")
     back = experiments.read_csv(path)
     assert back[0]["a"] == 1 and back[0]["b"] == 0.125 and back[0]["c"] == "x y"
+    assert back[0]["e"] is True and back[1]["e"] is False
     assert math.isnan(back[0]["d"]) and back[1]["b"] == 1e-9
     with pytest.raises(FileNotFoundError):
         experiments.read_csv(tmp_path / "missing.csv")
