@@ -107,6 +107,81 @@ def ridge_row(net_F, task, val, name, **extra) -> dict:
             "grid_edge": r.grid_edge, **extra}
 
 
+def narrow_network(task, fit, seed: int, widths, target: int):
+    """The dense network made narrow (widths in the proportions of ``widths``) whose int8
+    file plus fp32 readout is the largest that fits in ``target`` bytes."""
+    p, K = task.p, task.n_classes
+
+    def nbytes(w):
+        return file_bytes([np.zeros((b, a)) for a, b in zip([p] + w[:-1], w)], "int8",
+                          w[-1], K)
+
+    def scaled(s):
+        return [max(1, int(round(s * d))) for d in widths]
+
+    lo, hi = 0.0, 1.0                     # the largest scale whose file fits (bisection)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if nbytes(scaled(mid)) <= target else (lo, mid)
+    w_n = scaled(lo)
+    return baselines.dense_network(p, w_n, LAYERS, fit.tau0,
+                                   torch.Generator().manual_seed(seed))
+
+
+def pixel_rows(task: experiments.Task, seed: int) -> list[dict]:
+    """A linear classifier on the pixels (ridge, penalty validated like the readouts):
+    the first thing a practitioner tries, stored as its fp32 weights."""
+    fit, val = split(task)
+    t0 = time.perf_counter()
+    row = ridge_row((task.X_train, task.X_test), task, val, "linear on the inputs",
+                    protocol="linear", sparsity=0.0, kept_fraction=1.0, fmt="fp32",
+                    bytes=4 * task.p * task.n_classes)
+    return [{"dataset": task.name, "seed": seed, "factor": 0.0, "widths": "none",
+             "n_weights": 0, "n_fit": fit.n_train, "n_val": fit.n_test,
+             "n_test": task.n_test, **row, "seconds": round(time.perf_counter() - t0, 2)}]
+
+
+def redo_narrow(rows: list[dict], quick: bool) -> list[dict]:
+    """The narrow rows of ``rows`` recomputed at their compressed network's bytes."""
+    out = [r for r in rows if r["method"] != "trained narrow dense + int8"]
+    jobs = sorted({(float(r["factor"]), int(r["seed"]), r["dataset"]) for r in rows
+                   if r["method"] == "compressed"})
+    for factor, seed, name in jobs:
+        task = next(t for t in tasks(seed, quick) if t.name == name)
+        fit, _ = split(task)
+        widths = [int(round(factor * w)) for w in WIDTHS]
+        base = next(r for r in rows if r["method"] == "dense" and r["seed"] == seed
+                    and r["dataset"] == name and float(r["factor"]) == factor)
+        for eps in SPARSITIES:
+            comp = next(r for r in rows if r["method"] == "compressed" and r["seed"] == seed
+                        and r["dataset"] == name and float(r["factor"]) == factor
+                        and r["sparsity"] == eps)
+            t0 = time.perf_counter()
+            net = narrow_network(task, fit, seed, widths, int(comp["bytes"]))
+            res = experiments.finetune(net, fit, torch.Generator().manual_seed(seed),
+                                       epochs=EPOCHS, batch_size=BATCH, lr=LR)
+            W = [baselines.quantize_rows(w, 8) for w in res.hidden]
+
+            def acc(X, y):
+                return experiments.weights_accuracy(net, W, res.readout, X, y)
+
+            out.append({k: base[k] for k in ("dataset", "seed", "factor", "widths",
+                                             "n_weights", "n_fit", "n_val", "n_test")}
+                       | {"method": "trained narrow dense + int8", "protocol": "trained",
+                          "sparsity": eps, "kept_fraction": 1.0, "fmt": "int8",
+                          "net_widths": "x".join(map(str, net.widths)),
+                          "bytes": file_bytes(W, "int8", net.widths[-1], task.n_classes),
+                          "val_accuracy": acc(fit.X_test, fit.y_test),
+                          "train_accuracy": acc(fit.X_train, fit.y_train),
+                          "test_accuracy": acc(task.X_test, task.y_test),
+                          "epochs": EPOCHS, "lr": LR,
+                          "train_loss": float(res.train_loss[-1]),
+                          "seconds": round(time.perf_counter() - t0, 2)})
+            assert out[-1]["bytes"] <= comp["bytes"], (out[-1]["bytes"], comp["bytes"])
+        print(f"narrow: f = {factor:g}, seed {seed}, {name}", flush=True)
+    return out
+
+
 def job(task: experiments.Task, factor: float, seed: int, limit: bool) -> list[dict]:
     fit, val = split(task)
     tau0, p, K = fit.tau0, task.p, task.n_classes
@@ -203,14 +278,7 @@ def job(task: experiments.Task, factor: float, seed: int, limit: bool) -> list[d
     del dense, res, W, pq
     for eps in SPARSITIES:
         t0 = time.perf_counter()
-        # int8 file: 1 byte per weight + 4 per row; solve for the weight count
-        budget = comp_bytes[eps] - 4 * widths[-1] * K
-        w_n = baselines.narrow_widths(p, widths, max(budget - 4 * sum(widths), 1.0))
-        while min(w_n) > 1 and file_bytes(
-                [np.zeros((b, a)) for a, b in zip([p] + w_n[:-1], w_n)], "int8", w_n[-1],
-                K) > comp_bytes[eps]:
-            w_n = [max(1, d - 1) for d in w_n]
-        net = baselines.dense_network(p, w_n, LAYERS, tau0, gen())
+        net = narrow_network(task, fit, seed, widths, comp_bytes[eps])
         res = train(net)
         trained_row("trained narrow dense + int8", res, net,
                     [baselines.quantize_rows(w, 8) for w in res.hidden], "int8", eps=eps,
@@ -250,12 +318,27 @@ def main(argv: list[str] | None = None) -> None:
                         help="stop starting new jobs after this many minutes")
     parser.add_argument("--factors", type=float, nargs="+", default=None,
                         help="run only these width factors of the schedule")
+    parser.add_argument("--redo-narrow", nargs="+", type=Path, default=None,
+                        help="recompute the narrow networks' rows of these CSV files at "
+                             "their compressed network's bytes (and nothing else)")
+    parser.add_argument("--pixels", type=int, default=None, metavar="SEEDS",
+                        help="only the linear classifier on the inputs, for SEEDS seeds, "
+                             "to results/verdict_pixels.csv")
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --out and skip their jobs")
     parser.add_argument("--out", type=Path, default=None,
                         help="CSV path (default results/verdict.csv, with --quick "
                              "results/verdict_quick.csv)")
     args = parser.parse_args(argv)
+    if args.redo_narrow:
+        for path in args.redo_narrow:
+            experiments.write_csv(redo_narrow(experiments.read_csv(path), args.quick), path)
+        return
+    if args.pixels:
+        out = [r for seed in range(args.pixels) for t in tasks(seed, args.quick)
+               for r in pixel_rows(t, seed)]
+        experiments.write_csv(out, RESULTS / "verdict_pixels.csv")
+        return
     if args.out is None:
         args.out = RESULTS / ("verdict_quick.csv" if args.quick else "verdict.csv")
     schedule = [(0.5, range(1)), (1.0, range(1))] if args.quick else SCHEDULE

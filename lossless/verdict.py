@@ -19,18 +19,35 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from lossless import _checks
 from lossless.stats import PairedInterval, paired_interval
 
-__all__ = ["REFERENCE", "MARGIN", "Comparison", "comparisons", "label", "choose"]
+__all__ = ["REFERENCE", "MARGIN", "FILES", "load_rows", "Comparison", "comparisons", "label",
+           "choose"]
 
 #: The reference configuration: the paper's dense network (method, factor, sparsity).
 REFERENCE: tuple[str, float, float] = ("dense", 1.0, 0.0)
 #: The non-inferiority margin in accuracy (one point), fixed before the study ran.
 MARGIN = 0.01
+#: The study's result files in ``benchmarks/results``: the main run, the width-4 run
+#: (a separate process) and the linear classifier on the inputs.
+FILES = ("verdict.csv", "verdict_f4.csv", "verdict_pixels.csv")
+
+
+def load_rows(results: str | Path) -> list[dict]:
+    """Every row of the study: the :data:`FILES` of the directory ``results``."""
+    from lossless.experiments import read_csv
+
+    results = Path(_checks.path(results, "results"))
+    missing = [name for name in FILES if not (results / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"results = {str(results)!r} lacks {missing} "
+                                "(benchmarks/run_verdict.py writes them)")
+    return [r for name in FILES for r in read_csv(results / name)]
 
 
 @dataclass(frozen=True)

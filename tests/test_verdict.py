@@ -78,3 +78,16 @@ def test_bad_rows():
         verdict.comparisons(rows)
     with pytest.raises(ValueError, match="two rows"):
         verdict.comparisons(study() + study()[:1])
+
+
+def test_load_rows_reads_the_three_files(tmp_path):
+    from lossless import experiments
+
+    for i, name in enumerate(verdict.FILES):
+        experiments.write_csv([{"dataset": "d", "seed": i}], tmp_path / name)
+    assert [r["seed"] for r in verdict.load_rows(tmp_path)] == [0, 1, 2]
+    (tmp_path / verdict.FILES[1]).unlink()
+    with pytest.raises(FileNotFoundError, match="verdict_f4.csv"):
+        verdict.load_rows(tmp_path)
+    with pytest.raises(TypeError, match="results"):
+        verdict.load_rows(3)
