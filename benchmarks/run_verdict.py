@@ -107,6 +107,28 @@ def ridge_row(net_F, task, val, name, **extra) -> dict:
             "grid_edge": r.grid_edge, **extra}
 
 
+def train(net, fit: experiments.Task, seed: int, init=None):
+    """The trained networks' one budget (Adam, EPOCHS epochs, LR, BATCH)."""
+    return experiments.finetune(net, fit, torch.Generator().manual_seed(seed), readout=init,
+                                epochs=EPOCHS, batch_size=BATCH, lr=LR)
+
+
+def trained_fields(task, fit, name: str, result, net, weights, fmt: str, eps: float = 0.0,
+                   kept: float = 1.0) -> dict:
+    """A trained network's row: its weights ``weights`` (as stored) scored on the
+    validation, fitting and test samples, and the bytes of their file."""
+    def acc(X, y):
+        return experiments.weights_accuracy(net, weights, result.readout, X, y)
+
+    return {"method": name, "protocol": "trained", "sparsity": eps, "kept_fraction": kept,
+            "fmt": fmt, "net_widths": "x".join(map(str, net.widths)),
+            "bytes": file_bytes(weights, fmt, net.widths[-1], task.n_classes),
+            "val_accuracy": acc(fit.X_test, fit.y_test),
+            "train_accuracy": acc(fit.X_train, fit.y_train),
+            "test_accuracy": acc(task.X_test, task.y_test),
+            "epochs": EPOCHS, "lr": LR, "train_loss": float(result.train_loss[-1])}
+
+
 def narrow_network(task, fit, seed: int, widths, target: int):
     """The dense network made narrow (widths in the proportions of ``widths``) whose int8
     file plus fp32 readout is the largest that fits in ``target`` bytes."""
@@ -158,25 +180,13 @@ def redo_narrow(rows: list[dict], quick: bool) -> list[dict]:
                         and r["sparsity"] == eps)
             t0 = time.perf_counter()
             net = narrow_network(task, fit, seed, widths, int(comp["bytes"]))
-            res = experiments.finetune(net, fit, torch.Generator().manual_seed(seed),
-                                       epochs=EPOCHS, batch_size=BATCH, lr=LR)
+            res = train(net, fit, seed)
             W = [baselines.quantize_rows(w, 8) for w in res.hidden]
-
-            def acc(X, y):
-                return experiments.weights_accuracy(net, W, res.readout, X, y)
-
             out.append({k: base[k] for k in ("dataset", "seed", "factor", "widths",
                                              "n_weights", "n_fit", "n_val", "n_test")}
-                       | {"method": "trained narrow dense + int8", "protocol": "trained",
-                          "sparsity": eps, "kept_fraction": 1.0, "fmt": "int8",
-                          "net_widths": "x".join(map(str, net.widths)),
-                          "bytes": file_bytes(W, "int8", net.widths[-1], task.n_classes),
-                          "val_accuracy": acc(fit.X_test, fit.y_test),
-                          "train_accuracy": acc(fit.X_train, fit.y_train),
-                          "test_accuracy": acc(task.X_test, task.y_test),
-                          "epochs": EPOCHS, "lr": LR,
-                          "train_loss": float(res.train_loss[-1]),
-                          "seconds": round(time.perf_counter() - t0, 2)})
+                       | trained_fields(task, fit, "trained narrow dense + int8", res, net,
+                                        W, "int8", eps=eps)
+                       | {"seconds": round(time.perf_counter() - t0, 2)})
             assert out[-1]["bytes"] <= comp["bytes"], (out[-1]["bytes"], comp["bytes"])
         print(f"narrow: f = {factor:g}, seed {seed}, {name}", flush=True)
     return out
@@ -244,25 +254,12 @@ def job(task: experiments.Task, factor: float, seed: int, limit: bool) -> list[d
             del net
 
     # ---- trained ------------------------------------------------------------------
-    def train(net, init=None):
-        return experiments.finetune(net, fit, gen(), readout=init, epochs=EPOCHS,
-                                    batch_size=BATCH, lr=LR)
-
     def trained_row(name, result, net, weights, fmt, eps=0.0, kept=1.0, t0=0.0):
-        def acc(X, y):
-            return experiments.weights_accuracy(net, weights, result.readout, X, y)
-
-        add({"method": name, "protocol": "trained", "sparsity": eps, "kept_fraction": kept,
-             "fmt": fmt, "net_widths": "x".join(map(str, net.widths)),
-             "bytes": file_bytes(weights, fmt, net.widths[-1], K),
-             "val_accuracy": acc(fit.X_test, fit.y_test),
-             "train_accuracy": acc(fit.X_train, fit.y_train),
-             "test_accuracy": acc(task.X_test, task.y_test),
-             "epochs": EPOCHS, "lr": LR, "train_loss": float(result.train_loss[-1])}, t0)
+        add(trained_fields(task, fit, name, result, net, weights, fmt, eps, kept), t0)
 
     t0 = time.perf_counter()
     dense = baselines.dense_network(p, widths, LAYERS, tau0, gen())
-    res = train(dense)
+    res = train(dense, fit, seed)
     W = list(res.hidden)
     trained_row("trained dense", res, dense, W, "fp32", t0=t0)
     t1 = time.perf_counter()
@@ -279,7 +276,7 @@ def job(task: experiments.Task, factor: float, seed: int, limit: bool) -> list[d
     for eps in SPARSITIES:
         t0 = time.perf_counter()
         net = narrow_network(task, fit, seed, widths, comp_bytes[eps])
-        res = train(net)
+        res = train(net, fit, seed)
         trained_row("trained narrow dense + int8", res, net,
                     [baselines.quantize_rows(w, 8) for w in res.hidden], "int8", eps=eps,
                     t0=t0)
@@ -290,7 +287,7 @@ def job(task: experiments.Task, factor: float, seed: int, limit: bool) -> list[d
         net = baselines.compressed_network(plan, p, widths, eps, gen())
         F = net.features(fit.X_train)
         init = readout.validated_ridge_readout(F, fit.y_train, K, grid=GRID, every=EVERY)
-        res = train(net, init)
+        res = train(net, fit, seed, init)
         trained_row("compressed, fine-tuned", res, net, list(res.hidden), "csr-fp16", eps=eps,
                     kept=net.kept_fraction, t0=t0)
         del net, res, F
